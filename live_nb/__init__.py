@@ -1,0 +1,98 @@
+"""live_nb: Gemini Live API sessions in Jupyter.
+
+Public API: ``LiveModel`` / ``LiveSession`` (client), the config and message types (protocol), the
+exceptions, and the IPython extension hooks (``%load_ext live_nb``). The IPython and widget
+machinery is imported lazily, so ``import live_nb`` in a plain script stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .exceptions import *  # noqa: F403
+from .exceptions import __all__ as _exceptions_all
+from .protocol.config import (
+    ContextWindowCompressionConfig,
+    LiveGenerationConfig,
+    SessionResumptionConfig,
+    SlidingWindow,
+)
+from .protocol.events import Connected, Reconnecting, Resumed, SessionClosed
+from .protocol.messages import (
+    Blob,
+    Content,
+    FunctionCall,
+    FunctionResponse,
+    GoAway,
+    GoingAwayNotice,
+    Part,
+    ServerContent,
+    SessionResumptionUpdate,
+    SetupComplete,
+    ToolCall,
+    ToolCallCancellation,
+    Transcription,
+    UnknownMessage,
+    UsageMetadata,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_exceptions_all,
+    "Blob",
+    "Connected",
+    "Content",
+    "ContextWindowCompressionConfig",
+    "FunctionCall",
+    "FunctionResponse",
+    "GoAway",
+    "GoingAwayNotice",
+    "LiveGenerationConfig",
+    "LiveModel",
+    "LiveSession",
+    "Part",
+    "Reconnecting",
+    "Resumed",
+    "ServerContent",
+    "SessionClosed",
+    "SessionResumptionConfig",
+    "SessionResumptionUpdate",
+    "SetupComplete",
+    "SlidingWindow",
+    "ToolCall",
+    "ToolCallCancellation",
+    "Transcription",
+    "UnknownMessage",
+    "UsageMetadata",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The client pulls in websockets; import it on first use.
+    if name in ("LiveModel", "LiveSession"):
+        from .client import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'live_nb' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext live_nb``: register the %%live / %live magics."""
+    from .notebook import magics
+
+    magics.load_ipython_extension(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext live_nb``: close sessions and unregister the magics."""
+    from .notebook import magics
+
+    magics.unload_ipython_extension(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the prebuilt extension inside the installed package."""
+    return [{"src": "labextension", "dest": "live-nb"}]
