@@ -49,8 +49,8 @@ __all__ = [
     "GoAway",
     "GoingAwayNotice",
     "LiveGenerationConfig",
-    "LiveModel",
-    "LiveSession",
+    "LiveModel",  # noqa: F405 (lazy, see __getattr__)
+    "LiveSession",  # noqa: F405
     "Part",
     "Reconnecting",
     "Resumed",

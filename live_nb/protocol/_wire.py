@@ -23,7 +23,7 @@ logger = logging.getLogger("live_nb.protocol")
 _seen_unknown: set[tuple[str, str]] = set()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def camel(name: str) -> str:
     """Return the lowerCamel spelling of a snake_case field name."""
     head, *rest = name.split("_")

@@ -96,7 +96,9 @@ class ContextWindowCompressionConfig:
         return target if target is not None else self.effective_trigger_tokens // 2
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any], where: str = "contextWindowCompression") -> ContextWindowCompressionConfig:
+    def from_wire(
+        cls, data: Mapping[str, Any], where: str = "contextWindowCompression"
+    ) -> ContextWindowCompressionConfig:
         data = w.mapping(data, where)
         sliding = w.field(data, "sliding_window")
         target = None

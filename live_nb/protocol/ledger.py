@@ -29,6 +29,12 @@ __all__ = ["CompressionEvent", "ContextLedger", "ContextPoint", "UsagePoint"]
 Modality = Literal["TEXT", "AUDIO", "VIDEO", "IMAGE"]
 
 
+@dataclass(slots=True)
+class _Turn:
+    role: str
+    tokens: float
+
+
 @dataclass(frozen=True, slots=True)
 class ContextPoint:
     """The context size at one moment: our estimate, and the server's count when this point has one."""
@@ -81,7 +87,7 @@ class ContextLedger:
         self.target: int | None = compression.effective_target_tokens if compression else None
         self.resolution = resolution
         self.system_tokens = 0.0
-        self._turns: list[list[object]] = []  # [role, tokens]
+        self._turns: list[_Turn] = []
         self.points: list[ContextPoint] = []
         self.compressions: list[CompressionEvent] = []
         self.usage: list[UsagePoint] = []
@@ -95,7 +101,7 @@ class ContextLedger:
     @property
     def estimated(self) -> float:
         """Our current estimate of the tokens in the context."""
-        return self.system_tokens + sum(t[1] for t in self._turns)  # type: ignore[misc]
+        return self.system_tokens + sum(t.tokens for t in self._turns)
 
     def record_system(self, tokens: float, time: float) -> None:
         """A system instruction was set or replaced."""
@@ -105,24 +111,24 @@ class ContextLedger:
     def record_input(self, modality: str, tokens: float, time: float) -> CompressionEvent | None:
         """Client input reached the context; returns a compression event if a new turn triggered one."""
         event = None
-        if not self._turns or self._turns[-1][0] != "user":
+        if not self._turns or self._turns[-1].role != "user":
             event = self._maybe_compress(time)
-            self._turns.append(["user", 0.0])
-        self._turns[-1][1] += tokens  # type: ignore[operator]
+            self._turns.append(_Turn("user", 0.0))
+        self._turns[-1].tokens += tokens
         self.input_by_modality[modality] = self.input_by_modality.get(modality, 0.0) + tokens
         self._point(time, modality.lower())
         return event
 
     def record_history(self, role: str, tokens: float, time: float) -> None:
         """A whole turn restored by the client (``--role model`` history), counted as its role."""
-        self._turns.append([role, tokens])
+        self._turns.append(_Turn(role, tokens))
         self._point(time, "text")
 
     def record_output(self, modality: str, tokens: float, time: float) -> None:
         """Model output was generated (it joins the context as a model turn)."""
-        if not self._turns or self._turns[-1][0] != "model":
-            self._turns.append(["model", 0.0])
-        self._turns[-1][1] += tokens  # type: ignore[operator]
+        if not self._turns or self._turns[-1].role != "model":
+            self._turns.append(_Turn("model", 0.0))
+        self._turns[-1].tokens += tokens
         self.output_by_modality[modality] = self.output_by_modality.get(modality, 0.0) + tokens
         self._point(time, "output")
 
@@ -192,7 +198,7 @@ class ContextLedger:
         while self._turns and self.estimated > self.target:
             self._turns.pop(0)
         # The kept window starts at a user turn.
-        while self._turns and self._turns[0][0] != "user":
+        while self._turns and self._turns[0].role != "user":
             self._turns.pop(0)
         event = CompressionEvent(time, before, self.estimated, "estimate")
         self.compressions.append(event)
@@ -200,14 +206,14 @@ class ContextLedger:
         return event
 
     def _rebase(self, reported_total: float) -> None:
-        turns_total = sum(t[1] for t in self._turns)  # type: ignore[misc]
+        turns_total = sum(t.tokens for t in self._turns)
         wanted = max(0.0, reported_total - self.system_tokens)
         if turns_total > 0:
             scale = wanted / turns_total
             for turn in self._turns:
-                turn[1] *= scale  # type: ignore[operator]
+                turn.tokens *= scale
         elif wanted:
-            self._turns.append(["user", wanted])
+            self._turns.append(_Turn("user", wanted))
 
     def _point(self, time: float, source: str, merge: bool = True) -> None:
         point = ContextPoint(time, self.estimated, None, source)

@@ -17,8 +17,9 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field as dc_field
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..exceptions import LocalProtocolError, RemoteProtocolError
 from . import _wire as w
@@ -420,7 +421,7 @@ class ContextUpdate:
         return {"contextUpdate": body}
 
 
-ClientMessage = Union[Setup, ClientContent, RealtimeInput, ToolResponse, ContextUpdate]
+ClientMessage = Setup | ClientContent | RealtimeInput | ToolResponse | ContextUpdate
 
 def _snake(name: str) -> str:
     return re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), name)
@@ -815,21 +816,22 @@ class UnknownMessage:
     value: Any
 
 
-ServerMessage = Union[
-    SetupComplete,
-    ServerContent,
-    ToolCall,
-    ToolCallCancellation,
-    GoAway,
-    SessionResumptionUpdate,
-    UsageMetadata,
-    VoiceActivity,
-    UnknownMessage,
-]
+ServerMessage = (
+    SetupComplete
+    | ServerContent
+    | ToolCall
+    | ToolCallCancellation
+    | GoAway
+    | SessionResumptionUpdate
+    | UsageMetadata
+    | VoiceActivity
+    | UnknownMessage
+)
 
 _SERVER_TYPES: dict[str, type[Any]] = {}
-for _cls in (SetupComplete, ServerContent, ToolCall, ToolCallCancellation, GoAway, SessionResumptionUpdate, VoiceActivity):
-    _SERVER_TYPES[_cls.KEY] = _SERVER_TYPES[_snake(_cls.KEY)] = _cls
+_PAYLOADS = (SetupComplete, ServerContent, ToolCall, ToolCallCancellation, GoAway, SessionResumptionUpdate)
+for _payload in (*_PAYLOADS, VoiceActivity):
+    _SERVER_TYPES[_payload.KEY] = _SERVER_TYPES[_snake(_payload.KEY)] = _payload
 _SERVER_TYPES["voiceActivityDetectionSignal"] = _SERVER_TYPES["voice_activity_detection_signal"] = VoiceActivity
 _USAGE_KEYS = ("usageMetadata", "usage_metadata")
 

@@ -1,0 +1,239 @@
+"""Wire messages: decoding tolerances, canonical encoding, and Google's SDK types as an oracle."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+import pytest
+from google.genai import types as genai_types
+
+from live_nb.exceptions import LocalProtocolError, RemoteProtocolError
+from live_nb.protocol import messages as m
+from live_nb.protocol.config import (
+    ContextWindowCompressionConfig,
+    LiveGenerationConfig,
+    SessionResumptionConfig,
+    SlidingWindow,
+)
+
+# Every server sample of live-protocol.md section 3, verbatim.
+SERVER_SAMPLES = [
+    '{"setupComplete": {"sessionId": "sess-123"}}',
+    '{"serverContent": {"modelTurn": {"role": "model", "parts": [{"text": "Hello "}]}}}',
+    '{"serverContent": {"modelTurn": {"parts": [{"inlineData": {"mimeType": "audio/pcm;rate=24000", "data": "AAECAw=="}}]}}}',
+    '{"serverContent": {"outputTranscription": {"text": "Hello"}}}',
+    '{"serverContent": {"inputTranscription": {"text": "hi there", "finished": true}}}',
+    '{"serverContent": {"interrupted": true}}',
+    '{"serverContent": {"generationComplete": true}}',
+    """{"serverContent": {"turnComplete": true},
+ "usageMetadata": {"promptTokenCount": 522, "responseTokenCount": 42, "totalTokenCount": 564, "thoughtsTokenCount": 136,
+   "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 332}, {"modality": "AUDIO", "tokenCount": 165}],
+   "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": 42}]}}""",
+    '{"toolCall": {"functionCalls": [{"id": "fc-1", "name": "get_time", "args": {"tz": "UTC"}}]}}',
+    '{"toolCallCancellation": {"ids": ["fc-1"]}}',
+    '{"sessionResumptionUpdate": {"newHandle": "<opaque>", "resumable": true, "lastConsumedClientMessageIndex": "17"}}',
+    '{"goAway": {"timeLeft": "50s"}}',
+]
+
+
+@pytest.mark.parametrize("sample", SERVER_SAMPLES)
+def test_every_documented_server_sample_decodes(sample: str) -> None:
+    parsed = m.parse_server_frame(sample)
+    assert parsed and not any(isinstance(p, m.UnknownMessage) for p in parsed)
+    # Round trip: our canonical encoding decodes to the same typed messages.
+    payload = [p for p in parsed if not isinstance(p, m.UsageMetadata)]
+    usage = next((p for p in parsed if isinstance(p, m.UsageMetadata)), None)
+    assert m.parse_server_frame(m.encode_server_frame(payload[0], usage)) == parsed
+
+
+def test_server_sample_fields_are_typed() -> None:
+    update = m.parse_server_frame(SERVER_SAMPLES[10])[0]
+    assert update == m.SessionResumptionUpdate("<opaque>", True, 17)
+    assert m.parse_server_frame(SERVER_SAMPLES[11]) == [m.GoAway(50.0)]
+    content, usage = m.parse_server_frame(SERVER_SAMPLES[7])
+    assert isinstance(content, m.ServerContent) and content.turn_complete
+    assert isinstance(usage, m.UsageMetadata)
+    assert usage.prompt_tokens_by_modality() == {"TEXT": 332, "AUDIO": 165}
+    assert usage.response_tokens_by_modality() == {"AUDIO": 42}
+    audio = m.parse_server_frame(SERVER_SAMPLES[2])[0]
+    assert isinstance(audio, m.ServerContent) and audio.audio == b"\x00\x01\x02\x03"
+
+
+def test_snake_case_and_string_int64_and_urlsafe_base64_at_every_level() -> None:
+    frame = json.dumps(
+        {
+            "server_content": {
+                "model_turn": {"parts": [{"inline_data": {"mime_type": "audio/pcm", "data": "-vv8__r7_P_6-_z_-vv8_w=="}}]},
+                "turn_complete": True,
+            },
+            "usage_metadata": {
+                "prompt_token_count": "10",
+                "candidates_token_count": "3",
+                "candidates_tokens_details": [{"modality": "TEXT", "token_count": "3"}],
+            },
+        }
+    )
+    content, usage = m.parse_server_frame(frame.encode())  # a binary frame
+    assert isinstance(content, m.ServerContent) and isinstance(usage, m.UsageMetadata)
+    assert content.audio == base64.urlsafe_b64decode("-vv8__r7_P_6-_z_-vv8_w==")
+    assert usage.prompt_token_count == 10 and usage.response_token_count == 3
+    assert usage.response_tokens_by_modality() == {"TEXT": 3}
+
+
+def test_unpadded_base64_and_fractional_duration() -> None:
+    frame = '{"serverContent":{"modelTurn":{"parts":[{"inlineData":{"mimeType":"audio/pcm","data":"AAEC"}}]}}}'
+    assert m.parse_server_frame(frame)[0].audio == b"\x00\x01\x02"  # type: ignore[union-attr]
+    frame = '{"serverContent":{"modelTurn":{"parts":[{"inlineData":{"mimeType":"audio/pcm","data":"AAE"}}]}}}'
+    assert m.parse_server_frame(frame)[0].audio == b"\x00\x01"  # type: ignore[union-attr]
+    assert m.parse_server_frame('{"goAway":{"timeLeft":"1.5s"}}') == [m.GoAway(1.5)]
+
+
+def test_unknown_fields_and_keys_are_kept_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="live_nb.protocol")
+    frame = '{"serverContent":{"turnComplete":true,"futureFlagX":1},"brandNewMessageX":{"a":1}}'
+    first = m.parse_server_frame(frame)
+    second = m.parse_server_frame(frame)
+    assert first == second
+    content, unknown = first
+    assert isinstance(content, m.ServerContent) and content.extra == {"futureFlagX": 1}
+    assert unknown == m.UnknownMessage("brandNewMessageX", {"a": 1})
+    notes = [r.getMessage() for r in caplog.records if "X" in r.getMessage()]
+    assert len(notes) == 2  # one per unknown name, not one per frame
+
+
+@pytest.mark.parametrize(
+    ("frame", "words"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"goAway": {"timeLeft": "soon"}}', "Duration"),
+        ('{"sessionResumptionUpdate": {"lastConsumedClientMessageIndex": "x1"}}', "integer"),
+        ('{"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": "%%%"}}]}}}', "base64"),
+        ('{"serverContent": {"turnComplete": "yes"}}', "true or false"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
+def test_malformed_server_frames_raise_remote_protocol_error_with_excerpt(frame: str | bytes, words: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=words) as info:
+        m.parse_server_frame(frame)
+    assert info.value.excerpt
+
+
+def test_client_frames_accept_the_sdks_mixed_casing() -> None:
+    # Captured from google-genai (live-protocol.md section 2).
+    setup = m.parse_client_frame(
+        json.dumps(
+            {
+                "setup": {
+                    "model": "models/gemini-live-2.5-flash-preview",
+                    "generationConfig": {"responseModalities": ["TEXT"], "temperature": 0.3},
+                    "systemInstruction": {"parts": [{"text": "You are a test."}], "role": "user"},
+                    "sessionResumption": {"handle": "prev-handle"},
+                    "contextWindowCompression": {"trigger_tokens": 25600, "sliding_window": {"target_tokens": 12800}},
+                    "realtimeInputConfig": {"automatic_activity_detection": {"disabled": True}},
+                }
+            }
+        )
+    )
+    assert isinstance(setup, m.Setup)
+    assert setup.config.response_modality == "TEXT"
+    assert setup.config.system_instruction_text == "You are a test."
+    assert setup.session_resumption == SessionResumptionConfig(handle="prev-handle")
+    cwc = setup.config.context_window_compression
+    assert cwc is not None and (cwc.effective_trigger_tokens, cwc.effective_target_tokens) == (25600, 12800)
+    assert setup.config.automatic_activity_detection is False
+
+    audio = m.parse_client_frame('{"realtime_input": {"audio": {"data": "-vv8_w==", "mime_type": "audio/pcm;rate=16000"}}}')
+    assert isinstance(audio, m.RealtimeInput) and audio.audio is not None
+    assert audio.audio.data == base64.urlsafe_b64decode("-vv8_w==")
+    tool = m.parse_client_frame(
+        '{"tool_response": {"functionResponses": [{"id": "fc-1", "name": "get_time", '
+        '"response": {"result_value": "12:00"}, "will_continue": false}]}}'
+    )
+    assert isinstance(tool, m.ToolResponse)
+    # User data keeps its own keys: result_value is not turned into resultValue.
+    assert tool.function_responses[0].response == {"result_value": "12:00"}
+    update = m.parse_client_frame('{"contextUpdate": {"systemInstruction": {"parts": [{"text": "new"}]}}}')
+    assert isinstance(update, m.ContextUpdate) and update.system_instruction is not None
+    assert m.parse_client_frame('{"realtimeInput": {"activityStart": {}}}') == m.ActivityStart
+
+
+@pytest.mark.parametrize("frame", ['{"setup": {}, "clientContent": {}}', '{"bogus": {}}', '{"setup": {}}'])
+def test_bad_client_frames(frame: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        m.parse_client_frame(frame)
+
+
+def _all_client_messages() -> list[m.ClientMessage]:
+    config = LiveGenerationConfig(
+        response_modalities=["AUDIO"],
+        system_instruction="Be brief.",
+        context_window_compression=ContextWindowCompressionConfig(
+            trigger_tokens=20_000, sliding_window=SlidingWindow(target_tokens=8_000)
+        ),
+        temperature=0.5,
+        speech_config={"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": "Kore"}}},
+        tools=[{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT"}}]}],
+        input_audio_transcription=True,
+        output_audio_transcription=True,
+    )
+    return [
+        m.Setup("models/gemini-live-2.5-flash-preview", config, SessionResumptionConfig(handle="h", transparent=True)),
+        m.ClientContent(m.as_turns(["hi", {"role": "model", "parts": [{"text": "hello"}]}]), turn_complete=True),
+        m.ClientContent(m.as_turns("new rule", role="system")),
+        m.RealtimeInput(audio=m.Blob(b"\x01\x02" * 50, "audio/pcm;rate=16000")),
+        m.RealtimeInput(video=m.Blob(b"\xff\xd8jpeg", "image/jpeg")),
+        m.RealtimeInput(text="typed"),
+        m.AudioStreamEnd,
+        m.ActivityStart,
+        m.ActivityEnd,
+        m.ToolResponse((m.FunctionResponse("get_time", {"result": "12:00"}, id="fc-1"),)),
+        m.ContextUpdate(system_instruction=m.as_content("updated", role="user")),
+    ]
+
+
+@pytest.mark.parametrize("message", _all_client_messages(), ids=lambda msg: type(msg).__name__)
+def test_our_wire_json_validates_against_the_sdks_pydantic_types(message: m.ClientMessage) -> None:
+    wire = json.loads(m.encode_client_frame(message))
+    parsed = genai_types.LiveClientMessage.model_validate(wire)
+    assert parsed.model_dump(exclude_none=True)  # the SDK understood a non-empty message
+    # And we read back exactly what we wrote.
+    assert m.parse_client_frame(json.dumps(wire)) == message
+
+
+def test_fast_audio_encoding_matches_the_general_encoder() -> None:
+    pcm = bytes(range(256)) * 12
+    fast = m.encode_realtime_audio(pcm)
+    assert json.loads(fast) == json.loads(m.encode_client_frame(m.RealtimeInput(audio=m.Blob(pcm, m.INPUT_AUDIO_MIME))))
+
+
+def test_canonical_encoding_is_camel_case_with_string_int64() -> None:
+    setup = _all_client_messages()[0]
+    wire = json.loads(m.encode_client_frame(setup))["setup"]
+    assert wire["contextWindowCompression"] == {"triggerTokens": "20000", "slidingWindow": {"targetTokens": "8000"}}
+    assert wire["sessionResumption"] == {"handle": "h", "transparent": True}
+    assert wire["generationConfig"]["responseModalities"] == ["AUDIO"]
+    update = json.loads(m.encode_server_frame(m.SessionResumptionUpdate("h2", True, 5)))
+    assert update == {"sessionResumptionUpdate": {"newHandle": "h2", "resumable": True, "lastConsumedClientMessageIndex": "5"}}
+
+
+def test_as_turns_rejects_what_is_not_a_turn() -> None:
+    with pytest.raises(LocalProtocolError, match="turn"):
+        m.as_turns(42)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="not a valid turn"):
+        m.as_turns({"parts": "nope"})
+
+
+def test_realtime_input_config_validates_against_its_sdk_type() -> None:
+    # google-genai sends setup.realtimeInputConfig (live-protocol.md section 2) but its LiveClientSetup
+    # model does not declare it, so we check that piece against types.RealtimeInputConfig on its own.
+    config = LiveGenerationConfig(
+        realtime_input_config={"automaticActivityDetection": {"disabled": True}, "activityHandling": "NO_INTERRUPTION"}
+    )
+    wire = json.loads(m.encode_client_frame(m.Setup("models/x", config)))["setup"]
+    ric = genai_types.RealtimeInputConfig.model_validate(wire.pop("realtimeInputConfig"))
+    assert ric.automatic_activity_detection is not None and ric.automatic_activity_detection.disabled is True
+    genai_types.LiveClientMessage.model_validate({"setup": wire})
+    assert config.automatic_activity_detection is False
