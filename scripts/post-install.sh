@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# After `pip install -e .`: link the labextension into the venv's JupyterLab for development
+# (a wheel install ships it prebuilt; an editable install needs the link), and install the npm
+# packages jest needs. Argument: the venv's bin directory.
+set -euo pipefail
+BIN="$1"
+if [ -f labextension/package.json ]; then
+  (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
+  if [ -f live_nb/labextension/package.json ]; then
+    "$BIN/jupyter" labextension develop --overwrite . >/dev/null
+  fi
+fi
