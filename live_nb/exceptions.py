@@ -13,6 +13,8 @@ The hierarchy::
     │                                            update on the Gemini Developer API, transparent resumption)
     ├── CredentialsError                         no key / no ADC where a real backend needs them
     ├── ConnectError                             the connection could not be opened (names the URL, never a key)
+    ├── MediaError                               mic/camera/playback failed in the browser: permission refused,
+    │                                            no device, device busy, suspended AudioContext (``kind`` says which)
     └── ConnectionClosed                         the connection ended; carries code and reason
         ├── ConnectionClosedOK                   1000 / 1001: a normal end
         └── ConnectionClosedError                anything else
@@ -36,6 +38,7 @@ __all__ = [
     "InvalidState",
     "LiveError",
     "LocalProtocolError",
+    "MediaError",
     "ProtocolError",
     "RemoteProtocolError",
     "SessionLost",
