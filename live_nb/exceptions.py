@@ -113,6 +113,21 @@ class ConnectError(LiveError):
         super().__init__(f"could not connect to {url}: {reason}")
 
 
+class MediaError(LiveError):
+    """The browser could not capture or play media; raised from the widget's reported state.
+
+    Attributes:
+        kind: ``permission``, ``no_device``, ``device_busy``, ``unsupported``, ``suspended_audio``,
+            ``source`` (the ipywebrtc stream could not be tapped) or ``session`` (the session refused media).
+        message: what the widget shows, in plain words.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        self.message = message
+        super().__init__(f"{kind}: {message}")
+
+
 class ConnectionClosed(LiveError):
     """The connection ended.
 
