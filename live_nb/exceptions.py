@@ -107,9 +107,11 @@ class CredentialsError(LiveError):
 class ConnectError(LiveError):
     """The connection could not be opened. The message names the URL, never a key."""
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
         self.url = url
         self.reason = reason
+        self.status = status
+        """The HTTP status when the server refused the WebSocket upgrade, else None."""
         super().__init__(f"could not connect to {url}: {reason}")
 
 

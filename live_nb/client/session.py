@@ -1,0 +1,774 @@
+"""LiveModel and LiveSession: the one asyncio layer of the client (style.md rule 2).
+
+A ``LiveSession`` *contains* a sans-I/O ``ClientProtocol`` (indexes, replay buffer, handle,
+GoAway deadline) and owns everything with I/O or time in it: the websocket, the reader task,
+the GoAway timer and the moves to new connections. Data flow mirrors websockets' asyncio
+connection: a send feeds the protocol, then writes ``data_to_send()``; a received frame feeds
+``protocol.receive()``, then each message is processed (ledger, transcript, events) and handed to
+``receive()`` and the listeners.
+
+Moving to a new connection (GoAway, drop, ``resume_session``), in this order:
+1. the old connection is retired and closed first (the service refuses a resume while the old
+   socket is open, field.md);
+2. a new one is opened with the latest resumable handle;
+3. after ``setupComplete`` the protocol replays, in order, every buffered message after the last
+   consumed index, and then what was sent meanwhile (sends never wait on the socket: while no
+   connection is open they queue in the protocol);
+4. ``Resumed(state_restored, replayed, possibly_lost)`` tells the user what happened.
+Fatal closes (``reconnect.process_exception``) end the session with ``SessionLost``, raised from
+``receive()`` and from later sends.
+
+Pings: we ping every 30 s to keep NATs and proxies from dropping an idle connection, but never
+time out on a missing pong: the service answers pings slowly (8-30 s measured, field.md), and a
+20 s ping timeout (the websockets default that google-genai keeps) kills healthy sessions. A dead
+peer is noticed by TCP and by the GoAway/1011 deadline instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import ssl as ssl_module
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+
+from ..exceptions import (
+    ConfigError,
+    ConnectError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+    LiveError,
+    RemoteProtocolError,
+    SessionLost,
+    UnsupportedOnBackend,
+)
+from ..protocol import tokens
+from ..protocol.config import LiveGenerationConfig, SessionResumptionConfig
+from ..protocol.events import Connected, Reconnecting, Resumed, SessionClosed
+from ..protocol.ledger import ContextLedger
+from ..protocol.messages import (
+    Content,
+    FunctionResponse,
+    GoAway,
+    Part,
+    ServerContent,
+    ServerMessage,
+    SessionResumptionUpdate,
+    SetupComplete,
+    ToolCall,
+    UsageMetadata,
+    as_turns,
+)
+from ..protocol.state import CLOSED, DEFAULT_MAX_REPLAY_BYTES, ClientProtocol
+from .endpoints import EMULATOR_URL_ENV, EndpointResolver
+from .reconnect import ReconnectPolicy, backoff, process_exception
+
+__all__ = ["LiveModel", "LiveSession"]
+
+logger = logging.getLogger("live_nb.client")
+
+PING_INTERVAL = 30.0
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+RECEIVE_QUEUE_LIMIT = 100_000
+"""Items kept for ``receive()`` when nobody iterates it (listeners still see everything)."""
+
+Item = Any  # a ServerMessage or a lifecycle event
+Listener = Callable[[Item], None]
+
+
+def _closed_from_ws(exc: WsConnectionClosed) -> ConnectionClosed:
+    rcvd = exc.rcvd
+    code = rcvd.code if rcvd is not None else 1006
+    reason = rcvd.reason if rcvd is not None else ""
+    if code in (1000, 1001):
+        return ConnectionClosedOK(code, reason)
+    return ConnectionClosedError(code, reason)
+
+
+class LiveModel:
+    """A Live API model on one backend; ``connect()`` opens sessions with it.
+
+    Args:
+        model_name: e.g. ``gemini-2.5-flash-native-audio-preview-12-2025`` (prefixed per backend).
+        generation_config: the connection config (``LiveGenerationConfig``).
+        backend: ``"emulator"``, ``"gemini"`` or ``"vertex"``; default: ``emulator`` when a URL is
+            given or ``LIVE_NB_EMULATOR_URL`` is set, else ``gemini``.
+        url, api_key, project, location, api_version: see ``EndpointResolver``.
+        ssl: an ``ssl.SSLContext`` for ``wss://`` (e.g. trusting the emulator's self-signed cert).
+        reconnect: the ``ReconnectPolicy`` (``ReconnectPolicy.off()`` for none).
+        max_replay_bytes: bound of the transparent-replay buffer.
+        open_timeout: seconds allowed for the TCP + WebSocket handshake and ``setupComplete``.
+
+    Raises:
+        ConfigError, CredentialsError: before anything is sent.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        generation_config: LiveGenerationConfig | None = None,
+        backend: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        project: str | None = None,
+        location: str | None = None,
+        api_version: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        max_replay_bytes: int = DEFAULT_MAX_REPLAY_BYTES,
+        open_timeout: float = 10.0,
+    ) -> None:
+        import os
+
+        if generation_config is not None and not isinstance(generation_config, LiveGenerationConfig):
+            raise ConfigError("generation_config", type(generation_config).__name__, "a LiveGenerationConfig")
+        if backend is None:
+            backend = "emulator" if (url or os.environ.get(EMULATOR_URL_ENV)) else "gemini"
+        self.model_name = model_name
+        self.generation_config = generation_config or LiveGenerationConfig()
+        self.backend = backend
+        self.ssl = ssl
+        self.reconnect = reconnect or ReconnectPolicy()
+        if max_replay_bytes <= 0:
+            raise ConfigError("max_replay_bytes", max_replay_bytes, "a positive number of bytes")
+        self.max_replay_bytes = max_replay_bytes
+        self.open_timeout = open_timeout
+        self.resolver = EndpointResolver(backend, model_name, url, api_key, project, location, api_version)
+
+    def __repr__(self) -> str:
+        return f"LiveModel({self.model_name!r}, backend={self.backend!r}, url={self.resolver.url!r})"
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL (never carries a key)."""
+        return self.resolver.url
+
+    def connect(self, session_resumption: SessionResumptionConfig | None = None) -> _Connecting:
+        """Open a session: ``await model.connect(...)`` or ``async with model.connect(...) as s``.
+
+        Args:
+            session_resumption: ``SessionResumptionConfig()`` to get handles, ``handle=h`` to resume
+                a session, ``transparent=True`` for replay (emulator and Vertex only).
+
+        Raises:
+            UnsupportedOnBackend: transparent resumption on the Gemini Developer API.
+            ConnectError: the server could not be reached.
+            SessionLost: the server refused the setup or the handle.
+        """
+        if session_resumption is not None and session_resumption.transparent and self.backend == "gemini":
+            raise UnsupportedOnBackend(
+                "transparent session resumption is offered by Vertex AI (and the emulator), "
+                "not by the Gemini Developer API"
+            )
+        return _Connecting(self, session_resumption)
+
+
+class _Connecting:
+    """What ``connect()`` returns: awaitable, and an async context manager that closes the session."""
+
+    def __init__(self, model: LiveModel, resumption: SessionResumptionConfig | None) -> None:
+        self._model = model
+        self._resumption = resumption
+        self._session: LiveSession | None = None
+
+    async def _open(self) -> LiveSession:
+        session = LiveSession(self._model, self._resumption)
+        await session._start()
+        self._session = session
+        return session
+
+    def __await__(self) -> Generator[Any, None, LiveSession]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> LiveSession:
+        return await self._open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class LiveSession:
+    """One Live session across all its connections. Make it with ``LiveModel.connect``.
+
+    Observable state (plain attributes, current, readable from any thread): ``handle``,
+    ``resumable``, ``go_away_deadline``, ``last_consumed_index``, ``replay_depth``, ``state``,
+    ``reconnects``, ``connection_started``, ``backend``, ``model``, ``ledger``, ``transcript``,
+    ``events``.
+    """
+
+    def __init__(self, model: LiveModel, resumption: SessionResumptionConfig | None) -> None:
+        self._live_model = model
+        self.backend = model.backend
+        self.model = model.resolver.model
+        self.policy = model.reconnect
+        self._protocol = ClientProtocol(
+            model.resolver.model, model.generation_config, resumption, model.max_replay_bytes
+        )
+        config = model.generation_config
+        self.ledger = ContextLedger(compression=config.context_window_compression)
+        self.transcript: list[tuple[float, str, str]] = []
+        self.events: list[tuple[float, Any]] = []
+        self.reconnects = 0
+        self.connection_started: float | None = None
+        self.go_away_deadline: float | None = None
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._mover: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Task[None] | None = None
+        self._queue: collections.deque[Item] = collections.deque(maxlen=RECEIVE_QUEUE_LIMIT)
+        self._wakeup = asyncio.Event()
+        self._listeners: list[Listener] = []
+        self._error: LiveError | None = None
+        self._closed = False
+        self._model_text: list[str] = []
+        self._message_seen = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        if config.system_instruction_text:
+            self.ledger.record_system(tokens.text_tokens(config.system_instruction_text), time.time())
+
+    def __repr__(self) -> str:
+        handle = "yes" if self.handle else "no"
+        return f"<LiveSession {self.model} on {self.backend} state={self.state} handle={handle}>"
+
+    # Observable state.
+
+    @property
+    def state(self) -> str:
+        """``connecting``, ``active``, ``going_away``, ``reconnecting`` or ``closed``."""
+        return self._protocol.state.public_name
+
+    @property
+    def handle(self) -> str | None:
+        """The latest resumable handle (what a resume would use)."""
+        return self._protocol.handle
+
+    @property
+    def resumable(self) -> bool:
+        """The server's latest word on whether the session can be resumed now."""
+        return self._protocol.resumable
+
+    @property
+    def last_consumed_index(self) -> int | None:
+        """The latest ``lastConsumedClientMessageIndex`` (transparent mode)."""
+        return self._protocol.last_consumed_index
+
+    @property
+    def replay_depth(self) -> int:
+        """Client messages buffered for replay or waiting for a connection."""
+        return self._protocol.replay_depth
+
+    @property
+    def replay_bytes(self) -> int:
+        """Bytes held by the replay buffer."""
+        return self._protocol.replay_bytes
+
+    @property
+    def session_id(self) -> str | None:
+        """The server's session id from ``setupComplete``, when it sends one."""
+        return self._protocol.session_id
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL (never carries a key)."""
+        return self._live_model.url
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session has ended (by ``close()`` or a fatal error)."""
+        return self._closed
+
+    def add_listener(self, callback: Listener) -> Callable[[], None]:
+        """Call ``callback(item)`` on the session's loop for every item ``receive()`` yields.
+
+        The callback must not block; its exceptions are logged, never raised here.
+
+        Returns:
+            A function that removes the listener.
+        """
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return remove
+
+    # Sending.
+
+    async def send_content(
+        self,
+        turns: Content | Mapping[str, Any] | str | Sequence[Content | Mapping[str, Any] | str],
+        turn_complete: bool = True,
+    ) -> None:
+        """Append turns to the conversation; ``turn_complete=True`` asks the model to answer.
+
+        Raises:
+            LocalProtocolError: the turns are not Content, dicts or strings.
+            InvalidState: the session is closed.
+            SessionLost: the session ended on a fatal error.
+        """
+        self._check_open()
+        contents = as_turns(turns)
+        self._protocol.send_message(_client_content(contents, turn_complete))
+        now = time.time()
+        for content in contents:
+            text = content.text
+            role = content.role or "user"
+            if role == "system":
+                self.ledger.record_system(tokens.text_tokens(text), now)
+            elif role == "model":
+                self.ledger.record_history("model", tokens.text_tokens(text), now)
+            else:
+                self.ledger.record_input("TEXT", tokens.text_tokens(text), now)
+            if text:
+                self.transcript.append((now, role, text))
+        await self._flush()
+
+    async def send_text(self, text: str) -> None:
+        """Send one user turn of text and ask for an answer (``clientContent``, turn complete)."""
+        await self.send_content(text, turn_complete=True)
+
+    async def send_realtime_text(self, text: str) -> None:
+        """Send text as realtime input (``realtimeInput.text``; the server's VAD ends the turn)."""
+        self._check_open()
+        self._protocol.send_realtime_text(text)
+        now = time.time()
+        self.ledger.record_input("TEXT", tokens.text_tokens(text), now)
+        self.transcript.append((now, "user", text))
+        await self._flush()
+
+    async def update_system_instruction(self, text: str) -> None:
+        """Replace the system instruction mid-session (a ``role: "system"`` turn).
+
+        Raises:
+            UnsupportedOnBackend: on the Gemini Developer API, which does not offer it.
+        """
+        if self.backend == "gemini":
+            raise UnsupportedOnBackend(
+                "updating the system instruction mid-session is a Vertex AI feature; the Gemini "
+                "Developer API does not offer it (use backend='vertex', or start a new session)"
+            )
+        await self.send_content(Content(role="system", parts=(Part(text=text),)), turn_complete=False)
+
+    async def send_audio(self, pcm16: bytes) -> None:
+        """Send one chunk of 16 kHz 16-bit mono PCM (the hot path: keep it lean)."""
+        protocol = self._protocol
+        if self._error is not None or protocol.state is CLOSED:
+            self._check_open()
+        protocol.send_audio(pcm16)
+        self.ledger.record_input("AUDIO", len(pcm16) * 0.00078125, time.time())  # 25 tok/s / 32000 B/s
+        await self._flush()
+
+    async def send_video(self, jpeg: bytes) -> None:
+        """Send one JPEG frame (the service processes about one per second)."""
+        self._check_open()
+        self._protocol.send_video(jpeg)
+        self.ledger.record_input("VIDEO", tokens.VIDEO_TOKENS_PER_FRAME, time.time())
+        await self._flush()
+
+    async def send_tool_response(
+        self, responses: FunctionResponse | Mapping[str, Any] | Sequence[FunctionResponse | Mapping[str, Any]]
+    ) -> None:
+        """Answer function calls (each response should carry the call's ``id``)."""
+        self._check_open()
+        items = [responses] if isinstance(responses, (FunctionResponse, Mapping)) else list(responses)
+        parsed = tuple(r if isinstance(r, FunctionResponse) else FunctionResponse.from_wire(r) for r in items)
+        self._protocol.send_tool_response(parsed)
+        self.ledger.record_input("TEXT", sum(tokens.text_tokens(str(r.response)) for r in parsed), time.time())
+        await self._flush()
+
+    async def send_activity_start(self) -> None:
+        """Signal the start of user activity (manual activity detection)."""
+        self._check_open()
+        self._protocol.send_activity_start()
+        await self._flush()
+
+    async def send_activity_end(self) -> None:
+        """Signal the end of user activity (manual activity detection)."""
+        self._check_open()
+        self._protocol.send_activity_end()
+        await self._flush()
+
+    async def send_audio_stream_end(self) -> None:
+        """Tell the server the microphone paused (automatic activity detection)."""
+        self._check_open()
+        self._protocol.send_audio_stream_end()
+        await self._flush()
+
+    # Receiving.
+
+    async def receive(self) -> AsyncIterator[Item]:
+        """Yield server messages and lifecycle events for the whole session.
+
+        It does not stop at ``turnComplete``; it ends after ``close()`` and raises the error that
+        ended the session otherwise (``SessionLost``, ``RemoteProtocolError``).
+        """
+        while True:
+            while self._queue:
+                yield self._queue.popleft()
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    # Lifecycle.
+
+    async def resume_session(self, session_resumption: SessionResumptionConfig | None = None) -> None:
+        """Move this session to a new connection, resuming ``session_resumption.handle``.
+
+        Without a handle, the latest one is used. Buffered messages are replayed as after a GoAway.
+
+        Raises:
+            InvalidState: the session is closed.
+            SessionLost: the server refused the handle.
+        """
+        self._check_open()
+        if session_resumption is not None:
+            if session_resumption.handle:
+                self._protocol.set_handle(session_resumption.handle)
+            if self._protocol.resumption is None or session_resumption.transparent:
+                self._protocol.resumption = session_resumption
+                self._protocol.transparent = session_resumption.transparent
+        self._cancel_waiter()
+        await self._wait_mover()
+        self._mover = asyncio.get_running_loop().create_task(self._move("manual"))
+        await self._wait_mover()
+        if self._error is not None:
+            raise self._error
+
+    async def close(self) -> None:
+        """End the session: close the connection; ``receive()`` finishes. Idempotent."""
+        if self._closed:
+            return
+        self._finish(SessionClosed(1000, "closed by the client"), None)
+        self._cancel_waiter()
+        mover = self._mover
+        if mover is not None and mover is not asyncio.current_task():
+            mover.cancel()
+            with contextlib.suppress(BaseException):
+                await mover
+        await self._drop_connection(wait=True)
+
+    async def __aenter__(self) -> LiveSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # Private: connections.
+
+    async def _start(self) -> None:
+        try:
+            await self._open_connection()
+        except BaseException as exc:
+            await self._drop_connection(wait=False)
+            self._protocol.close()
+            self._closed = True
+            if isinstance(exc, ConnectionClosed):
+                fatal = process_exception(exc)
+                if fatal is None:
+                    fatal = SessionLost(exc.code, exc.reason, "the server closed the connection during setup")
+                raise fatal from None
+            raise
+        self._emit(Connected(self.url, resumed=bool(self._protocol.resumed_with_handle), connection=1))
+
+    async def _open_connection(self) -> None:
+        """Open a websocket, send setup, wait for setupComplete, then write the replay."""
+        resolver = self._live_model.resolver
+        endpoint = await asyncio.to_thread(resolver.resolve) if resolver.needs_io else resolver.resolve()
+        try:
+            ws = await websockets.connect(
+                endpoint.url,
+                additional_headers=dict(endpoint.headers),
+                ssl=self._live_model.ssl if endpoint.url.startswith("wss:") else None,
+                compression=None,  # audio does not compress; deflate costs 3-4x (live-protocol.md 7)
+                ping_interval=PING_INTERVAL,
+                ping_timeout=None,  # see the module docstring: slow pongs must not kill the session
+                max_size=MAX_MESSAGE_BYTES,
+                open_timeout=self._live_model.open_timeout,
+                user_agent_header="live_nb/0.1",
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise ConnectError(endpoint.url, f"HTTP {status} at the WebSocket upgrade", status) from None
+        except InvalidURI:
+            raise ConnectError(endpoint.url, "invalid URI") from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise ConnectError(endpoint.url, _describe(exc)) from None
+        self._ws = ws
+        protocol = self._protocol
+        try:
+            protocol.send_setup()
+            for frame in protocol.data_to_send():
+                await ws.send(frame)
+            async with asyncio.timeout(self._live_model.open_timeout):
+                while protocol.state is not CLOSED:
+                    raw = await ws.recv(decode=False)
+                    self._handle_frame(raw)
+                    if protocol.can_send_now:
+                        break
+            self.connection_started = time.time()
+            # The replay and whatever waited for this connection, in order, before anything new.
+            async with self._flush_lock:
+                for frame in protocol.data_to_send():
+                    await ws.send(frame)
+        except WsConnectionClosed as exc:
+            raise _closed_from_ws(exc) from None
+        except TimeoutError:
+            raise ConnectError(endpoint.url, "no setupComplete in time") from None
+        self._reader = asyncio.get_running_loop().create_task(self._read(ws))
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            while True:
+                raw = await ws.recv(decode=False)
+                if ws is not self._ws:
+                    return
+                self._handle_frame(raw)
+        except WsConnectionClosed as exc:
+            if ws is self._ws and not self._closed:
+                self._connection_failed(_closed_from_ws(exc))
+        except RemoteProtocolError as exc:
+            if ws is self._ws:
+                logger.warning("live_nb: malformed server frame, closing the session: %s", exc)
+                self._finish(SessionClosed(1007, "malformed server frame", str(exc)), exc)
+                await self._drop_connection(wait=True, code=1007, reason="malformed server frame")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or a listener gone wrong: end the session loudly
+            logger.exception("live_nb: session reader failed")
+            if ws is self._ws:
+                error = SessionLost(1011, "", f"the client's reader failed: {type(exc).__name__}: {exc}")
+                self._finish(SessionClosed(1011, "", str(error)), error)
+                await self._drop_connection(wait=False)
+
+    def _connection_failed(self, closed: ConnectionClosed) -> None:
+        """The current connection ended without our asking: move, or end the session."""
+        fatal = process_exception(closed)
+        if fatal is None and not self.policy.on_drop and self._protocol.state.name != "GOING_AWAY":
+            fatal = SessionLost(
+                closed.code, closed.reason, "the connection dropped and automatic resumption is off"
+            )
+        if fatal is None and self._protocol.state.name == "GOING_AWAY" and not self.policy.on_go_away:
+            fatal = SessionLost(
+                closed.code, closed.reason, "the connection ended after a GoAway and automatic resumption is off"
+            )
+        if fatal is not None:
+            error = fatal if isinstance(fatal, LiveError) else SessionLost(closed.code, closed.reason, str(fatal))
+            self._finish(SessionClosed(closed.code, closed.reason, str(error)), error)
+            self._protocol.connection_lost()
+            self._ws = None
+            return
+        self._cancel_waiter()
+        if self._mover is None or self._mover.done():
+            self._mover = asyncio.get_running_loop().create_task(self._move("dropped"))
+
+    async def _move(self, reason: str) -> None:
+        """Leave the current connection (closing it first) and resume on a new one."""
+        # Retire the old connection first: sends from now on wait in the protocol for the new one.
+        ws = self._ws
+        self._protocol.connection_lost()
+        self.go_away_deadline = None
+        await self._drop_connection(wait=reason != "dropped" and ws is not None)
+        policy = self.policy
+        delays = backoff(policy.initial_delay, policy.min_delay, policy.max_delay, policy.factor)
+        last_error: BaseException | None = None
+        for attempt in range(1, policy.max_attempts + 1):
+            delay = next(delays)
+            self._emit(Reconnecting(reason, attempt, delay))
+            if delay:
+                await asyncio.sleep(delay)
+            if self._closed:
+                return
+            self._protocol.connection_made()
+            try:
+                await self._open_connection()
+            except (ConnectionClosed, ConnectError, OSError, TimeoutError) as exc:
+                last_error = exc
+                await self._drop_connection(wait=False)
+                self._protocol.connection_lost()
+                fatal = process_exception(exc)
+                if fatal is not None:
+                    error = fatal if isinstance(fatal, LiveError) else SessionLost(1011, "", str(fatal))
+                    code = exc.code if isinstance(exc, ConnectionClosed) else 1011
+                    why = exc.reason if isinstance(exc, ConnectionClosed) else ""
+                    self._finish(SessionClosed(code, why, str(error)), error)
+                    return
+                continue
+            except LiveError as exc:
+                await self._drop_connection(wait=False)
+                self._finish(SessionClosed(1011, "", str(exc)), exc)
+                return
+            self.reconnects += 1
+            report = self._protocol.resume_report()
+            self._emit(
+                Connected(self.url, resumed=bool(self._protocol.resumed_with_handle),
+                          connection=self._protocol.connections)
+            )
+            if report is not None:
+                self._emit(Resumed(report.state_restored, report.replayed, report.possibly_lost))
+            return
+        error = SessionLost(
+            getattr(last_error, "code", 1006),
+            getattr(last_error, "reason", "") or _describe(last_error),
+            f"could not resume the session after {policy.max_attempts} attempts",
+        )
+        self._finish(SessionClosed(error.code, error.reason, str(error)), error)
+
+    async def _go_away(self, time_left: float | None) -> None:
+        """After a GoAway: let the turn in flight finish (bounded), then move."""
+        if time_left is not None and self.policy.go_away_wait > 0:
+            deadline = asyncio.get_running_loop().time() + time_left * self.policy.go_away_wait
+            while not self._protocol.at_clean_point and not self._closed:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                self._message_seen.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._message_seen.wait()
+        if self._closed or self._protocol.state.name != "GOING_AWAY":
+            return
+        if self._mover is None or self._mover.done():
+            self._mover = asyncio.get_running_loop().create_task(self._move("go_away"))
+
+    async def _drop_connection(self, wait: bool, code: int = 1000, reason: str = "") -> None:
+        ws, self._ws = self._ws, None
+        reader, self._reader = self._reader, None
+        if ws is not None:
+            if wait:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2.0):
+                        await ws.close(code, reason)
+            ws.transport.abort() if ws.transport is not None else None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+
+    async def _wait_mover(self) -> None:
+        mover = self._mover
+        if mover is not None and not mover.done() and mover is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(mover)
+
+    # Private: sending.
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed or self._protocol.state is CLOSED:
+            raise InvalidState("cannot send: the session is closed (open a new one, or resume it with its handle)")
+
+    async def _flush(self) -> None:
+        """Write what the protocol has for the current connection, in order."""
+        ws = self._ws
+        if ws is None:
+            return  # no connection: the protocol keeps the messages for the next one
+        async with self._flush_lock:
+            frames = self._protocol.data_to_send()
+            try:
+                for frame in frames:
+                    await ws.send(frame)
+            except WsConnectionClosed:
+                pass  # buffered in the protocol (transparent) or counted; the reader moves the session
+
+    # Private: receiving.
+
+    def _handle_frame(self, raw: str | bytes) -> None:
+        now = time.time()
+        messages = self._protocol.receive(raw, now)
+        self._protocol.events_received()
+        for message in messages:
+            self._process(message, now)
+        self._message_seen.set()
+
+    def _process(self, message: ServerMessage, now: float) -> None:
+        if isinstance(message, ServerContent):
+            turn = message.model_turn
+            if turn is not None:
+                for part in turn.parts:
+                    if part.text and not part.thought:
+                        self.ledger.record_output("TEXT", tokens.text_tokens(part.text), now)
+                        self._model_text.append(part.text)
+                    elif part.inline_data is not None and part.inline_data.mime_type.startswith("audio/"):
+                        self.ledger.record_output(
+                            "AUDIO", tokens.audio_tokens(len(part.inline_data.data), tokens.OUTPUT_AUDIO_RATE), now
+                        )
+            spoken = message.output_transcription
+            if spoken is not None and spoken.text and (turn is None or not turn.text):
+                self._model_text.append(spoken.text)
+            if message.input_transcription is not None and message.input_transcription.text:
+                self.transcript.append((now, "user (heard)", message.input_transcription.text))
+            if (message.turn_complete or message.interrupted) and self._model_text:
+                self.transcript.append((now, "model", "".join(self._model_text)))
+                self._model_text.clear()
+        elif isinstance(message, UsageMetadata):
+            self.ledger.record_usage(message, now)
+        elif isinstance(message, ToolCall):
+            for call in message.function_calls:
+                self.transcript.append((now, "tool call", f"{call.name}({dict(call.args)})"))
+        elif isinstance(message, SessionResumptionUpdate):
+            self.events.append((now, message))
+        elif isinstance(message, GoAway):
+            self.go_away_deadline = self._protocol.go_away_deadline
+            self.events.append((now, message))
+            if self.policy.on_go_away and (self._waiter is None or self._waiter.done()):
+                self._waiter = asyncio.get_running_loop().create_task(self._go_away(message.time_left))
+        elif isinstance(message, SetupComplete):
+            self.go_away_deadline = None
+            return  # internal to the connection; Connected / Resumed tell the user
+        self._deliver(message)
+
+    def _emit(self, event: Item) -> None:
+        self.events.append((time.time(), event))
+        self._deliver(event)
+
+    def _cancel_waiter(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done() and waiter is not asyncio.current_task():
+            waiter.cancel()
+
+    def _deliver(self, item: Item) -> None:
+        self._queue.append(item)
+        self._wakeup.set()
+        for listener in tuple(self._listeners):
+            try:
+                listener(item)
+            except Exception:
+                logger.exception("live_nb: a session listener failed on %s", type(item).__name__)
+
+    def _finish(self, event: SessionClosed, error: LiveError | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._error = error
+        self._protocol.close()
+        self.go_away_deadline = None
+        self._emit(event)
+        self._wakeup.set()
+
+
+def _client_content(turns: tuple[Content, ...], turn_complete: bool) -> Any:
+    from ..protocol.messages import ClientContent
+
+    return ClientContent(turns, turn_complete)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:200] + "…"
+
