@@ -215,7 +215,7 @@ class ClientProtocol:
         # Per-connection counters.
         self.index = 0
         """Index of the last client message sent on the current connection (setup = 0)."""
-        self._resumed_with_handle = False
+        self.resumed_with_handle = False
         self._sent_since_handle = 0
 
         # Replay buffer (transparent) / pending queue (both modes).
@@ -273,7 +273,7 @@ class ClientProtocol:
         self.go_away_deadline = None
         self.go_away_time_left = None
         self.resumable = False
-        self._resumed_with_handle = bool(self.handle)
+        self.resumed_with_handle = bool(self.handle)
         resumption = None
         if self.resumption is not None:
             resumption = SessionResumptionConfig(handle=self.handle, transparent=self.resumption.transparent)
@@ -487,7 +487,7 @@ class ClientProtocol:
             self._buffer_bytes = 0
         if self.connections > 1:
             self._last_report = ResumeReport(
-                state_restored=self._resumed_with_handle, replayed=replayed, possibly_lost=self._lost_pending
+                state_restored=self.resumed_with_handle, replayed=replayed, possibly_lost=self._lost_pending
             )
             self._lost_pending = 0
 
