@@ -1,0 +1,862 @@
+"""The emulator's sans-I/O server session: one connection's protocol logic over a session's state.
+
+Rules (h11-style):
+
+1. Nothing here awaits, reads a clock, opens a socket or touches SQLite. Client messages go in
+   through ``ServerEngine.receive(message)``; what the server must do comes out as a list of
+   actions (``Send``, ``Stream``, ``Checkpoint``, ``Close``) that the asyncio layer (server.py)
+   carries out in order.
+2. ``SessionState`` is everything that survives a connection: context turns, system instruction,
+   tools, compression bookkeeping, the half-built user turn and VAD state. It serialises to JSON
+   (``to_json``/``from_json``) and a ``Checkpoint`` carries that JSON *as of the moment it was
+   made*: a resumption handle names exactly that snapshot.
+3. A reply is a ``ReplyPlan`` of ready-made chunks. The server streams them and reports each one
+   with ``chunk_sent``; the model turn in the context grows chunk by chunk, so after a barge-in
+   only what was really sent stays in history (live-protocol.md section 4, activity detection).
+4. Client message indexes follow live-protocol.md section 8: ``setup`` is 0, the first message after
+   it on a connection is 1; a checkpoint's index names the last message of *this* connection folded
+   into its snapshot. Every message is folded in as soon as it is received.
+
+Service behaviours reproduced here (live-protocol.md sections 2-5, field.md): close 1007 for an
+invalid message, ``activityStart``/``activityEnd`` while automatic VAD is on, ``audioStreamEnd``
+while it is off; ``triggerTokens`` checked before a turn runs; the kept window starts at a user
+turn; the system instruction is never dropped; without compression an exhausted window ends the
+session; ``resumable: false`` with an empty handle while generating or waiting on a function call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from ..protocol import tokens as tok
+from ..protocol.messages import (
+    Blob,
+    ClientContent,
+    ClientMessage,
+    Content,
+    ContextUpdate,
+    FunctionCall,
+    ModalityTokenCount,
+    Part,
+    RealtimeInput,
+    ServerContent,
+    ServerMessage,
+    SessionResumptionUpdate,
+    Setup,
+    SetupComplete,
+    ToolCall,
+    ToolCallCancellation,
+    ToolResponse,
+    Transcription,
+    UsageMetadata,
+)
+from .responder import Reply, RequestContext, Responder, Turn, quote
+
+__all__ = [
+    "AUDIO_ONLY_MODELS",
+    "Action",
+    "Checkpoint",
+    "Close",
+    "EngineSettings",
+    "KNOWN_MODELS",
+    "ReplyPlan",
+    "Send",
+    "ServerEngine",
+    "SessionState",
+    "Stream",
+    "bare_model_name",
+    "check_setup",
+]
+
+# Models the emulator knows. Half-cascade live models take TEXT or AUDIO; native-audio ones only AUDIO.
+KNOWN_MODELS: frozenset[str] = frozenset(
+    {
+        "gemini-live-2.5-flash-preview",
+        "gemini-2.0-flash-live-001",
+        "gemini-live-2.5-flash",
+        "gemini-2.5-flash-native-audio-preview-12-2025",
+        "gemini-2.5-flash-native-audio-preview-09-2025",
+        "gemini-2.5-flash-native-audio-latest",
+        "gemini-live-2.5-flash-preview-native-audio-09-2025",
+    }
+)
+AUDIO_ONLY_MODELS: frozenset[str] = frozenset(m for m in KNOWN_MODELS if "native-audio" in m)
+
+OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
+SECONDS_PER_WORD = 0.25  # how long the reply tone lasts per word of reply text
+WORDS_PER_TEXT_CHUNK = 4
+
+
+# Actions: what the asyncio layer must do, in order.
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one server message (with usage riding along, if any)."""
+
+    message: ServerMessage
+    usage: UsageMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """Stream a reply's chunks (with the configured delay between them), then call ``finish_reply``."""
+
+    plan: ReplyPlan
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Store ``state`` as a snapshot and send a resumable ``SessionResumptionUpdate`` naming it.
+
+    ``index`` is the ``lastConsumedClientMessageIndex`` to send (None unless transparent mode).
+    """
+
+    state: Mapping[str, Any]
+    index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection with this code and reason."""
+
+    code: int
+    reason: str
+
+
+Action = Union[Send, Stream, Checkpoint, Close]
+
+
+def bare_model_name(model: str) -> str:
+    """``models/x``, ``publishers/google/models/x`` or ``projects/.../models/x`` -> ``x``."""
+    return model.rsplit("/", 1)[-1]
+
+
+def check_setup(setup: Setup, flavor: str, api_version: str, models: frozenset[str] = KNOWN_MODELS) -> Close | None:
+    """Refuse a setup the service would refuse, with the service's code and style of reason.
+
+    Args:
+        setup: the parsed setup.
+        flavor: ``gemini`` or ``vertex`` (which path the client dialled: decides the reason's wording).
+        api_version: ``v1beta`` etc., quoted in the unknown-model reason as the service does.
+        models: the known model names.
+    """
+    name = bare_model_name(setup.model)
+    if name not in models:
+        if flavor == "vertex":
+            return Close(1008, f"Publisher Model `{setup.model}` was not found or your project does not have access to it.")
+        shown = setup.model if setup.model.startswith(("models/", "tunedModels/")) else f"models/{setup.model}"
+        return Close(
+            1008,
+            f"{shown} is not found for API version {api_version}, or is not supported for bidiGenerateContent. "
+            "Call ListModels to see the list of available models and their supported methods.",
+        )
+    if name in AUDIO_ONLY_MODELS and setup.config.response_modality != "AUDIO":
+        return Close(1007, "Cannot extract voices from a non-audio request.")
+    cwc = setup.config.context_window_compression
+    if cwc is not None and cwc.sliding_window is None:
+        return Close(1007, "Request contains an invalid argument: contextWindowCompression needs slidingWindow.")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Per-emulator knobs the engine needs (times already in service seconds of audio, not wall time).
+
+    Attributes:
+        context_window: the window in tokens (128k like the service).
+        vad_threshold: RMS (int16 scale) above which a 16 kHz chunk counts as speech.
+        silence_seconds: seconds of audio silence after speech that end a VAD turn (unless the
+            setup's ``silenceDurationMs`` says otherwise).
+    """
+
+    context_window: int = 128_000
+    vad_threshold: float = 500.0
+    silence_seconds: float = 0.8
+
+
+@dataclass
+class SessionState:
+    """Everything a session keeps across connections (what a snapshot holds)."""
+
+    session_id: str
+    model: str
+    system_instruction: str = ""
+    setup_system_instruction: str = ""
+    tools: list[Mapping[str, Any]] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    next_number: int = 1
+    requests: int = 0
+    compressions: int = 0
+    forgotten_turns: int = 0
+    forgotten_tokens: float = 0.0
+    last_forgotten: str | None = None
+    pending_audio_tokens: float = 0.0
+    pending_speech_seconds: float = 0.0
+    pending_video_frames: int = 0
+    pending_texts: list[str] = field(default_factory=list)
+    in_speech: bool = False
+    silence_seconds: float = 0.0
+    in_activity: bool = False
+    tool_seq: int = 0
+    consumed_count: int = 0
+
+    @property
+    def pending_tokens(self) -> float:
+        """Tokens of the user turn being built from realtime input."""
+        return (
+            self.pending_audio_tokens
+            + self.pending_video_frames * tok.VIDEO_TOKENS_PER_FRAME
+            + sum(tok.text_tokens(t) for t in self.pending_texts)
+        )
+
+    @property
+    def system_tokens(self) -> int:
+        """Tokens of the system instruction (never dropped)."""
+        return tok.text_tokens(self.system_instruction)
+
+    @property
+    def context_tokens(self) -> float:
+        """Tokens in the window: system instruction, turns and the half-built user turn."""
+        return self.system_tokens + sum(t.tokens for t in self.turns) + self.pending_tokens
+
+    def modality_tokens(self) -> dict[str, float]:
+        """Context tokens by modality (system instruction counted as TEXT)."""
+        out: dict[str, float] = {"TEXT": float(self.system_tokens)}
+        for turn in self.turns:
+            for modality, count in turn.modalities.items():
+                out[modality] = out.get(modality, 0.0) + count
+        if self.pending_audio_tokens:
+            out["AUDIO"] = out.get("AUDIO", 0.0) + self.pending_audio_tokens
+        if self.pending_video_frames:
+            out["VIDEO"] = out.get("VIDEO", 0.0) + self.pending_video_frames * tok.VIDEO_TOKENS_PER_FRAME
+        if self.pending_texts:
+            out["TEXT"] += sum(tok.text_tokens(t) for t in self.pending_texts)
+        return out
+
+    def add_turn(self, role: str, text: str, modalities: Mapping[str, float]) -> Turn:
+        """Append a turn to the context and return it."""
+        turn = Turn(self.next_number, role, text, float(sum(modalities.values())), dict(modalities))
+        self.next_number += 1
+        self.turns.append(turn)
+        return turn
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot form (plain JSON)."""
+        return {
+            "v": 1,
+            "session_id": self.session_id,
+            "model": self.model,
+            "system_instruction": self.system_instruction,
+            "setup_system_instruction": self.setup_system_instruction,
+            "tools": [dict(t) for t in self.tools],
+            "turns": [t.to_json() for t in self.turns],
+            "next_number": self.next_number,
+            "requests": self.requests,
+            "compressions": self.compressions,
+            "forgotten_turns": self.forgotten_turns,
+            "forgotten_tokens": self.forgotten_tokens,
+            "last_forgotten": self.last_forgotten,
+            "pending_audio_tokens": self.pending_audio_tokens,
+            "pending_speech_seconds": self.pending_speech_seconds,
+            "pending_video_frames": self.pending_video_frames,
+            "pending_texts": list(self.pending_texts),
+            "in_speech": self.in_speech,
+            "silence_seconds": self.silence_seconds,
+            "in_activity": self.in_activity,
+            "tool_seq": self.tool_seq,
+            "consumed_count": self.consumed_count,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SessionState:
+        """Rebuild a state from its snapshot form."""
+        fields = dict(data)
+        fields.pop("v", None)
+        fields["turns"] = [Turn.from_json(t) for t in fields.get("turns", [])]
+        fields["tools"] = list(fields.get("tools", []))
+        fields["pending_texts"] = list(fields.get("pending_texts", []))
+        return cls(**fields)
+
+
+@dataclass(eq=False)
+class ReplyPlan:
+    """One reply, cut into ready-to-send chunks.
+
+    Attributes:
+        chunks: server messages to stream, in order.
+        chunk_texts: the part of the reply text each chunk carries (audio chunks: the words whose
+            sound starts in it), so an interrupted reply leaves exactly the sent words in history.
+        chunk_tokens: output tokens each chunk costs.
+        modality: ``TEXT`` or ``AUDIO``.
+        prompt_tokens, prompt_details: the context at the start of the turn (for usageMetadata).
+        turn_number: the number of the model turn this reply fills.
+        sent: how many chunks went out.
+        cancelled: set by a barge-in; the server stops streaming.
+    """
+
+    chunks: list[ServerMessage]
+    chunk_texts: list[str]
+    chunk_tokens: list[float]
+    modality: str
+    prompt_tokens: int
+    prompt_details: tuple[ModalityTokenCount, ...]
+    turn_number: int
+    text: str
+    sent: int = 0
+    cancelled: bool = False
+
+    @property
+    def sent_tokens(self) -> float:
+        """Output tokens of the chunks sent so far."""
+        return sum(self.chunk_tokens[: self.sent])
+
+
+def _rms(pcm: bytes) -> float:
+    if len(pcm) < 2:
+        return 0.0
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples)))
+
+
+def reply_tone(text: str) -> bytes:
+    """A deterministic 24 kHz PCM16 tone for a reply: one pitch per word, length following the text."""
+    words = text.split() or [""]
+    per_word = int(tok.OUTPUT_AUDIO_RATE * SECONDS_PER_WORD)
+    t = np.arange(per_word, dtype=np.float32) / tok.OUTPUT_AUDIO_RATE
+    fade = np.minimum(1.0, np.minimum(np.arange(per_word), np.arange(per_word)[::-1]) / 240.0).astype(np.float32)
+    pieces = []
+    for word in words:
+        freq = 180.0 + 20.0 * (sum(map(ord, word)) % 16)
+        pieces.append(np.sin(2 * math.pi * freq * t) * fade * 6000.0)
+    return np.concatenate(pieces).astype("<i2").tobytes()
+
+
+def _usage(prompt: int, details: tuple[ModalityTokenCount, ...], response: int, modality: str) -> UsageMetadata:
+    return UsageMetadata(
+        prompt_token_count=prompt,
+        response_token_count=response,
+        total_token_count=prompt + response,
+        prompt_tokens_details=details,
+        response_tokens_details=(ModalityTokenCount(modality, response),),
+    )
+
+
+def _content_modalities(content: Content) -> tuple[str, dict[str, float]]:
+    """Summary text and tokens by modality of a client turn."""
+    texts: list[str] = []
+    out: dict[str, float] = {}
+    for part in content.parts:
+        if part.text:
+            texts.append(part.text)
+            out["TEXT"] = out.get("TEXT", 0.0) + tok.text_tokens(part.text)
+        elif part.inline_data is not None:
+            blob = part.inline_data
+            if blob.mime_type.startswith("audio/"):
+                seconds = tok.audio_seconds(len(blob.data))
+                texts.append(f"[{seconds:.1f} s of audio]")
+                out["AUDIO"] = out.get("AUDIO", 0.0) + tok.audio_tokens(len(blob.data))
+            else:
+                texts.append(f"[{blob.mime_type} image]")
+                out["VIDEO"] = out.get("VIDEO", 0.0) + tok.VIDEO_TOKENS_PER_FRAME
+        elif part.function_response is not None:
+            text = f"[{part.function_response.name} returned {json.dumps(dict(part.function_response.response))}]"
+            texts.append(text)
+            out["TEXT"] = out.get("TEXT", 0.0) + tok.text_tokens(text)
+        elif part.function_call is not None:
+            text = f"[call {part.function_call.name}]"
+            texts.append(text)
+            out["TEXT"] = out.get("TEXT", 0.0) + tok.text_tokens(text)
+    return " ".join(texts), out
+
+
+class ServerEngine:
+    """One connection of one session, sans-I/O.
+
+    Args:
+        setup: the connection's setup (already checked with ``check_setup``).
+        state: the session state (new, or restored from a snapshot); the engine mutates it.
+        consumed: the session's log of consumed client messages; the engine appends to it.
+        responder: the model.
+        settings: emulator-wide knobs.
+        resumed: this connection resumes a handle (the setup's system instruction then applies only
+            if it differs from the one the session was created with).
+    """
+
+    def __init__(
+        self,
+        setup: Setup,
+        state: SessionState,
+        consumed: list[ClientMessage],
+        responder: Responder,
+        settings: EngineSettings | None = None,
+        resumed: bool = False,
+    ) -> None:
+        self.setup = setup
+        self.state = state
+        self.consumed = consumed
+        self.responder = responder
+        self.settings = settings or EngineSettings()
+        config = setup.config
+        self.modality = config.response_modality
+        self.resumption = setup.session_resumption is not None
+        self.transparent = bool(setup.session_resumption and setup.session_resumption.transparent)
+        self.automatic_vad = config.automatic_activity_detection
+        self.input_transcription = config.input_audio_transcription
+        self.output_transcription = config.output_audio_transcription
+        ric = config.realtime_input_config or {}
+        handling = ric.get("activityHandling", ric.get("activity_handling"))
+        self.barge_in = handling != "NO_INTERRUPTION"
+        aad = ric.get("automaticActivityDetection", ric.get("automatic_activity_detection")) or {}
+        silence_ms = aad.get("silenceDurationMs", aad.get("silence_duration_ms")) if isinstance(aad, Mapping) else None
+        self.silence_limit = float(silence_ms) / 1000.0 if silence_ms else self.settings.silence_seconds
+        cwc = config.context_window_compression
+        self.trigger = cwc.effective_trigger_tokens if cwc else None
+        self.target = cwc.effective_target_tokens if cwc else None
+        self.index = 0  # setup is message 0 (live-protocol.md section 8)
+        self.plan: ReplyPlan | None = None
+        self.waiting_calls: dict[str, str] = {}
+        self.tool_results: list[tuple[str, Mapping[str, Any]]] = []
+        self.dirty = False
+        self.closed = False
+        self.last_usage: UsageMetadata | None = None
+        setup_si = config.system_instruction_text
+        if not resumed:
+            state.system_instruction = state.setup_system_instruction = setup_si
+            state.tools = [dict(t) for t in config.tools or ()]
+        else:
+            if setup_si and setup_si != state.setup_system_instruction:
+                state.system_instruction = state.setup_system_instruction = setup_si
+            if config.tools:
+                state.tools = [dict(t) for t in config.tools]
+
+    # Public: state for the asyncio layer.
+
+    @property
+    def generating(self) -> bool:
+        """A reply is being streamed."""
+        return self.plan is not None and not self.plan.cancelled
+
+    @property
+    def resumable(self) -> bool:
+        """Whether now is a resumable point (not generating, no function call outstanding)."""
+        return not self.generating and not self.waiting_calls
+
+    def start(self) -> list[Action]:
+        """The actions that open the connection (``setupComplete``)."""
+        return [Send(SetupComplete(session_id=self.state.session_id))]
+
+    # Public: receiving client messages.
+
+    def receive(self, message: ClientMessage) -> list[Action]:
+        """Fold one client message (after setup) into the session and say what to do."""
+        if self.closed:
+            return []
+        self.index += 1
+        self.consumed.append(message)
+        self.state.consumed_count += 1
+        self.dirty = True
+        if isinstance(message, Setup):
+            return self._close(1007, "Request contains an invalid argument: setup must be the first and only setup message.")
+        if isinstance(message, ClientContent):
+            return self._client_content(message)
+        if isinstance(message, RealtimeInput):
+            return self._realtime_input(message)
+        if isinstance(message, ToolResponse):
+            return self._tool_response(message)
+        if isinstance(message, ContextUpdate):
+            return self._context_update(message)
+        return self._close(1007, "Request contains an invalid argument.")  # pragma: no cover
+
+    def invalid_message(self, reason: str) -> list[Action]:
+        """A frame that did not parse: close 1007 naming the problem."""
+        return self._close(1007, f"Request contains an invalid argument: {reason}")
+
+    def periodic(self) -> list[Action]:
+        """A periodic resumption update (the server calls this every ``resumption_update_interval``)."""
+        if not self.resumption or self.closed or not self.dirty:
+            return []
+        if not self.resumable:
+            return [Send(SessionResumptionUpdate(new_handle=None, resumable=False))]
+        return [self._checkpoint()]
+
+    def checkpoint_now(self) -> list[Action]:
+        """A resumption update now if resumable (e.g. just before a GoAway), whether or not dirty."""
+        if not self.resumption or self.closed or not self.resumable:
+            return []
+        return [self._checkpoint()]
+
+    # Public: the reply stream, driven by the asyncio layer.
+
+    def chunk_sent(self, plan: ReplyPlan) -> None:
+        """Record that the next chunk of ``plan`` went out: the model turn grows by its words."""
+        index = plan.sent
+        plan.sent += 1
+        text = "".join(plan.chunk_texts[: plan.sent]).strip()
+        tokens = plan.sent_tokens
+        self._replace_turn(plan.turn_number, text, {plan.modality: tokens})
+        del index
+
+    def finish_reply(self, plan: ReplyPlan) -> list[Action]:
+        """The stream ended: ``generationComplete``, ``turnComplete`` with usage, and a checkpoint."""
+        if plan is not self.plan or plan.cancelled or self.closed:
+            return []
+        self.plan = None
+        # The final model turn holds the whole reply text; its tokens are what was produced.
+        response = round(plan.sent_tokens) if plan.modality == "AUDIO" else tok.text_tokens(plan.text)
+        self._replace_turn(plan.turn_number, plan.text, {plan.modality: float(response)})
+        usage = _usage(plan.prompt_tokens, plan.prompt_details, response, plan.modality)
+        self.last_usage = usage
+        actions: list[Action] = [
+            Send(ServerContent(generation_complete=True)),
+            Send(ServerContent(turn_complete=True), usage),
+        ]
+        if self.resumption:
+            actions.append(self._checkpoint())
+        return actions
+
+    # Handlers.
+
+    def _client_content(self, message: ClientContent) -> list[Action]:
+        actions: list[Action] = []
+        # "A message here interrupts current generation" (Vertex reference).
+        if message.turns or message.turn_complete:
+            actions += self._interrupt()
+        actions += self._commit_pending()
+        for content in message.turns:
+            role = (content.role or "user").lower()
+            if role == "system":
+                self.state.system_instruction = content.text
+                continue
+            summary, modalities = _content_modalities(content)
+            if not modalities:
+                continue
+            self.state.add_turn("model" if role == "model" else "user", summary, modalities)
+        actions += self._check_exhausted()
+        if message.turn_complete and not self.closed:
+            last_user = next((t for t in reversed(self.state.turns) if t.role == "user"), None)
+            actions += self._request(last_user.text if last_user else "", is_audio=False)
+        return actions
+
+    def _realtime_input(self, message: RealtimeInput) -> list[Action]:
+        actions: list[Action] = []
+        audio: list[Blob] = []
+        if message.audio is not None:
+            audio.append(message.audio)
+        if message.video is not None:
+            self.state.pending_video_frames += 1
+        for chunk in message.media_chunks:
+            if chunk.mime_type.startswith("audio/"):
+                audio.append(chunk)
+            else:
+                self.state.pending_video_frames += 1
+        for blob in audio:
+            actions += self._audio(blob.data)
+            if self.closed:
+                return actions
+        if message.text is not None:
+            self.state.pending_texts.append(message.text)
+            if self.automatic_vad or not self.state.in_activity:
+                actions += self._interrupt()
+                actions += self._end_user_turn()
+        if message.audio_stream_end:
+            if not self.automatic_vad:
+                return actions + self._close(
+                    1007,
+                    "Request contains an invalid argument: audioStreamEnd is only valid while automatic "
+                    "activity detection is on.",
+                )
+            if self.state.in_speech:
+                actions += self._end_user_turn()
+        if message.activity_start or message.activity_end:
+            if self.automatic_vad:
+                which = "activityStart" if message.activity_start else "activityEnd"
+                return actions + self._close(
+                    1007,
+                    f"Request contains an invalid argument: {which} needs "
+                    "automaticActivityDetection.disabled=true.",
+                )
+            if message.activity_start:
+                if self.barge_in:
+                    actions += self._interrupt()
+                self.state.in_activity = True
+            else:
+                self.state.in_activity = False
+                actions += self._end_user_turn()
+        return actions + self._check_exhausted()
+
+    def _audio(self, pcm: bytes) -> list[Action]:
+        state = self.state
+        seconds = tok.audio_seconds(len(pcm))
+        state.pending_audio_tokens += tok.audio_tokens(len(pcm))
+        if not self.automatic_vad:
+            if state.in_activity:
+                state.pending_speech_seconds += seconds
+            return []
+        speech = _rms(pcm) >= self.settings.vad_threshold
+        actions: list[Action] = []
+        if speech:
+            if not state.in_speech:
+                state.in_speech = True
+                if self.barge_in:
+                    actions += self._interrupt()
+            state.silence_seconds = 0.0
+            state.pending_speech_seconds += seconds
+        elif state.in_speech:
+            state.silence_seconds += seconds
+            if state.silence_seconds >= self.silence_limit:
+                actions += self._end_user_turn()
+        return actions
+
+    def _tool_response(self, message: ToolResponse) -> list[Action]:
+        if not self.waiting_calls:
+            return self._close(1007, "Request contains an invalid argument: toolResponse without a pending toolCall.")
+        for response in message.function_responses:
+            call_id = response.id
+            if call_id is None:  # match by name (the Developer API insists on ids; Vertex does not)
+                call_id = next((i for i, n in self.waiting_calls.items() if n == response.name), None)
+            if call_id not in self.waiting_calls:
+                return self._close(
+                    1007, f"Request contains an invalid argument: unknown function call id {response.id!r}."
+                )
+            name = self.waiting_calls.pop(call_id)
+            self.tool_results.append((name, dict(response.response)))
+            text = f"[{name} returned {json.dumps(dict(response.response), sort_keys=True)}]"
+            self.state.add_turn("user", text, {"TEXT": float(tok.text_tokens(text))})
+        if self.waiting_calls:
+            return []
+        results, self.tool_results = self.tool_results, []
+        last_user = next((t for t in reversed(self.state.turns) if t.role == "user" and not t.text.startswith("[")), None)
+        return self._request(last_user.text if last_user else "", is_audio=False, tool_results=results, count=False)
+
+    def _context_update(self, message: ContextUpdate) -> list[Action]:
+        if message.system_instruction is not None:
+            self.state.system_instruction = message.system_instruction.text
+        if message.tools is not None:
+            self.state.tools = [dict(t) for t in message.tools]
+        return self._check_exhausted()
+
+    # Turns, compression and replies.
+
+    def _commit_pending(self) -> list[Action]:
+        """Turn buffered realtime input into a user turn (returns the transcription, if asked)."""
+        state = self.state
+        if not (state.pending_audio_tokens or state.pending_video_frames or state.pending_texts):
+            return []
+        modalities: dict[str, float] = {}
+        parts: list[str] = []
+        actions: list[Action] = []
+        if state.pending_audio_tokens:
+            modalities["AUDIO"] = state.pending_audio_tokens
+            speech = state.pending_speech_seconds
+            heard = f"[{speech:.1f} s of speech: the emulator cannot recognise words offline]"
+            parts.append(heard)
+            if self.input_transcription and speech > 0:
+                actions.append(Send(ServerContent(input_transcription=Transcription(heard, finished=True))))
+        if state.pending_video_frames:
+            modalities["VIDEO"] = float(state.pending_video_frames * tok.VIDEO_TOKENS_PER_FRAME)
+            parts.append(f"[{state.pending_video_frames} video frame{'s' if state.pending_video_frames != 1 else ''}]")
+        if state.pending_texts:
+            modalities["TEXT"] = float(sum(tok.text_tokens(t) for t in state.pending_texts))
+            parts.append(" ".join(state.pending_texts))
+        state.add_turn("user", " ".join(parts), modalities)
+        state.pending_audio_tokens = state.pending_speech_seconds = 0.0
+        state.pending_video_frames = 0
+        state.pending_texts = []
+        state.in_speech = False
+        state.silence_seconds = 0.0
+        return actions
+
+    def _end_user_turn(self) -> list[Action]:
+        state = self.state
+        spoken = state.pending_speech_seconds > 0
+        typed = list(state.pending_texts)
+        actions = self._commit_pending()
+        if not self.state.turns or self.state.turns[-1].role != "user":
+            return actions
+        request = " ".join(typed) if typed and not spoken else self.state.turns[-1].text
+        return actions + self._request(request, is_audio=spoken and not typed)
+
+    def _compress(self) -> None:
+        """Sliding window: drop oldest turns until at or below the target; keep a user turn first."""
+        assert self.trigger is not None and self.target is not None
+        state = self.state
+        if state.context_tokens <= self.trigger:
+            return
+        dropped: list[Turn] = []
+        # Never drop the current request (the last turn).
+        while len(state.turns) > 1 and state.context_tokens > self.target:
+            dropped.append(state.turns.pop(0))
+        while len(state.turns) > 1 and state.turns[0].role != "user":
+            dropped.append(state.turns.pop(0))
+        if dropped:
+            state.compressions += 1
+            state.forgotten_turns += len(dropped)
+            state.forgotten_tokens += sum(t.tokens for t in dropped)
+            state.last_forgotten = dropped[-1].text
+
+    def _check_exhausted(self) -> list[Action]:
+        if self.trigger is not None or self.closed:
+            return []
+        if self.state.context_tokens > self.settings.context_window:
+            return self._close(
+                1007,
+                f"Context window exhausted: {self.state.context_tokens:,.0f} tokens > "
+                f"{self.settings.context_window:,}. Enable contextWindowCompression.",
+            )
+        return []
+
+    def _request(
+        self,
+        request: str,
+        is_audio: bool,
+        tool_results: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        count: bool = True,
+    ) -> list[Action]:
+        """Run one model turn: compression check, the responder, then a reply stream or a tool call."""
+        state = self.state
+        if count:
+            state.requests += 1
+        if self.trigger is not None:
+            self._compress()
+            if state.context_tokens > self.settings.context_window:
+                return self._close(1007, "Context window exhausted even after compression.")
+        else:
+            exhausted = self._check_exhausted()
+            if exhausted:
+                return exhausted
+        context = RequestContext(
+            turn_number=state.requests,
+            request=request,
+            request_is_audio=is_audio,
+            system_instruction=state.system_instruction,
+            turns=tuple(state.turns),
+            context_tokens=state.context_tokens,
+            forgotten_turns=state.forgotten_turns,
+            compressions=state.compressions,
+            last_forgotten=state.last_forgotten,
+            functions=tuple(state.tools),
+            tool_results=tuple(tool_results),
+            modality=self.modality,
+        )
+        reply = self.responder.respond(context)
+        prompt = round(state.context_tokens)
+        details = tuple(
+            ModalityTokenCount(m, round(c)) for m, c in sorted(state.modality_tokens().items()) if round(c)
+        )
+        actions: list[Action] = []
+        if self.resumption:
+            actions.append(Send(SessionResumptionUpdate(new_handle=None, resumable=False)))
+        if reply.function_call is not None:
+            return actions + self._tool_call(reply, prompt, details)
+        turn = state.add_turn("model", "", {self.modality: 0.0})
+        plan = self._plan(reply.text, prompt, details, turn.number)
+        self.plan = plan
+        actions.append(Stream(plan))
+        return actions
+
+    def _tool_call(self, reply: Reply, prompt: int, details: tuple[ModalityTokenCount, ...]) -> list[Action]:
+        assert reply.function_call is not None
+        name, args = reply.function_call
+        self.state.tool_seq += 1
+        call_id = f"fc-{self.state.tool_seq}"
+        self.waiting_calls[call_id] = name
+        text = f"[call {name}({json.dumps(dict(args), sort_keys=True)})]"
+        self.state.add_turn("model", text, {"TEXT": float(tok.text_tokens(text))})
+        return [Send(ToolCall((FunctionCall(name=name, args=dict(args), id=call_id),)))]
+
+    def _plan(self, text: str, prompt: int, details: tuple[ModalityTokenCount, ...], number: int) -> ReplyPlan:
+        chunks: list[ServerMessage] = []
+        chunk_texts: list[str] = []
+        chunk_tokens: list[float] = []
+        words = text.split()
+        if self.modality == "TEXT":
+            for i in range(0, len(words), WORDS_PER_TEXT_CHUNK):
+                piece = " ".join(words[i : i + WORDS_PER_TEXT_CHUNK])
+                piece = piece + " " if i + WORDS_PER_TEXT_CHUNK < len(words) else piece
+                chunks.append(ServerContent(model_turn=Content("model", (Part(text=piece),))))
+                chunk_texts.append(piece)
+                chunk_tokens.append(float(tok.text_tokens(piece)))
+        else:
+            pcm = reply_tone(text)
+            size = int(tok.OUTPUT_AUDIO_RATE * OUTPUT_CHUNK_SECONDS) * 2
+            per_word = int(tok.OUTPUT_AUDIO_RATE * SECONDS_PER_WORD) * 2
+            word_index = 0
+            for start in range(0, len(pcm), size):
+                data = pcm[start : start + size]
+                chunks.append(
+                    ServerContent(
+                        model_turn=Content("model", (Part(inline_data=Blob(data, "audio/pcm;rate=24000")),))
+                    )
+                )
+                chunk_tokens.append(tok.audio_tokens(len(data), tok.OUTPUT_AUDIO_RATE))
+                spoken: list[str] = []
+                while word_index < len(words) and word_index * per_word < start + len(data):
+                    spoken.append(words[word_index])
+                    word_index += 1
+                said = " ".join(spoken) + (" " if spoken else "")
+                chunk_texts.append(said)
+                if self.output_transcription and spoken:
+                    chunks.append(ServerContent(output_transcription=Transcription(said)))
+                    chunk_texts.append("")
+                    chunk_tokens.append(0.0)
+        return ReplyPlan(chunks, chunk_texts, chunk_tokens, self.modality, prompt, details, number, text)
+
+    def _interrupt(self) -> list[Action]:
+        """Barge-in: stop the reply (keeping what was sent) or cancel pending function calls."""
+        actions: list[Action] = []
+        plan = self.plan
+        if plan is not None and not plan.cancelled:
+            plan.cancelled = True
+            self.plan = None
+            if plan.sent == 0:
+                self.state.turns = [t for t in self.state.turns if t.number != plan.turn_number]
+            response = round(plan.sent_tokens)
+            usage = _usage(plan.prompt_tokens, plan.prompt_details, response, plan.modality)
+            self.last_usage = usage
+            actions += [
+                Send(ServerContent(interrupted=True)),
+                Send(ServerContent(turn_complete=True), usage),
+            ]
+        elif self.waiting_calls:
+            ids = tuple(self.waiting_calls)
+            self.waiting_calls.clear()
+            self.tool_results = []
+            actions += [
+                Send(ToolCallCancellation(ids)),
+                Send(ServerContent(interrupted=True)),
+                Send(ServerContent(turn_complete=True)),
+            ]
+        if actions and self.resumption:
+            actions.append(self._checkpoint())
+        return actions
+
+    def _replace_turn(self, number: int, text: str, modalities: Mapping[str, float]) -> None:
+        turns = self.state.turns
+        for i in range(len(turns) - 1, -1, -1):
+            if turns[i].number == number:
+                turns[i] = Turn(number, turns[i].role, text, float(sum(modalities.values())), dict(modalities))
+                return
+
+    def _checkpoint(self) -> Checkpoint:
+        self.dirty = False
+        return Checkpoint(self.state.to_json(), self.index if self.transparent else None)
+
+    def _close(self, code: int, reason: str) -> list[Action]:
+        self.closed = True
+        if self.plan is not None:
+            self.plan.cancelled = True
+        return [Close(code, reason)]
+
+
+def describe_context(state: SessionState) -> str:
+    """A one-line human summary of a session's context (for logs and the CLI)."""
+    first = state.turns[0] if state.turns else None
+    head = f"turn {first.number} {quote(first.text, 5)}" if first else "nothing"
+    return f"{len(state.turns)} turns, {state.context_tokens:,.0f} tokens, earliest {head}"

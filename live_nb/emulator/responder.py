@@ -1,0 +1,215 @@
+"""The emulator's "model": a deterministic responder that tells the truth about its context.
+
+Why this and not canned text: live_nb exists to make session management visible (context filling
+up, compression dropping old turns, resumption bringing context back). A reader can only *see* that
+if the model's replies say what the model still holds. So every reply states the turn number, what
+was asked, how many turns and tokens the context holds, the earliest turn still remembered (quoted),
+and, once compression has run, how much was forgotten and the last thing forgotten. Questions like
+"what did I say first?" are answered from the context, so after compression the answer changes.
+
+Function calls: when the user's latest text names a declared function (case-insensitive; the
+name as written, or with underscores read as spaces, e.g. "get_time" or "get time"), the reply is
+a call to that function. Arguments are taken from ``param=value`` words in the text for declared
+parameter names. After the tool responds, the reply quotes the result.
+
+Responders are pluggable: anything with ``respond(RequestContext) -> Reply`` (the ``Responder``
+protocol) can be passed to ``Emulator(responder=...)``. A responder must be deterministic and fast:
+it runs on the emulator's event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["ContextResponder", "Reply", "RequestContext", "Responder", "Turn", "quote"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One entry of a session's context window.
+
+    Attributes:
+        number: position in the session's whole history (1-based; survives compression, so a
+            reply can say "the earliest turn I remember is turn 7").
+        role: ``user`` or ``model`` (the system instruction is kept apart and never dropped).
+        text: the turn's text, or a bracketed summary for audio/video (``[2.3 s of speech ...]``).
+        tokens: tokens this turn occupies (fractional for audio: 2.5 per 100 ms).
+        modalities: tokens by modality (``TEXT``, ``AUDIO``, ``VIDEO``).
+    """
+
+    number: int
+    role: str
+    text: str
+    tokens: float
+    modalities: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON for snapshots."""
+        return {"n": self.number, "r": self.role, "t": self.text, "k": self.tokens, "m": dict(self.modalities)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Turn:
+        """Inverse of ``to_json``."""
+        return cls(int(data["n"]), str(data["r"]), str(data["t"]), float(data["k"]), dict(data["m"]))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Everything the responder may look at to answer one request.
+
+    Attributes:
+        turn_number: the number of this request among the session's requests (1-based).
+        request: the user's latest input as text (or the bracketed audio summary).
+        request_is_audio: the request was spoken (VAD or activity turn), not typed.
+        system_instruction: the instruction in force ('' when none).
+        turns: the context window now, oldest first, the current request last.
+        context_tokens: tokens in the window including the system instruction.
+        forgotten_turns: turns dropped by compression so far.
+        compressions: how many times the sliding window ran.
+        last_forgotten: the text of the most recently dropped turn (None before any compression).
+        functions: declared function declarations (wire dicts), in order.
+        tool_results: function responses to answer from (after a tool call), as (name, response).
+        modality: ``TEXT`` or ``AUDIO``.
+    """
+
+    turn_number: int
+    request: str
+    request_is_audio: bool
+    system_instruction: str
+    turns: Sequence[Turn]
+    context_tokens: float
+    forgotten_turns: int = 0
+    compressions: int = 0
+    last_forgotten: str | None = None
+    functions: Sequence[Mapping[str, Any]] = ()
+    tool_results: Sequence[tuple[str, Mapping[str, Any]]] = ()
+    modality: str = "TEXT"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the model says: text, or a function call to make first.
+
+    Attributes:
+        text: the reply text (spoken as a tone in AUDIO sessions, and sent as its transcription).
+        function_call: ``(name, args)`` to call instead of answering now.
+    """
+
+    text: str = ""
+    function_call: tuple[str, Mapping[str, Any]] | None = None
+
+
+class Responder(Protocol):
+    """A pluggable emulator model."""
+
+    def respond(self, context: RequestContext) -> Reply:
+        """Answer one request (deterministically, quickly)."""
+        ...
+
+
+def quote(text: str, words: int = 8) -> str:
+    """The first few words of a text, in quotes, with an ellipsis when cut."""
+    parts = text.split()
+    cut = " ".join(parts[:words])
+    return f'"{cut}…"' if len(parts) > words else f'"{cut}"'
+
+
+_FIRST_QUESTION = re.compile(
+    r"\b(what did i (say|ask|tell you) first|first thing i (said|asked|told)|what was my first|"
+    r"earliest (thing|message|turn)|what do you remember)\b",
+    re.IGNORECASE,
+)
+_SYSTEM_QUESTION = re.compile(r"\b(system instruction|your instructions?)\b", re.IGNORECASE)
+_PARAM = re.compile(r"(\w+)=(\"[^\"]*\"|'[^']*'|\S+)")
+
+
+def _function_declarations(tools: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    decls: list[Mapping[str, Any]] = []
+    for tool in tools:
+        for key in ("functionDeclarations", "function_declarations"):
+            for decl in tool.get(key) or ():
+                if isinstance(decl, Mapping) and decl.get("name"):
+                    decls.append(decl)
+    return decls
+
+
+def called_function(text: str, functions: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The first declared function the text names, with ``param=value`` arguments, or None."""
+    lowered = text.lower()
+    for decl in functions:
+        name = str(decl["name"])
+        spellings = {name.lower(), name.lower().replace("_", " ")}
+        if any(re.search(rf"(?<![\w]){re.escape(s)}(?![\w])", lowered) for s in spellings):
+            params = decl.get("parameters") or {}
+            declared = set((params.get("properties") or {}).keys()) if isinstance(params, Mapping) else set()
+            args = {k: v.strip("\"'") for k, v in _PARAM.findall(text) if k in declared}
+            return name, args
+    return None
+
+
+class ContextResponder:
+    """The default responder: reports its context honestly, in a few plain sentences.
+
+    Args:
+        max_quote_words: how many words of a turn to quote.
+    """
+
+    def __init__(self, max_quote_words: int = 8) -> None:
+        self.max_quote_words = max_quote_words
+
+    def respond(self, context: RequestContext) -> Reply:
+        """Answer from the context (see the module docstring for the rules)."""
+        q = self.max_quote_words
+        if context.tool_results:
+            results = "; ".join(
+                f"{name} returned {json.dumps(dict(resp), sort_keys=True)}" for name, resp in context.tool_results
+            )
+            return Reply(text=f"Turn {context.turn_number}. The tool answered: {results}. {self._summary(context)}")
+        call = called_function(context.request, _function_declarations(context.functions))
+        if call is not None and not context.request_is_audio:
+            return Reply(function_call=call)
+
+        if context.request_is_audio:
+            asked = f"You spoke to me {context.request}."
+        else:
+            asked = f"You asked: {quote(context.request, q)}."
+        sentences = [f"Turn {context.turn_number}.", asked]
+        if _FIRST_QUESTION.search(context.request):
+            earliest = next((t for t in context.turns if t.role == "user"), None)
+            if earliest is not None:
+                sentences.append(
+                    f"The first thing you said that I still remember (turn {earliest.number}) was "
+                    f"{quote(earliest.text, 2 * q)}."
+                )
+            if context.forgotten_turns:
+                sentences.append(f"Anything before that was compressed away ({context.forgotten_turns} turns).")
+        if _SYSTEM_QUESTION.search(context.request):
+            if context.system_instruction:
+                sentences.append(f"My system instruction is {quote(context.system_instruction, 2 * q)}.")
+            else:
+                sentences.append("I have no system instruction.")
+        sentences.append(self._summary(context))
+        return Reply(text=" ".join(sentences))
+
+    def _summary(self, context: RequestContext) -> str:
+        q = self.max_quote_words
+        turns = list(context.turns)
+        parts = [f"I hold {len(turns)} turn{'s' if len(turns) != 1 else ''} and {context.context_tokens:,.0f} tokens."]
+        # The current request is the last turn: "earliest remembered" means before it.
+        if len(turns) > 1:
+            first = turns[0]
+            who = "you" if first.role == "user" else "me"
+            parts.append(f"The earliest turn I remember is turn {first.number} ({who}): {quote(first.text, q)}.")
+        if context.system_instruction:
+            parts.append(f"I follow the instruction {quote(context.system_instruction, q)}.")
+        if context.compressions:
+            forgot = f"Compression ran {context.compressions} time{'s' if context.compressions != 1 else ''}"
+            forgot += f" and I forgot {context.forgotten_turns} turns"
+            if context.last_forgotten:
+                forgot += f", the last of them {quote(context.last_forgotten, q)}"
+            parts.append(forgot + ".")
+        return " ".join(parts)

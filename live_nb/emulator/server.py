@@ -1,0 +1,805 @@
+"""The emulator's asyncio layer: websockets server, TLS, timers, faults, and the CLI.
+
+This is the only module of the emulator that does I/O. Each connection feeds client frames to a
+sans-I/O ``ServerEngine`` (engine.py) and carries out the actions it returns; timers (GoAway and
+the connection deadline, periodic resumption updates) and the reply stream's pacing live here.
+
+What it reproduces of the service (live-protocol.md sections 1, 3, 5 and field.md):
+
+* Paths: the Gemini path (``v1``, ``v1beta``, ``v1alpha``, with or without a leading ``//``), the
+  Constrained (ephemeral token) path, the Vertex path, and any path under ``/vertex`` (gateway
+  mode). ``/`` is accepted too (as the Gemini path) so ``Emulator.url`` works as given.
+* Auth: ``x-goog-api-key``, ``?key=``, ``?access_token=``, ``Authorization: Bearer|Token``. Any
+  non-empty credential is accepted (it is an emulator); a missing one is refused at the HTTP
+  upgrade with 401, an empty one with 403. Credentials are never logged or stored.
+* Server JSON in binary frames (``text_frames=True`` for text), no permessage-deflate unless
+  ``compression=True``, every frame far below the SDK's 1 MiB limit.
+* Connection lifetime with a GoAway ``go_away_before`` seconds before the end, then close 1011
+  "Deadline expired before operation could complete."; ``time_scale`` divides every duration and
+  what goes on the wire is in real (scaled) seconds.
+* Resumption handles backed by SQLite (store.py); an old connection of the session still open
+  when a resume arrives: refused with 1011, after a short grace period (``resume_grace``, wall
+  seconds) in which a connection that is already going away may finish closing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import json
+import logging
+import os
+import re
+import signal
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ..exceptions import ConfigError, ProtocolError
+from ..protocol.messages import (
+    ClientMessage,
+    GoAway,
+    ServerMessage,
+    SessionResumptionUpdate,
+    Setup,
+    UsageMetadata,
+    encode_server_frame,
+    parse_client_frame,
+)
+from .engine import (
+    Action,
+    Checkpoint,
+    Close,
+    EngineSettings,
+    KNOWN_MODELS,
+    ReplyPlan,
+    Send,
+    ServerEngine,
+    SessionState,
+    Stream,
+    bare_model_name,
+    check_setup,
+)
+from .responder import ContextResponder, Responder, Turn
+from .store import Refusal, Snapshot, Store, default_db_path, new_session_id
+
+__all__ = ["Emulator", "EmulatorSession", "main"]
+
+logger = logging.getLogger("live_nb.emulator")
+
+RETENTION_SECONDS = {"gemini": 2 * 3600.0, "vertex": 24 * 3600.0}
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close reason fits in a 125-byte control frame
+
+_GEMINI_PATH = re.compile(
+    r"^/ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService\."
+    r"BidiGenerateContent(Constrained)?$"
+)
+_VERTEX_PATH = re.compile(r"^/ws/google\.cloud\.aiplatform\.(v1|v1beta1)\.LlmBidiService/BidiGenerateContent$")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a request path says about the client: backend flavour, API version, ephemeral token."""
+
+    flavor: str
+    api_version: str
+    constrained: bool = False
+
+
+def route(path: str) -> Route | None:
+    """Map a request path (query ignored) to a Route, or None for a path the service lacks."""
+    clean = "/" + urlsplit(path).path.lstrip("/")
+    match = _GEMINI_PATH.match(clean)
+    if match:
+        return Route("gemini", match.group(1), bool(match.group(2)))
+    match = _VERTEX_PATH.match(clean)
+    if match:
+        return Route("vertex", match.group(1))
+    if clean == "/vertex" or clean.startswith("/vertex/") or clean.startswith("/vertex-"):
+        return Route("vertex", "v1beta1")
+    if clean == "/":
+        return Route("gemini", "v1beta")
+    return None
+
+
+def credential(request: Request) -> str | None:
+    """The credential a request carries ('' when present but empty, None when absent). Never logged."""
+    key = request.headers.get("x-goog-api-key")
+    if key is not None:
+        return key.strip()
+    auth = request.headers.get("Authorization")
+    if auth is not None:
+        scheme, _, value = auth.strip().partition(" ")
+        return value.strip() if scheme.lower() in ("bearer", "token") else ""
+    query = parse_qs(urlsplit(request.path).query, keep_blank_values=True)
+    for name in ("key", "access_token"):
+        if name in query:
+            return query[name][0].strip()
+    return None
+
+
+def clip_reason(reason: str) -> str:
+    """Cut a close reason to the 123 bytes a close frame can carry (as the service's are cut)."""
+    data = reason.encode("utf-8")
+    if len(data) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+class EmulatorSession:
+    """One emulated session, across its connections (what ``Emulator.sessions`` holds).
+
+    Attributes:
+        session_id: the id sent in ``setupComplete.sessionId`` (and inside handles).
+        model: the bare model name; a resume may not change it.
+        state: the live session state (context, system instruction, ...).
+        consumed: client messages folded into the session, in order, setup excluded. A resume
+            truncates it to the snapshot's length, so it always matches the state.
+        consumed_offset: messages consumed before this emulator process restored the session
+            from the database (they are counted in the snapshot, not kept here).
+        handles: every handle issued, oldest first.
+    """
+
+    def __init__(self, state: SessionState, consumed_offset: int = 0) -> None:
+        self.session_id = state.session_id
+        self.model = state.model
+        self.state = state
+        self.consumed: list[ClientMessage] = []
+        self.consumed_offset = consumed_offset
+        self.handles: list[str] = []
+        self.connections: list[_Connection] = []
+        self.resumes = 0
+
+    @property
+    def context(self) -> list[tuple[str, str, float]]:
+        """The context window as (role, text summary, tokens), system instruction first when set."""
+        out = [("system", self.state.system_instruction, float(self.state.system_tokens))] if (
+            self.state.system_instruction
+        ) else []
+        return out + [(t.role, t.text, t.tokens) for t in self.state.turns]
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The context's turns as rich objects (numbered across the whole session)."""
+        return list(self.state.turns)
+
+    @property
+    def context_tokens(self) -> float:
+        """Tokens in the window now (system instruction, turns, half-built user turn)."""
+        return self.state.context_tokens
+
+    @property
+    def open(self) -> bool:
+        """Whether a connection of this session is open now."""
+        return bool(self.connections)
+
+    @property
+    def last_usage(self) -> UsageMetadata | None:
+        """The usage sent with the latest turnComplete on the current connection."""
+        return self.connections[-1].engine.last_usage if self.connections else None
+
+    def __repr__(self) -> str:
+        return f"<EmulatorSession {self.session_id} {self.model} turns={len(self.state.turns)} open={self.open}>"
+
+
+@dataclass(eq=False)
+class _Connection:
+    ws: ServerConnection
+    session: EmulatorSession
+    engine: ServerEngine
+    route: Route
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    deadline_task: asyncio.Task[None] | None = None
+    started: float = field(default_factory=time.time)
+
+
+def generate_certificate(cert_dir: str) -> tuple[str, str]:
+    """Write a self-signed cert (and key) for 127.0.0.1 and localhost into ``cert_dir``.
+
+    Why: google-genai always dials ``wss://`` (live-protocol.md section 6), so the emulator speaks
+    TLS with a certificate the client is told to trust. Existing files are reused.
+
+    Returns:
+        (cert.pem path, key.pem path).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    os.makedirs(cert_dir, exist_ok=True)
+    cert_path = os.path.join(cert_dir, "cert.pem")
+    key_path = os.path.join(cert_dir, "key.pem")
+    if os.path.exists(cert_path) and os.path.exists(key_path):
+        return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    with open(key_path, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    os.chmod(key_path, 0o600)
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+class Emulator:
+    """A Live API server for tests, notebooks and benchmarks (docs/architecture.md, "Emulator").
+
+    Args:
+        host: interface to bind (127.0.0.1 by default: never exposed by accident).
+        port: TCP port; 0 picks a free one (read ``port`` or ``url`` after ``start``).
+        tls: speak ``wss://`` with a generated self-signed certificate (needed by google-genai).
+        cert_dir: where the certificate goes (a temp dir when None); ``cert_path`` names it.
+        time_scale: divides every duration (lifetime, GoAway lead, retention, update interval,
+            reply pacing): 60 turns the 10-minute connection into 10 s.
+        mode: ``gemini`` (handles kept 2 h) or ``vertex`` (24 h).
+        db_path: SQLite file; None = a fresh temp file, kept across stop/start of this object.
+        context_window: the context window in tokens.
+        connection_lifetime: service seconds a connection lives.
+        go_away_before: service seconds before the end at which GoAway is sent.
+        resumption_update_interval: service seconds between periodic resumption updates.
+        responder: the model (``ContextResponder`` by default).
+        text_frames: send server JSON in text frames instead of binary ones.
+        compression: accept permessage-deflate (off by default: it costs 3-4x on audio).
+        chunk_delay: service seconds between reply chunks (0 for benchmarks).
+        retention: service seconds a handle lives after the session's last connection ends
+            (default by mode).
+        resume_grace: wall seconds a resume waits for the session's old connection to finish
+            closing before it is refused with 1011.
+        vad_threshold: RMS (int16 scale) above which input audio counts as speech.
+        models: model names the emulator knows (default ``engine.KNOWN_MODELS``).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = False,
+        cert_dir: str | None = None,
+        time_scale: float = 1.0,
+        mode: str = "gemini",
+        db_path: str | None = None,
+        context_window: int = 128_000,
+        connection_lifetime: float = 600.0,
+        go_away_before: float = 60.0,
+        resumption_update_interval: float = 10.0,
+        responder: Responder | None = None,
+        text_frames: bool = False,
+        compression: bool = False,
+        chunk_delay: float = 0.015,
+        retention: float | None = None,
+        resume_grace: float = 0.5,
+        vad_threshold: float = 500.0,
+        models: Sequence[str] | None = None,
+    ) -> None:
+        if mode not in RETENTION_SECONDS:
+            raise ConfigError("mode", mode, '"gemini" or "vertex"')
+        if time_scale <= 0:
+            raise ConfigError("time_scale", time_scale, "a number above 0")
+        if go_away_before >= connection_lifetime:
+            raise ConfigError("go_away_before", go_away_before, f"below connection_lifetime ({connection_lifetime})")
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.cert_dir = cert_dir
+        self.time_scale = float(time_scale)
+        self.mode = mode
+        self.db_path = db_path
+        self.context_window = context_window
+        self.connection_lifetime = connection_lifetime
+        self.go_away_before = go_away_before
+        self.resumption_update_interval = resumption_update_interval
+        self.responder: Responder = responder or ContextResponder()
+        self.text_frames = text_frames
+        self.compression = compression
+        self.chunk_delay = chunk_delay
+        self.retention = retention if retention is not None else RETENTION_SECONDS[mode]
+        self.resume_grace = resume_grace
+        self.models = frozenset(models) if models is not None else KNOWN_MODELS
+        self.settings = EngineSettings(context_window=context_window, vad_threshold=vad_threshold)
+        self.sessions: dict[str, EmulatorSession] = {}
+        """Every session this emulator process has seen (new or resumed), by id."""
+        self.cert_path: str | None = None
+        self.key_path: str | None = None
+        self.refused: list[tuple[int, str]] = []
+        """Close codes and reasons of refused connections (for tests), in order."""
+        self._server: Server | None = None
+        self._store: Store | None = None
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+
+    # Lifecycle.
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` (``wss://`` with TLS); valid after ``start``."""
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is listening."""
+        return self._server is not None
+
+    def scaled(self, seconds: float) -> float:
+        """Service seconds -> wall seconds under ``time_scale``."""
+        return seconds / self.time_scale
+
+    async def start(self) -> Emulator:
+        """Open the database and start listening. Returns self."""
+        if self._server is not None:
+            return self
+        if self.db_path is None or (self.tls and self.cert_dir is None):
+            if self._tmpdir is None:
+                self._tmpdir = tempfile.TemporaryDirectory(prefix="live_nb_emulator_")
+            if self.db_path is None:
+                self.db_path = default_db_path(self._tmpdir.name)
+            if self.tls and self.cert_dir is None:
+                self.cert_dir = self._tmpdir.name
+        self._store = Store(self.db_path)
+        self._store.close_all_connections(time.time())
+        ssl_context: ssl.SSLContext | None = None
+        if self.tls:
+            assert self.cert_dir is not None
+            self.cert_path, self.key_path = generate_certificate(self.cert_dir)
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.load_cert_chain(self.cert_path, self.key_path)
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            compression="deflate" if self.compression else None,
+            ssl=ssl_context,
+            max_size=16 * 2**20,
+            max_queue=64,
+            # The service answers pings slowly and never pings first; clients ping us.
+            ping_interval=None,
+        )
+        sockname = next(iter(self._server.sockets)).getsockname()
+        self.port = int(sockname[1])
+        logger.info("emulator listening on %s (mode=%s, time_scale=%s)", self.url, self.mode, self.time_scale)
+        return self
+
+    async def stop(self) -> None:
+        """Close every connection (1001) and stop listening. The database file is kept."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close(close_connections=True)
+            await server.wait_closed()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def cleanup(self) -> None:
+        """Remove the temp dir (db and cert) made for this emulator, if any. Call after ``stop``."""
+        if self._tmpdir is not None and self._server is None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    # Faults and controls (for tests and teaching notebooks).
+
+    def _connections(self, session_id: str | None) -> list[_Connection]:
+        return [
+            conn
+            for sess in self.sessions.values()
+            if session_id is None or sess.session_id == session_id
+            for conn in list(sess.connections)
+        ]
+
+    async def drop_connections(self, session_id: str | None = None) -> int:
+        """Cut connections (of one session, or all) at the TCP level: no close frame, like a network drop.
+
+        Returns:
+            how many connections were cut. Waits (briefly) until the server has seen them end.
+        """
+        conns = self._connections(session_id)
+        for conn in conns:
+            transport = conn.ws.transport
+            transport.abort()
+        for _ in range(200):
+            if not any(c in c.session.connections for c in conns):
+                break
+            await asyncio.sleep(0.005)
+        return len(conns)
+
+    async def go_away_now(self, session_id: str | None = None, time_left: float | None = None) -> int:
+        """Send GoAway now and close 1011 when ``time_left`` (service seconds) runs out.
+
+        Returns:
+            how many connections were told.
+        """
+        conns = self._connections(session_id)
+        left = self.go_away_before if time_left is None else time_left
+        for conn in conns:
+            if conn.deadline_task is not None:
+                conn.deadline_task.cancel()
+            await self._go_away(conn, left)
+            conn.deadline_task = self._spawn(conn, self._deadline(conn, None, left))
+        return len(conns)
+
+    # HTTP upgrade: path and auth.
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if route(request.path) is None:
+            logger.info("refused unknown path %s", urlsplit(request.path).path)
+            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found: not a Live API path\n")
+        cred = credential(request)
+        if cred is None:
+            return connection.respond(
+                HTTPStatus.UNAUTHORIZED,
+                "Unauthorized: send an API key (x-goog-api-key header or ?key=), an ephemeral token "
+                "(?access_token= or Authorization: Token) or Authorization: Bearer.\n",
+            )
+        if not cred:
+            return connection.respond(HTTPStatus.FORBIDDEN, "Forbidden: the credential is empty.\n")
+        return None
+
+    # Connections.
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve_connection(ws)
+        finally:
+            self._handlers.discard(task)
+
+    async def _refuse(self, ws: ServerConnection, code: int, reason: str) -> None:
+        self.refused.append((code, reason))
+        logger.info("refused: %s %s", code, reason)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.close(code, clip_reason(reason))
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        path_route = route(ws.request.path)
+        assert path_route is not None
+        try:
+            first = await asyncio.wait_for(ws.recv(), timeout=max(30.0, self.scaled(60.0)))
+        except (asyncio.TimeoutError, ConnectionClosed):
+            return await self._refuse(ws, 1007, "Request contains an invalid argument: no setup message.")
+        try:
+            setup = parse_client_frame(first)
+        except (ProtocolError, ConfigError) as exc:
+            return await self._refuse(ws, 1007, f"Request contains an invalid argument: {exc}")
+        if not isinstance(setup, Setup):
+            return await self._refuse(ws, 1007, "Request contains an invalid argument: the first message must be setup.")
+        refusal = check_setup(setup, path_route.flavor, path_route.api_version, self.models)
+        if refusal is not None:
+            return await self._refuse(ws, refusal.code, refusal.reason)
+        opened = await self._open_session(ws, setup)
+        if isinstance(opened, Close):
+            return await self._refuse(ws, opened.code, opened.reason)
+        session, state, resumed = opened
+        engine = ServerEngine(setup, state, session.consumed, self.responder, self.settings, resumed=resumed)
+        conn = _Connection(ws, session, engine, path_route)
+        session.connections.append(conn)
+        logger.info(
+            "%s session %s (%s, %s path)", "resumed" if resumed else "new", session.session_id,
+            session.model, path_route.flavor,
+        )
+        try:
+            await self._apply(conn, engine.start())
+            lifetime = self.connection_lifetime
+            conn.deadline_task = self._spawn(conn, self._deadline(conn, lifetime - self.go_away_before, self.go_away_before))
+            if engine.resumption:
+                self._spawn(conn, self._periodic(conn))
+            async for frame in ws:
+                try:
+                    message = parse_client_frame(frame)
+                except (ProtocolError, ConfigError) as exc:
+                    await self._apply(conn, engine.invalid_message(str(exc)))
+                    break
+                await self._apply(conn, engine.receive(message))
+                if engine.closed:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            for task in list(conn.tasks):
+                task.cancel()
+            if conn.tasks:
+                await asyncio.wait(list(conn.tasks), timeout=1)
+            with contextlib.suppress(ValueError):
+                session.connections.remove(conn)
+            if self._store is not None:
+                self._store.connection_closed(session.session_id, time.time())
+
+    async def _open_session(
+        self, ws: ServerConnection, setup: Setup
+    ) -> tuple[EmulatorSession, SessionState, bool] | Close:
+        assert self._store is not None
+        resumption = setup.session_resumption
+        model = bare_model_name(setup.model)
+        if resumption is None or not resumption.handle:
+            state = SessionState(session_id=new_session_id(), model=model)
+            self._store.create_session(state.session_id, model, time.time())
+            session = EmulatorSession(state)
+            self.sessions[state.session_id] = session
+            return session, state, False
+        snapshot = self._store.load_snapshot(resumption.handle)
+        if isinstance(snapshot, Refusal):
+            return Close(snapshot.code, snapshot.reason)
+        refusal = await self._check_resume(snapshot, model)
+        if refusal is not None:
+            return refusal
+        state = SessionState.from_json(snapshot.state)
+        session = self.sessions.get(snapshot.session_id)
+        if session is None:
+            session = EmulatorSession(state, consumed_offset=state.consumed_count)
+            self.sessions[state.session_id] = session
+        session.state = state
+        keep = max(0, state.consumed_count - session.consumed_offset)
+        del session.consumed[keep:]
+        session.resumes += 1
+        self._store.connection_opened(state.session_id)
+        return session, state, True
+
+    async def _check_resume(self, snapshot: Snapshot, model: str) -> Close | None:
+        assert self._store is not None
+        record = self._store.session(snapshot.session_id)
+        if record is None:  # pragma: no cover - snapshots always have a session row
+            return Close(1008, "BidiGenerateContent session not found")
+        if snapshot.state.get("model") != model:
+            return Close(
+                1007,
+                f"Request contains an invalid argument: the model cannot change on resume "
+                f"(session uses {snapshot.state.get('model')}, setup asks for {model}).",
+            )
+        # A connection that is going away may still be closing: give it a moment, then refuse.
+        deadline = time.monotonic() + self.resume_grace
+        while record.open_connections > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            record = self._store.session(snapshot.session_id) or record
+        if record.open_connections > 0:
+            return Close(
+                1011,
+                "Internal error encountered: the session is still open on another connection; close it before resuming.",
+            )
+        if record.last_end is not None and time.time() - record.last_end > self.scaled(self.retention):
+            hours = self.retention / 3600
+            return Close(
+                1008,
+                f"BidiGenerateContent session not found: the resumption handle expired ({hours:g} h after the "
+                "session's last connection).",
+            )
+        return None
+
+    # Actions, streams and timers.
+
+    def _spawn(self, conn: _Connection, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        conn.tasks.add(task)
+        task.add_done_callback(conn.tasks.discard)
+        return task
+
+    def _encode(self, conn: _Connection, message: ServerMessage, usage: UsageMetadata | None = None) -> str | bytes:
+        frame = encode_server_frame(message, usage)
+        if usage is not None and conn.route.flavor == "vertex":
+            # Vertex spells the response side candidatesTokenCount / candidatesTokensDetails.
+            body = json.loads(frame)
+            meta = body["usageMetadata"]
+            for old, new in (("responseTokenCount", "candidatesTokenCount"),
+                             ("responseTokensDetails", "candidatesTokensDetails")):
+                if old in meta:
+                    meta[new] = meta.pop(old)
+            frame = json.dumps(body, separators=(",", ":")).encode()
+        return frame.decode("utf-8") if self.text_frames else frame
+
+    async def _send(self, conn: _Connection, message: ServerMessage, usage: UsageMetadata | None = None) -> None:
+        frame = self._encode(conn, message, usage)
+        async with conn.lock:
+            await conn.ws.send(frame)
+
+    async def _apply(self, conn: _Connection, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                await self._send(conn, action.message, action.usage)
+            elif isinstance(action, Stream):
+                self._spawn(conn, self._stream(conn, action.plan))
+            elif isinstance(action, Checkpoint):
+                assert self._store is not None
+                handle = self._store.save_snapshot(conn.session.session_id, dict(action.state), time.time())
+                conn.session.handles.append(handle)
+                await self._send(
+                    conn,
+                    SessionResumptionUpdate(
+                        new_handle=handle, resumable=True, last_consumed_client_message_index=action.index
+                    ),
+                )
+            elif isinstance(action, Close):
+                self.refused.append((action.code, action.reason))
+                logger.info("closing session %s: %s %s", conn.session.session_id, action.code, action.reason)
+                async with conn.lock:
+                    with contextlib.suppress(ConnectionClosed):
+                        await conn.ws.close(action.code, clip_reason(action.reason))
+                return
+
+    async def _stream(self, conn: _Connection, plan: ReplyPlan) -> None:
+        delay = self.scaled(self.chunk_delay)
+        try:
+            for chunk in plan.chunks:
+                frame = self._encode(conn, chunk)
+                async with conn.lock:
+                    if plan.cancelled or conn.engine.closed:
+                        return
+                    await conn.ws.send(frame)
+                    conn.engine.chunk_sent(plan)
+                await asyncio.sleep(delay)
+            await self._apply(conn, conn.engine.finish_reply(plan))
+        except ConnectionClosed:
+            return
+
+    async def _go_away(self, conn: _Connection, time_left: float) -> None:
+        # A fresh handle first, when there is a resumable point: the client resumes from the latest state.
+        await self._apply(conn, conn.engine.periodic())
+        await self._send(conn, GoAway(time_left=round(self.scaled(time_left), 3)))
+        logger.info("GoAway to session %s (%.3f s left)", conn.session.session_id, self.scaled(time_left))
+
+    async def _deadline(self, conn: _Connection, until_go_away: float | None, time_left: float) -> None:
+        try:
+            if until_go_away is not None:
+                await asyncio.sleep(self.scaled(until_go_away))
+                await self._go_away(conn, time_left)
+            await asyncio.sleep(self.scaled(time_left))
+            conn.engine.closed = True
+            await self._apply(conn, [Close(1011, "Deadline expired before operation could complete.")])
+        except ConnectionClosed:
+            return
+
+    async def _periodic(self, conn: _Connection) -> None:
+        interval = self.scaled(self.resumption_update_interval)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                await self._apply(conn, conn.engine.periodic())
+        except ConnectionClosed:
+            return
+
+
+# CLI.
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m live_nb.emulator`` argument parser (every flag documented)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m live_nb.emulator",
+        description=(
+            "Run the live_nb emulator of the Gemini Live API (BidiGenerateContent over WebSocket). "
+            "It accepts the Gemini, Constrained (ephemeral token), Vertex and /vertex gateway paths; any "
+            "non-empty credential is accepted. Durations are service seconds divided by --time-scale."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
+    parser.add_argument("--tls", action="store_true", help="speak wss:// with a generated self-signed certificate")
+    parser.add_argument(
+        "--cert-dir", default=None,
+        help="with --tls: directory for cert.pem and key.pem (reused when present; default a temp dir)",
+    )
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0,
+        help="divide lifetime, GoAway lead, retention, update interval and reply pacing (60: 10 min -> 10 s)",
+    )
+    parser.add_argument(
+        "--mode", choices=("gemini", "vertex"), default="gemini",
+        help="handle retention as the Developer API (2 h) or Vertex AI (24 h)",
+    )
+    parser.add_argument("--db", default=None, help="SQLite file for resumable state (default a temp file)")
+    parser.add_argument("--context-window", type=int, default=128_000, help="context window in tokens (128000)")
+    parser.add_argument(
+        "--connection-lifetime", type=float, default=600.0, help="service seconds a connection lives (600)"
+    )
+    parser.add_argument(
+        "--go-away-before", type=float, default=60.0, help="service seconds before the end to send GoAway (60)"
+    )
+    parser.add_argument(
+        "--resumption-update-interval", type=float, default=10.0,
+        help="service seconds between periodic SessionResumptionUpdates (10)",
+    )
+    parser.add_argument(
+        "--chunk-delay", type=float, default=0.015, help="service seconds between reply chunks (0.015; 0 = none)"
+    )
+    parser.add_argument("--text-frames", action="store_true", help="send server JSON in text frames, not binary")
+    parser.add_argument("--compression", action="store_true", help="accept permessage-deflate (off by default)")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level (INFO)"
+    )
+    return parser
+
+
+async def _run(args: argparse.Namespace) -> None:
+    emulator = Emulator(
+        host=args.host,
+        port=args.port,
+        tls=args.tls,
+        cert_dir=args.cert_dir,
+        time_scale=args.time_scale,
+        mode=args.mode,
+        db_path=args.db,
+        context_window=args.context_window,
+        connection_lifetime=args.connection_lifetime,
+        go_away_before=args.go_away_before,
+        resumption_update_interval=args.resumption_update_interval,
+        text_frames=args.text_frames,
+        compression=args.compression,
+        chunk_delay=args.chunk_delay,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await emulator.start()
+    print(f"live_nb emulator listening on {emulator.url}", flush=True)
+    if emulator.cert_path:
+        print(f"certificate: {emulator.cert_path}", flush=True)
+    print(f"database: {emulator.db_path}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+        emulator.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m live_nb.emulator`` and ``live-nb-emulator``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(_run(args))
+    except KeyboardInterrupt:  # pragma: no cover - signal handler normally catches it
+        pass
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

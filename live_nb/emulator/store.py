@@ -1,0 +1,204 @@
+"""SQLite store of the emulator's resumable state: sessions, snapshots and the handle secret.
+
+Why SQLite: resumption handles must outlive the emulator process (a notebook resumes a session
+after the emulator restarted) and the standard library has it. Why snapshots: a handle names the
+session state *as of the update that carried it*. Resuming restores exactly that state and throws
+away whatever the session consumed after it, which is what makes transparent replay exactly-once:
+the client re-sends everything after ``lastConsumedClientMessageIndex`` and nothing is counted twice.
+
+Handles are opaque and unforgeable: ``base64url("<session_id>.<snapshot_seq>.<hmac>")`` where the
+HMAC-SHA256 key is a random secret created with the database and kept in it (so handles survive a
+restart with the same ``db_path``, and a handle from another database is refused).
+
+All times are ``time.time()`` seconds. Rules: nothing here knows about sockets or the wire; every
+method is a short synchronous transaction (sub-millisecond on a local file), called from the
+server's event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Refusal", "SessionRecord", "Snapshot", "Store", "default_db_path", "new_session_id"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    created REAL NOT NULL,
+    open_connections INTEGER NOT NULL DEFAULT 0,
+    last_end REAL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_by_session ON snapshots (session_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a handle cannot be used: the close code and reason the server answers with.
+
+    A value, not an exception: a refused handle is an ordinary outcome of ``load_snapshot`` (and
+    live_nb raises only the exceptions of ``live_nb.exceptions``).
+    """
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One session's row: who it is and whether a connection holds it now."""
+
+    session_id: str
+    model: str
+    created: float
+    open_connections: int
+    last_end: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The state behind one handle."""
+
+    seq: int
+    session_id: str
+    created: float
+    state: dict[str, Any]
+
+
+class Store:
+    """The emulator's SQLite file.
+
+    Args:
+        path: the database file; created when missing.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # WAL keeps snapshot writes cheap; synchronous=NORMAL is durable enough for an emulator.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='secret'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('secret', ?)", (secrets.token_hex(32),))
+            row = self._db.execute("SELECT value FROM meta WHERE key='secret'").fetchone()
+        self._secret = bytes.fromhex(row[0])
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        try:
+            self._db.close()
+        except sqlite3.Error:  # pragma: no cover - already closed
+            pass
+
+    # Sessions.
+
+    def create_session(self, session_id: str, model: str, now: float) -> None:
+        """Record a new session with one open connection."""
+        self._db.execute(
+            "INSERT INTO sessions (session_id, model, created, open_connections) VALUES (?, ?, ?, 1)",
+            (session_id, model, now),
+        )
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        """The session's row, or None."""
+        row = self._db.execute(
+            "SELECT session_id, model, created, open_connections, last_end FROM sessions WHERE session_id=?",
+            (session_id,),
+        ).fetchone()
+        return None if row is None else SessionRecord(*row)
+
+    def connection_opened(self, session_id: str) -> None:
+        """Count a new connection of the session (a resume)."""
+        self._db.execute(
+            "UPDATE sessions SET open_connections = open_connections + 1 WHERE session_id=?", (session_id,)
+        )
+
+    def connection_closed(self, session_id: str, now: float) -> None:
+        """Count a connection's end; the retention clock starts when the last one ends."""
+        self._db.execute(
+            "UPDATE sessions SET open_connections = MAX(open_connections - 1, 0), last_end=? WHERE session_id=?",
+            (now, session_id),
+        )
+
+    def close_all_connections(self, now: float) -> None:
+        """Mark every connection ended (on start: connections of a previous process are gone)."""
+        self._db.execute(
+            "UPDATE sessions SET open_connections = 0, last_end = COALESCE(last_end, ?) WHERE open_connections > 0",
+            (now,),
+        )
+        self._db.execute("UPDATE sessions SET last_end = ? WHERE last_end IS NULL", (now,))
+
+    # Snapshots and handles.
+
+    def save_snapshot(self, session_id: str, state: dict[str, Any], now: float) -> str:
+        """Store a snapshot of the session and return the handle that names it."""
+        cur = self._db.execute(
+            "INSERT INTO snapshots (session_id, created, state) VALUES (?, ?, ?)",
+            (session_id, now, json.dumps(state, separators=(",", ":"))),
+        )
+        seq = cur.lastrowid
+        assert seq is not None
+        return self._make_handle(session_id, seq)
+
+    def load_snapshot(self, handle: str) -> Snapshot | Refusal:
+        """Verify a handle and return its snapshot, or the refusal the service would give.
+
+        A malformed, forged or unknown handle gets 1008 "BidiGenerateContent session not found"
+        (the service's words for a stale or invalid handle).
+        """
+        not_found = Refusal(1008, "BidiGenerateContent session not found")
+        try:
+            raw = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4)).decode("ascii")
+            session_id, seq_text, mac = raw.split(".")
+            seq = int(seq_text)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return not_found
+        if not hmac.compare_digest(mac, self._mac(session_id, seq)):
+            return not_found
+        row = self._db.execute(
+            "SELECT seq, session_id, created, state FROM snapshots WHERE seq=? AND session_id=?", (seq, session_id)
+        ).fetchone()
+        if row is None:
+            return not_found
+        return Snapshot(row[0], row[1], row[2], json.loads(row[3]))
+
+    def snapshot_count(self, session_id: str) -> int:
+        """How many snapshots the session has (for tests and stats)."""
+        row = self._db.execute("SELECT COUNT(*) FROM snapshots WHERE session_id=?", (session_id,)).fetchone()
+        return int(row[0])
+
+    def _mac(self, session_id: str, seq: int) -> str:
+        return hmac.new(self._secret, f"{session_id}.{seq}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _make_handle(self, session_id: str, seq: int) -> str:
+        raw = f"{session_id}.{seq}.{self._mac(session_id, seq)}".encode("ascii")
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def new_session_id() -> str:
+    """A random session id (URL-safe, no dots: the handle format splits on dots)."""
+    return "sess-" + secrets.token_hex(8)
+
+
+def default_db_path(directory: str) -> str:
+    """Where a fresh emulator keeps its database when none is given."""
+    return os.path.join(directory, "live_nb_emulator.sqlite3")
