@@ -1,0 +1,152 @@
+"""pandas views of a session: events, token usage by modality, the context timeline, the transcript.
+
+Why tables: users summed per-turn usage deltas by hand to learn whether compression happened
+(field.md). These views lay out what the session already records (``session.events``,
+``session.transcript`` and ``session.ledger``) so a notebook can filter, plot or diff them.
+
+Every function takes anything with the session's observable attributes (a ``LiveSession``),
+reads them once and returns a fresh DataFrame with a ``time`` column of timezone-aware
+timestamps; empty sessions give empty frames with the same columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["VIEWS", "context", "events", "transcript", "usage", "view"]
+
+
+def _times(seconds: list[float]) -> pd.Series:
+    return pd.to_datetime(pd.Series(seconds, dtype="float64"), unit="s", utc=True)
+
+
+def _describe(item: object) -> str:
+    """One readable line for an event or message: its fields, long values trimmed."""
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        parts = []
+        for f in dataclasses.fields(item):
+            value = getattr(item, f.name)
+            if value is None or value == () or value == {}:
+                continue
+            text = repr(value)
+            if len(text) > 60:
+                text = text[:57] + "..."
+            parts.append(f"{f.name}={text}")
+        return ", ".join(parts)
+    return repr(item)[:120]
+
+
+def events(session: Any) -> pd.DataFrame:
+    """Everything that happened to the session, in order: one row per event or server message.
+
+    Columns: ``time``, ``event`` (the class name: ``Connected``, ``GoAway``, ``Resumed`` ...),
+    ``detail`` (its fields in one line).
+    """
+    rows = list(getattr(session, "events", []) or [])
+    frame = pd.DataFrame(
+        {
+            "event": [type(item).__name__ for _, item in rows],
+            "detail": [_describe(item) for _, item in rows],
+        }
+    )
+    frame.insert(0, "time", _times([t for t, _ in rows]))
+    return frame
+
+
+def usage(session: Any) -> pd.DataFrame:
+    """Server-reported token usage over time, split by modality.
+
+    Columns: ``time``, ``prompt_tokens``, ``response_tokens``, ``total_tokens``, then one
+    ``prompt_<MODALITY>`` / ``response_<MODALITY>`` column per modality seen (0 where absent).
+    """
+    points = list(session.ledger.usage)
+    data: dict[str, list[Any]] = {
+        "prompt_tokens": [p.prompt_tokens for p in points],
+        "response_tokens": [p.response_tokens for p in points],
+        "total_tokens": [p.total_tokens for p in points],
+    }
+    prompt_modalities = sorted({m for p in points for m in p.prompt_by_modality})
+    response_modalities = sorted({m for p in points for m in p.response_by_modality})
+    for m in prompt_modalities:
+        data[f"prompt_{m}"] = [p.prompt_by_modality.get(m, 0) for p in points]
+    for m in response_modalities:
+        data[f"response_{m}"] = [p.response_by_modality.get(m, 0) for p in points]
+    frame = pd.DataFrame(data)
+    frame.insert(0, "time", _times([p.time for p in points]))
+    return frame
+
+
+def context(session: Any) -> pd.DataFrame:
+    """The context window over time: our estimate, the server's count, the limits, compressions.
+
+    Columns: ``time``, ``estimated_tokens`` (client-side estimate), ``reported_tokens`` (the
+    server's count where a usage report arrived, else NaN), ``source`` (what moved it: ``text``,
+    ``audio``, ``output``, ``usage``, ``system``, ``compression`` ...), ``trigger_tokens`` and
+    ``target_tokens`` (compression config, NaN when off), ``window_tokens``, and for compression
+    rows ``compressed_from`` / ``compressed_to`` / ``detected_by`` (``reported`` when the server's
+    numbers showed it, ``estimate`` when only our sliding-window model predicted it).
+    """
+    ledger = session.ledger
+    rows: list[dict[str, Any]] = []
+    for p in ledger.points:
+        if p.source == "compression":
+            continue  # compression rows come from ledger.compressions, which carry before/after
+        rows.append(
+            {
+                "time": p.time,
+                "estimated_tokens": float(p.estimated),
+                "reported_tokens": float("nan") if p.reported is None else float(p.reported),
+                "source": p.source,
+            }
+        )
+    for c in ledger.compressions:
+        rows.append(
+            {
+                "time": c.time,
+                "estimated_tokens": float(c.after),
+                "reported_tokens": float(c.after) if c.detected_by == "reported" else float("nan"),
+                "source": "compression",
+                "compressed_from": float(c.before),
+                "compressed_to": float(c.after),
+                "detected_by": c.detected_by,
+            }
+        )
+    columns = [
+        "time",
+        "estimated_tokens",
+        "reported_tokens",
+        "source",
+        "trigger_tokens",
+        "target_tokens",
+        "window_tokens",
+        "compressed_from",
+        "compressed_to",
+        "detected_by",
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["trigger_tokens"] = float("nan") if ledger.trigger is None else float(ledger.trigger)
+    frame["target_tokens"] = float("nan") if ledger.target is None else float(ledger.target)
+    frame["window_tokens"] = float(ledger.window)
+    frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
+    frame["time"] = _times(frame["time"].astype("float64").tolist())
+    return frame
+
+
+def transcript(session: Any) -> pd.DataFrame:
+    """What was said, by whom: columns ``time``, ``role`` (``user``, ``model``, ``system``), ``text``."""
+    rows = list(getattr(session, "transcript", []) or [])
+    frame = pd.DataFrame({"role": [r for _, r, _ in rows], "text": [x for _, _, x in rows]})
+    frame.insert(0, "time", _times([t for t, _, _ in rows]))
+    return frame
+
+
+VIEWS = {"transcript": transcript, "events": events, "usage": usage, "context": context}
+"""The views by name, as ``%live history NAME --view VIEW`` names them."""
+
+
+def view(session: Any, name: str) -> pd.DataFrame:
+    """The view called ``name`` (a key of ``VIEWS``)."""
+    return VIEWS[name](session)

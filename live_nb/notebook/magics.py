@@ -1,0 +1,1194 @@
+"""``%%live`` and ``%live``: Live API sessions from notebook cells.
+
+How the pieces fit (the model is measured in kernel-loop.md and chosen in design.md):
+
+- Every session the magics open lives on live_nb's private loop thread (``live_nb._loop``), so
+  it keeps receiving, answering pings and resuming after GoAway during any cell, even a long
+  CPU-bound one, and Ctrl-C cannot land inside its reader.
+- In a kernel, an input transformer turns a ``%%live`` cell into ``await ...live_cell_async(line,
+  body)``: the cell becomes an async cell that polls the request's future every
+  ``poll_interval`` seconds. The kernel's loop therefore keeps dispatching comm messages (mic,
+  camera, dashboard) during the wait, and a kernel interrupt lands within one poll and cancels
+  the request, leaving the session usable. Without a kernel (terminal IPython, a script) the
+  cell magic blocks on the future and turns Ctrl-C into a cancel.
+- A request's output is pinned to the cell that made it: the magic captures the cell's parent
+  header and every display update from the loop thread is wrapped in ``set_thread_parent`` /
+  ``reset_thread_parent``, so a reply that streams in while a later cell runs (``--async``)
+  still lands in its own cell. ``with out:`` is never used off-cell (it overwrites the global
+  parent).
+- No nest_asyncio: in ipykernel 7.4 a nested run loses shell messages.
+
+Sessions open on first use with the configured defaults (``%config LiveMagics.<name>``). With no
+API key in the environment or a ``.env``, the magics start the bundled emulator in-process on
+127.0.0.1 and say so once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import io
+import logging
+import os
+import re
+import sys
+import time
+import wave
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from IPython.core import magic as _magic
+from IPython.core import magic_arguments as _magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from IPython.display import Audio as _Audio
+from IPython.display import Markdown as _Markdown
+from IPython.display import display as _display
+from traitlets import Bool, CaselessStrEnum, Float, Unicode, default
+
+from .. import _loop
+from ..exceptions import LiveError
+from ..protocol.config import (
+    ContextWindowCompressionConfig,
+    LiveGenerationConfig,
+    SessionResumptionConfig,
+    SlidingWindow,
+)
+from ..protocol.events import Reconnecting, Resumed, SessionClosed
+from ..protocol.messages import Content, GoAway, Part, ServerContent, SessionResumptionUpdate
+from ..protocol.tokens import OUTPUT_AUDIO_RATE
+from . import history as history_views
+from ._credentials import find_api_key
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..client.session import LiveModel, LiveSession
+
+__all__ = ["LiveMagics", "interpolate", "load_ipython_extension", "parse_compress", "unload_ipython_extension"]
+
+logger = logging.getLogger("live_nb.notebook")
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# IPython's decorators and display are untyped; these typed aliases keep mypy --strict meaningful here.
+cell_magic: Callable[[str], Callable[[F], F]] = _magic.cell_magic  # type: ignore[assignment]
+line_magic: Callable[[str], Callable[[F], F]] = _magic.line_magic  # type: ignore[assignment]
+magic_arguments: Callable[[], Callable[[F], F]] = _magic_arguments.magic_arguments
+argument: Callable[..., Callable[[F], F]] = _magic_arguments.argument
+parse_argstring: Callable[[Any, str], Any] = _magic_arguments.parse_argstring
+display: Callable[..., Any] = _display
+Markdown: Callable[[str], Any] = _Markdown
+Audio: Callable[..., Any] = _Audio
+
+DEFAULT_MODEL = "gemini-live-2.5-flash-preview"
+"""A half-cascade Live model: it answers in TEXT or AUDIO (native-audio models refuse TEXT)."""
+
+RENDER_INTERVAL = 0.05
+"""Seconds between display updates while a reply streams in (chunks in between are batched)."""
+
+CONNECT_TIMEOUT = 30.0
+
+
+# Pure helpers: argument values and cell text.
+
+
+def parse_compress(value: str) -> ContextWindowCompressionConfig | None:
+    """Parse ``TRIGGER[:TARGET]`` (``20000:8000``, ``20k:8k``, ``default``, ``off``) into a config.
+
+    Raises:
+        UsageError: not a number pair, or outside the Live API's ranges.
+    """
+    text = value.strip().lower().replace("_", "").replace(",", "")
+    if text in ("", "off", "none", "no", "false"):
+        return None
+    if text in ("on", "default", "yes", "true"):
+        return ContextWindowCompressionConfig()
+
+    def number(part: str) -> int:
+        scale = 1000 if part.endswith("k") else 1
+        digits = part[:-1] if part.endswith("k") else part
+        try:
+            return int(float(digits) * scale)
+        except ValueError:
+            raise UsageError(f"--compress wants TRIGGER[:TARGET] in tokens (e.g. 20000:8000), not {value!r}") from None
+
+    trigger_text, _, target_text = text.partition(":")
+    try:
+        return ContextWindowCompressionConfig(
+            trigger_tokens=number(trigger_text) if trigger_text else None,
+            sliding_window=SlidingWindow(number(target_text) if target_text else None),
+        )
+    except LiveError as exc:
+        raise UsageError(f"--compress {value}: {exc}") from None
+
+
+_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(![rsa])?(?::([^{}]*))?\}")
+
+
+def interpolate(text: str, namespace: dict[str, Any]) -> str:
+    """Replace ``{name}``, ``{name.attr}``, ``{name!r}`` and ``{name:spec}`` with values from ``namespace``.
+
+    As jupyter-ai's ``%%ai`` does, but forgiving: a field whose name is not defined (or any brace
+    that is not a field, like the braces of a code sample or JSON) is left exactly as written;
+    ``{{`` and ``}}`` give literal braces.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole == "{{":
+            return "{"
+        if whole == "}}":
+            return "}"
+        path, conversion, spec = match.group(1), match.group(2), match.group(3)
+        root, *attrs = path.split(".")
+        if root not in namespace:
+            return whole
+        try:
+            value = namespace[root]
+            for attr in attrs:
+                value = getattr(value, attr)
+            if conversion == "!r":
+                value = repr(value)
+            elif conversion == "!a":
+                value = ascii(value)
+            elif conversion == "!s":
+                value = str(value)
+            return format(value, spec or "")
+        except Exception:  # a broken field is left as text, never a failed cell
+            return whole
+
+    return _FIELD.sub(substitute, text)
+
+
+def wav_bytes(pcm: bytes, rate: int = OUTPUT_AUDIO_RATE) -> bytes:
+    """16-bit mono PCM wrapped in a WAV file, for ``IPython.display.Audio``."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm[: len(pcm) - len(pcm) % 2])
+    return buffer.getvalue()
+
+
+def _in_kernel(ip: Any) -> bool:
+    return getattr(ip, "kernel", None) is not None
+
+
+# Options of a session, resolved from traits and arguments.
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """Everything needed to open one named session (no key: it is looked up when connecting)."""
+
+    model: str
+    backend: str  # emulator | gemini | vertex
+    modality: str  # TEXT | AUDIO
+    compression: ContextWindowCompressionConfig | None
+    transparent: bool
+    time_scale: float
+    system: str = ""
+    handle: str | None = None
+    emulator_url: str = ""
+
+    def generation_config(self) -> LiveGenerationConfig:
+        audio = self.modality == "AUDIO"
+        return LiveGenerationConfig(
+            response_modalities=[self.modality],
+            system_instruction=self.system or None,
+            context_window_compression=self.compression,
+            input_audio_transcription=audio,
+            output_audio_transcription=audio,
+        )
+
+
+# Rendering a reply into its cell.
+
+
+class Renderer:
+    """Shows one reply: updated while it streams, finished at turnComplete. Called on the loop thread."""
+
+    def update(self, text: str, notes: list[str]) -> None:
+        raise NotImplementedError
+
+    def finish(self, text: str, notes: list[str], audio: bytes) -> None:
+        raise NotImplementedError
+
+
+def _markdown(text: str, notes: list[str]) -> str:
+    body = text if text else "…"
+    if notes:
+        body += "\n\n" + "\n\n".join(f"*{n}*" for n in notes)
+    return body
+
+
+class CellRenderer(Renderer):
+    """Renders into a display created in the cell; every update is pinned to that cell's parent.
+
+    The display handle is made on the main thread (so its first output has the cell's parent);
+    updates come from the loop thread, which inherits no parent, hence ``set_thread_parent``.
+    """
+
+    def __init__(self, ip: Any) -> None:
+        self.ip = ip
+        self.parent = ip.get_parent() if hasattr(ip, "get_parent") else None
+        self.handle = display(Markdown("…"), display_id=True)
+
+    @contextlib.contextmanager
+    def pinned(self) -> Any:
+        setter = getattr(self.ip, "set_thread_parent", None)
+        if self.parent is None or setter is None:
+            yield
+            return
+        tokens = setter(self.parent)
+        try:
+            yield
+        finally:
+            self.ip.reset_thread_parent(tokens)
+
+    def update(self, text: str, notes: list[str]) -> None:
+        with self.pinned():
+            if self.handle is not None:
+                self.handle.update(Markdown(_markdown(text, notes)))
+
+    def finish(self, text: str, notes: list[str], audio: bytes) -> None:
+        with self.pinned():
+            if self.handle is not None:
+                self.handle.update(Markdown(_markdown(text, notes)))
+            if audio:
+                display(Audio(data=wav_bytes(audio), rate=OUTPUT_AUDIO_RATE, autoplay=False))
+
+
+class StreamRenderer(Renderer):
+    """Writes the reply to stdout as it arrives (terminal IPython, scripts)."""
+
+    def __init__(self) -> None:
+        self.shown = 0
+        self.notes_shown = 0
+
+    def update(self, text: str, notes: list[str]) -> None:
+        if text.startswith(text[: self.shown]) and len(text) > self.shown:
+            sys.stdout.write(text[self.shown :])
+            self.shown = len(text)
+        for note in notes[self.notes_shown :]:
+            sys.stdout.write(f"\n[{note}]\n")
+        self.notes_shown = len(notes)
+        sys.stdout.flush()
+
+    def finish(self, text: str, notes: list[str], audio: bytes) -> None:
+        self.update(text, notes)
+        if audio:
+            sys.stdout.write(f"\n[{len(audio) / (2 * OUTPUT_AUDIO_RATE):.1f} s of audio]")
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+class Turn:
+    """One model turn being collected for one request. Lives on the loop thread."""
+
+    def __init__(self, renderer: Renderer, loop: asyncio.AbstractEventLoop) -> None:
+        self.renderer = renderer
+        self.loop = loop
+        self.done: asyncio.Future[str] = loop.create_future()
+        self.text_parts: list[str] = []
+        self.transcript_parts: list[str] = []
+        self.audio = bytearray()
+        self.notes: list[str] = []
+        self._last_render = 0.0
+        self._pending: asyncio.TimerHandle | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts) or "".join(self.transcript_parts)
+
+    def feed(self, content: ServerContent) -> None:
+        if content.text:
+            self.text_parts.append(content.text)
+        if content.output_transcription is not None and content.output_transcription.text:
+            self.transcript_parts.append(content.output_transcription.text)
+        audio = content.audio
+        if audio:
+            self.audio.extend(audio)
+        if content.interrupted:
+            self.notes.append("interrupted")
+        if content.turn_complete or content.interrupted:
+            self.complete()
+        else:
+            self._render_soon()
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self._render_soon()
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+    def complete(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        if not self.done.done():
+            self._safely(self.renderer.finish, self.text, self.notes, bytes(self.audio))
+            self.done.set_result(self.text)
+
+    def render_now(self) -> None:
+        self._pending = None
+        self._last_render = self.loop.time()
+        self._safely(self.renderer.update, self.text, list(self.notes))
+
+    def _render_soon(self) -> None:
+        if self._pending is not None:
+            return
+        delay = RENDER_INTERVAL - (self.loop.time() - self._last_render)
+        if delay <= 0:
+            self.render_now()
+        else:
+            self._pending = self.loop.call_later(delay, self.render_now)
+
+    @staticmethod
+    def _safely(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a display failure must not take the session's reader down
+            logger.exception("live_nb: could not render a reply")
+
+
+class Router:
+    """The one listener of a named session: hands server content to the request waiting for it.
+
+    Runs on the loop thread (listeners run on the session's loop). A request that was cancelled
+    after its turn was sent leaves that turn's reply still coming; ``discard`` counts such turns
+    so their content is dropped instead of showing up in the next cell.
+    """
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self.current: Turn | None = None
+        self.discard = 0
+
+    def __call__(self, item: object) -> None:
+        try:
+            self.route(item)
+        except Exception:
+            logger.exception("live_nb: listener failed on %r", type(item).__name__)
+
+    def route(self, item: object) -> None:
+        if isinstance(item, ServerContent):
+            if self.discard:
+                if item.turn_complete or item.interrupted:
+                    self.discard -= 1
+                return
+            if self.current is not None:
+                self.current.feed(item)
+        elif isinstance(item, SessionResumptionUpdate):
+            if item.new_handle:
+                self.entry.handle = item.new_handle
+                self.entry.magics._remember(self.entry)
+        elif self.current is not None:
+            if isinstance(item, GoAway):
+                left = "" if item.time_left is None else f" ({item.time_left:.0f} s left)"
+                self.current.note(f"GoAway{left}: moving to a new connection")
+            elif isinstance(item, Reconnecting):
+                pass
+            elif isinstance(item, Resumed):
+                kept = "context kept" if item.state_restored else "context LOST (fresh session)"
+                self.current.note(f"resumed on a new connection: {kept}")
+            elif isinstance(item, SessionClosed):
+                reason = item.error or item.reason or f"close {item.code}"
+                self.current.fail(_SessionEnded(f"the session ended: {reason}"))
+
+
+class _SessionEnded(LiveError):
+    """Internal: the session closed while a reply was awaited (shown as a one-line error)."""
+
+
+@dataclass
+class Entry:
+    """A named session the magics manage."""
+
+    name: str
+    options: ConnectOptions
+    magics: LiveMagics
+    session: LiveSession | None = None
+    model: LiveModel | None = None
+    handle: str | None = None
+    router: Router | None = None
+    remove_listener: Callable[[], None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: list[concurrent.futures.Future[Any]] = field(default_factory=list)
+
+
+# The cell transformer.
+
+
+_CELL_MAGIC = re.compile(r"^%%live(?=\s|$)")
+
+
+def transform_live_cells(lines: list[str]) -> list[str]:
+    """Turn a ``%%live`` cell into an awaited call, when running in a kernel.
+
+    An ``input_transformers_cleanup`` hook: it sees the raw cell. The awaited form lets the
+    kernel dispatch comm messages during the wait and cancel it promptly on interrupt
+    (kernel-loop.md, "How %%live waits").
+    """
+    if not lines or not _CELL_MAGIC.match(lines[0]):
+        return lines
+    first = lines[0].rstrip("\n")
+    if first.rstrip().endswith("?"):
+        return lines  # %%live? asks for help
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    if ip is None or not _in_kernel(ip) or "LiveMagics" not in ip.magics_manager.registry:
+        return lines
+    line = first[len("%%live") :].strip()
+    body = "".join(lines[1:])
+    return [f"await get_ipython().magics_manager.registry['LiveMagics'].live_cell_async({line!r}, {body!r})\n"]
+
+
+# The magics.
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {message}"
+
+
+@magics_class
+class LiveMagics(Magics):
+    """``%%live`` sends the cell to a Live API session; ``%live`` manages sessions."""
+
+    model = Unicode(DEFAULT_MODEL, help="Model of new sessions.").tag(config=True)
+    backend = CaselessStrEnum(
+        ["auto", "emulator", "gemini", "vertex"],
+        default_value="auto",
+        help="auto: gemini when GEMINI_API_KEY/GOOGLE_API_KEY is set (environment or .env), else the bundled emulator.",
+    ).tag(config=True)
+    modality = CaselessStrEnum(["text", "audio"], default_value="text", help="Reply modality of new sessions.").tag(
+        config=True
+    )
+    compress = Unicode(
+        "", help="Context window compression of new sessions: TRIGGER[:TARGET] tokens, 'default', or '' for off."
+    ).tag(config=True)
+    transparent = Bool(False, help="Ask for transparent resumption (lastConsumedClientMessageIndex).").tag(
+        config=True
+    )
+    time_scale = Float(
+        1.0, help="Emulator only: divide its time limits by this (60 turns the 10-minute connection into 10 s)."
+    ).tag(config=True)
+    system = Unicode("", help="System instruction of new sessions.").tag(config=True)
+    persist_handles = Bool(
+        True, help="Keep each session's resumption handle in the notebook metadata (via the labextension)."
+    ).tag(config=True)
+    default_session = Unicode("default", help="Session name used when a magic names none.").tag(config=True)
+    poll_interval = Float(
+        0.2, help="Seconds between checks while a %%live cell waits: the bound on Ctrl-C latency."
+    ).tag(config=True)
+    reply_timeout = Float(300.0, help="Seconds a %%live cell waits for the reply before giving up (0: forever).").tag(
+        config=True
+    )
+    emulator_url = Unicode(
+        "", help="Use an emulator already running at this ws:// URL instead of starting one in-process."
+    ).tag(config=True)
+    emulator_db = Unicode(
+        help="SQLite file of the in-process emulator's resumable state (so handles survive a kernel restart)."
+    ).tag(config=True)
+    project = Unicode("", help="Vertex AI project (default: from the environment / ADC).").tag(config=True)
+    location = Unicode("", help="Vertex AI location (default: from the environment).").tag(config=True)
+
+    @default("backend")
+    def _default_backend(self) -> str:
+        wanted = os.environ.get("LIVE_NB_BACKEND", "auto").lower()
+        return wanted if wanted in ("auto", "emulator", "gemini", "vertex") else "auto"
+
+    @default("emulator_url")
+    def _default_emulator_url(self) -> str:
+        return os.environ.get("LIVE_NB_EMULATOR_URL", "")
+
+    @default("emulator_db")
+    def _default_emulator_db(self) -> str:
+        if os.environ.get("LIVE_NB_EMULATOR_DB"):
+            return os.environ["LIVE_NB_EMULATOR_DB"]
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return str(cache / "live_nb" / "emulator.sqlite3")
+
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.sessions: dict[str, Entry] = {}
+        self.handles: dict[str, tuple[str, ConnectOptions]] = {}
+        self._emulators: dict[float, Any] = {}
+        self._told_emulator = False
+
+    # Cell magic.
+
+    @magic_arguments()
+    @argument("name", nargs="?", default=None, help="Session name (default: LiveMagics.default_session).")
+    @argument("--no-reply", action="store_true", help="Add the turn to the context without asking for a reply.")
+    @argument(
+        "--role",
+        choices=["user", "model"],
+        default="user",
+        help="Whose turn the cell is; 'model' restores history (implies --no-reply).",
+    )
+    @argument("--system", action="store_true", help="The cell replaces the session's system instruction.")
+    @argument("--async", dest="asynchronous", action="store_true", help="Return at once; the reply still lands here.")
+    @cell_magic("live")
+    def live_cell(self, line: str, cell: str) -> None:
+        """Send the cell to a Live session as one turn and show the reply as it streams in.
+
+        ``{var}`` in the cell is replaced with the notebook variable ``var``. The session opens on
+        first use with the configured defaults (``%config LiveMagics``).
+        """
+        request = self._plan(line, cell)
+        future = self._start(request)
+        if future is None:
+            return
+        try:
+            _loop.block(future)
+        except KeyboardInterrupt:
+            print("live_nb: request cancelled; the session is still open.", file=sys.stderr)
+            raise
+        except concurrent.futures.CancelledError:
+            raise KeyboardInterrupt() from None
+        except LiveError as exc:
+            raise UsageError(_one_line(exc)) from None
+
+    async def live_cell_async(self, line: str, cell: str) -> None:
+        """The awaited form of ``%%live`` (what the input transformer calls in a kernel)."""
+        request = self._plan(line, cell)
+        future = self._start(request)
+        if future is None:
+            return
+        try:
+            await _loop.wait(future, self.poll_interval)
+        except LiveError as exc:
+            raise UsageError(_one_line(exc)) from None
+
+    def _parse_cell_line(self, line: str) -> Any:
+        try:
+            return parse_argstring(self.live_cell, line)
+        except UsageError as exc:
+            raise UsageError(f"%%live: {str(exc).splitlines()[0] if str(exc) else 'bad arguments'}") from None
+        except ValueError as exc:  # unbalanced quotes
+            raise UsageError(f"%%live: {exc}") from None
+
+    def _plan(self, line: str, cell: str) -> Request:
+        args = self._parse_cell_line(line)
+        name = args.name or self.default_session
+        self._check_name(name)
+        text = interpolate(cell, self.shell.user_ns if self.shell is not None else {}).strip()
+        if not text:
+            raise UsageError("the cell is empty: write the turn to send below the %%live line")
+        if args.system and args.role != "user":
+            raise UsageError("--system replaces the system instruction; it takes no --role")
+        if args.system:
+            kind = "system"
+        elif args.role == "model" or args.no_reply:
+            kind = "context"
+        else:
+            kind = "ask"
+        return Request(name=name, text=text, kind=kind, role=args.role, asynchronous=args.asynchronous)
+
+    def _start(self, request: Request) -> concurrent.futures.Future[Any] | None:
+        """Open the session if needed and submit the request; returns the future to wait on."""
+        options = None if request.name in self.sessions else self._options(request.name)
+        renderer: Renderer | None = None
+        if request.kind == "ask":
+            renderer = CellRenderer(self.shell) if _in_kernel(self.shell) else StreamRenderer()
+        future = _loop.submit(self._run_request(request, options, renderer))
+        if request.asynchronous:
+            self._track_pending(request.name, future)
+            return None
+        return future
+
+    def _track_pending(self, name: str, future: concurrent.futures.Future[Any]) -> None:
+        def report(done: concurrent.futures.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                logger.warning("live_nb: %%live --async on %r failed: %s", name, done.exception())
+
+        future.add_done_callback(report)
+
+    async def _run_request(self, request: Request, options: ConnectOptions | None, renderer: Renderer | None) -> str:
+        try:
+            return await self._execute(request, options, renderer)
+        except LiveError as exc:
+            if request.asynchronous and renderer is not None:
+                # Nobody waits on an --async cell: its error goes where its reply would have.
+                Turn._safely(renderer.finish, "", [f"error: {_one_line(exc)}"], b"")
+            raise
+
+    async def _execute(self, request: Request, options: ConnectOptions | None, renderer: Renderer | None) -> str:
+        entry = await self._ensure(request.name, options)
+        session = entry.session
+        assert session is not None and entry.router is not None
+        if request.kind == "system":
+            await session.update_system_instruction(request.text)
+            return ""
+        if request.kind == "context":
+            turn_content = Content(role=request.role, parts=(Part(text=request.text),))
+            await session.send_content([turn_content], turn_complete=False)
+            return ""
+        assert renderer is not None
+        loop = asyncio.get_running_loop()
+        async with entry.lock:
+            turn = Turn(renderer, loop)
+            entry.router.current = turn
+            sent = False
+            try:
+                sent = True
+                await session.send_content([Content(role="user", parts=(Part(text=request.text),))], turn_complete=True)
+                timeout = self.reply_timeout or None
+                return await asyncio.wait_for(asyncio.shield(turn.done), timeout)
+            except asyncio.TimeoutError:
+                entry.router.discard += 1
+                turn.note(f"no reply after {self.reply_timeout:.0f} s")
+                turn.render_now()
+                raise _SessionEnded(f"no reply within {self.reply_timeout:.0f} s (LiveMagics.reply_timeout)") from None
+            except asyncio.CancelledError:
+                if sent and not turn.done.done():
+                    entry.router.discard += 1
+                if not turn.done.done():
+                    turn.note("cancelled")
+                    turn.render_now()
+                raise
+            finally:
+                entry.router.current = None
+
+    # Line magic.
+
+    @line_magic("live")
+    def live_line(self, line: str) -> Any:
+        """Manage Live sessions: ``%live help`` lists the subcommands."""
+        words = line.strip().split(None, 1)
+        if not words:
+            names = ", ".join(sorted(self._subcommands()))
+            raise UsageError(f"%live needs a subcommand: {names} (see %live help)")
+        command, rest = words[0], (words[1] if len(words) > 1 else "")
+        handler = self._subcommands().get(command)
+        if handler is None:
+            raise UsageError(f"unknown %live subcommand {command!r}; try: " + ", ".join(sorted(self._subcommands())))
+        return handler(rest)
+
+    def _subcommands(self) -> dict[str, Callable[[str], Any]]:
+        return {
+            "connect": self._cmd_connect,
+            "status": self._cmd_status,
+            "system": self._cmd_system,
+            "resume": self._cmd_resume,
+            "close": self._cmd_close,
+            "sessions": self._cmd_sessions,
+            "history": self._cmd_history,
+            "help": self._cmd_help,
+            "dashboard": self._cmd_dashboard,
+            "mic": self._cmd_mic,
+            "camera": self._cmd_camera,
+        }
+
+    def _cmd_connect(self, rest: str) -> None:
+        parser = _parser("connect", "Open (or reopen) a named session.")
+        parser.add_argument("name", nargs="?", default=None)
+        parser.add_argument("--model", default=None)
+        parser.add_argument("--backend", choices=["auto", "emulator", "gemini", "vertex"], default=None)
+        parser.add_argument("--modality", type=str.lower, choices=["text", "audio"], default=None)
+        parser.add_argument("--compress", nargs="?", const="default", default=None, metavar="TRIGGER[:TARGET]")
+        parser.add_argument("--resume", nargs="?", const="", default=None, metavar="HANDLE")
+        parser.add_argument("--transparent", action="store_true", default=None)
+        parser.add_argument("--time-scale", type=_positive_float, default=None)
+        parser.add_argument("--system", default=None)
+        args = _parse_with(parser, rest)
+        name = args.name or self.default_session
+        self._check_name(name)
+        options = self._options(
+            name,
+            model=args.model,
+            backend=args.backend,
+            modality=args.modality,
+            compress=args.compress,
+            transparent=args.transparent,
+            time_scale=args.time_scale,
+            system=args.system,
+        )
+        if args.resume is not None:
+            handle = args.resume or self._known_handle(name)
+            if not handle:
+                raise UsageError(f"--resume: no handle known for session {name!r}; pass one: --resume HANDLE")
+            options = replace(options, handle=handle)
+        replaced = name in self.sessions
+        if replaced:
+            self._block(self._close(name))
+        entry = self._block(self._ensure(name, options))
+        print(self._describe(entry, "reconnected" if replaced else "connected"))
+
+    def _cmd_status(self, rest: str) -> None:
+        parser = _parser("status", "Show the state of sessions.")
+        parser.add_argument("name", nargs="?", default=None)
+        args = _parse_with(parser, rest)
+        names = [args.name] if args.name else sorted(self.sessions)
+        if args.name and args.name not in self.sessions:
+            raise UsageError(f"no open session named {args.name!r}")
+        if not names:
+            print("no open sessions (a %%live cell opens one)")
+            return
+        for name in names:
+            print(self._describe(self.sessions[name], "status"))
+
+    def _cmd_system(self, rest: str) -> None:
+        name, text = self.default_session, rest.strip()
+        match = re.match(r"^(?:-n|--name)[ =](\S+)\s*(.*)$", text, re.S)
+        if match:
+            name, text = match.group(1), match.group(2).strip()
+        if not text:
+            raise UsageError("%live system needs the instruction text: %live system [--name NAME] TEXT")
+        self._check_name(name)
+        text = interpolate(text, self.shell.user_ns if self.shell is not None else {})
+        options = None if name in self.sessions else self._options(name)
+        request = Request(name=name, text=text, kind="system", role="user", asynchronous=False)
+        self._block(self._run_request(request, options, None))
+
+    def _cmd_resume(self, rest: str) -> None:
+        parser = _parser("resume", "Move a session to a new connection with its latest handle.")
+        parser.add_argument("name", nargs="?", default=None)
+        args = _parse_with(parser, rest)
+        name = args.name or self.default_session
+        self._check_name(name)
+        entry = self.sessions.get(name)
+        if entry is not None and entry.session is not None and entry.session.state != "closed":
+            session = entry.session
+            handle = session.handle or entry.handle
+            if not handle:
+                raise UsageError(f"session {name!r} has no resumption handle yet")
+            config = SessionResumptionConfig(handle=handle, transparent=entry.options.transparent)
+            self._block(_call(session.resume_session(config)))
+            print(self._describe(entry, "resumed"))
+            return
+        handle = self._known_handle(name)
+        if not handle:
+            raise UsageError(f"no handle known for {name!r}: connect it first, or %live connect --resume HANDLE")
+        known = self.handles.get(name)
+        options = known[1] if known and known[0] == handle else self._options(name)
+        if entry is not None:
+            self._block(self._close(name))
+        entry = self._block(self._ensure(name, replace(options, handle=handle)))
+        print(self._describe(entry, "resumed"))
+
+    def _cmd_close(self, rest: str) -> None:
+        parser = _parser("close", "Close a session (or --all).")
+        parser.add_argument("name", nargs="?", default=None)
+        parser.add_argument("--all", action="store_true")
+        args = _parse_with(parser, rest)
+        names = sorted(self.sessions) if args.all else [args.name or self.default_session]
+        for name in names:
+            if name not in self.sessions:
+                raise UsageError(f"no open session named {name!r}")
+            self._block(self._close(name))
+            print(f"closed {name!r}")
+
+    def _cmd_sessions(self, rest: str) -> None:
+        _parse_with(_parser("sessions", "List open sessions."), rest)
+        if not self.sessions:
+            print("no open sessions")
+        for name in sorted(self.sessions):
+            entry = self.sessions[name]
+            state = entry.session.state if entry.session is not None else "opening"
+            print(f"{name}: {state}, {entry.options.backend}, {entry.options.modality}")
+
+    def _cmd_history(self, rest: str) -> Any:
+        parser = _parser("history", "A pandas view of a session.")
+        parser.add_argument("name", nargs="?", default=None)
+        parser.add_argument("--view", choices=sorted(history_views.VIEWS), default="transcript")
+        args = _parse_with(parser, rest)
+        entry = self._entry(args.name)
+        return history_views.view(entry.session, args.view)
+
+    def _cmd_help(self, rest: str) -> None:
+        print(HELP)
+
+    def _cmd_dashboard(self, rest: str) -> None:
+        parser = _parser("dashboard", "Show the session's dashboard widget.")
+        parser.add_argument("name", nargs="?", default=None)
+        args = _parse_with(parser, rest)
+        entry = self._entry(args.name, open_if_missing=True)
+        try:
+            from ..widgets.dashboard import Dashboard
+        except ImportError as exc:
+            raise UsageError(f"the dashboard is not available: {exc}") from None
+        display(Dashboard(entry.session))
+
+    def _media(self, kind: str, rest: str) -> None:
+        parser = _parser(kind, f"Stream the {'microphone' if kind == 'mic' else 'camera'} into a session.")
+        parser.add_argument("switch", choices=["on", "off"])
+        parser.add_argument("name", nargs="?", default=None)
+        args = _parse_with(parser, rest)
+        flags = {"audio": kind == "mic", "video": kind == "camera"}
+        try:
+            from ..widgets import media
+        except ImportError as exc:
+            raise UsageError(f"mic and camera streaming is not available: {exc}") from None
+        if args.switch == "on":
+            entry = self._entry(args.name, open_if_missing=True)
+            widget = media.start_media(entry.session, **flags)
+            if widget is not None:
+                display(widget)
+        else:
+            entry = self._entry(args.name)
+            media.stop_media(entry.session, **flags)
+
+    def _cmd_mic(self, rest: str) -> None:
+        self._media("mic", rest)
+
+    def _cmd_camera(self, rest: str) -> None:
+        self._media("camera", rest)
+
+    # Sessions (the coroutines run on the loop thread).
+
+    def _check_name(self, name: str) -> None:
+        if not re.fullmatch(r"[A-Za-z_][\w.-]{0,63}", name):
+            raise UsageError(f"bad session name {name!r}: use letters, digits, '_', '-', '.' (start with a letter)")
+
+    def _entry(self, name: str | None, open_if_missing: bool = False) -> Entry:
+        name = name or self.default_session
+        self._check_name(name)
+        if name not in self.sessions:
+            if not open_if_missing:
+                raise UsageError(f"no open session named {name!r}")
+            return self._block(self._ensure(name, self._options(name)))
+        return self.sessions[name]
+
+    def _options(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        backend: str | None = None,
+        modality: str | None = None,
+        compress: str | None = None,
+        transparent: bool | None = None,
+        time_scale: float | None = None,
+        system: str | None = None,
+    ) -> ConnectOptions:
+        """Resolve a session's options from arguments, then traits; validate them (UsageError)."""
+        chosen = (backend or self.backend).lower()
+        emulator_url = self.emulator_url
+        if chosen == "auto":
+            chosen = "gemini" if find_api_key() is not None else "emulator"
+            if chosen == "emulator" and not emulator_url:
+                self._announce_emulator()
+        scale = self.time_scale if time_scale is None else time_scale
+        if scale <= 0:
+            raise UsageError(f"time scale must be positive, not {scale}")
+        if chosen != "emulator" and scale != 1.0:
+            raise UsageError("--time-scale applies only to the emulator backend")
+        if chosen == "gemini" and find_api_key() is None:
+            raise UsageError("backend gemini needs GEMINI_API_KEY or GOOGLE_API_KEY (environment or .env)")
+        try:
+            compression = parse_compress(self.compress if compress is None else compress)
+            options = ConnectOptions(
+                model=model or self.model,
+                backend=chosen,
+                modality=(modality or self.modality).upper(),
+                compression=compression,
+                transparent=self.transparent if transparent is None else transparent,
+                time_scale=scale,
+                system=self.system if system is None else system,
+                emulator_url=emulator_url,
+            )
+            options.generation_config()
+        except LiveError as exc:
+            raise UsageError(_one_line(exc)) from None
+        return options
+
+    def _known_handle(self, name: str) -> str | None:
+        entry = self.sessions.get(name)
+        if entry is not None:
+            handle = (entry.session.handle if entry.session is not None else None) or entry.handle
+            if handle:
+                return handle
+        if name in self.handles:
+            return self.handles[name][0]
+        bridge = _bridge(self.shell)
+        if bridge is not None:
+            with contextlib.suppress(Exception):
+                record = bridge.records.get(name) or {}
+                handle = record.get("handle")
+                if isinstance(handle, str) and handle:
+                    return handle
+        return None
+
+    def _remember(self, entry: Entry) -> None:
+        """A new handle arrived (loop thread): keep it for ``resume`` and tell the metadata bridge."""
+        if entry.handle:
+            self.handles[entry.name] = (entry.handle, entry.options)
+        if entry.session is not None:
+            _track(self.shell, entry.name, entry.session)
+
+    async def _emulator(self, time_scale: float) -> str:
+        """The URL of the in-process emulator running at ``time_scale`` (started on first use)."""
+        emulator = self._emulators.get(time_scale)
+        if emulator is None:
+            from ..emulator import Emulator  # type: ignore[attr-defined]
+
+            db = Path(self.emulator_db)
+            if time_scale != 1.0:
+                db = db.with_name(f"{db.stem}-x{time_scale:g}{db.suffix}")
+            db.parent.mkdir(parents=True, exist_ok=True)
+            emulator = Emulator(host="127.0.0.1", port=0, time_scale=time_scale, db_path=str(db))
+            await emulator.start()
+            self._emulators[time_scale] = emulator
+        return str(emulator.url)
+
+    async def _ensure(self, name: str, options: ConnectOptions | None) -> Entry:
+        """The open session called ``name``, opening it with ``options`` if there is none."""
+        entry = self.sessions.get(name)
+        if entry is not None and entry.session is None:
+            async with entry.lock:  # another request is opening it: wait for that
+                pass
+            entry = self.sessions.get(name)
+        if entry is not None and entry.session is not None:
+            return entry
+        if options is None:
+            options = self._options(name)
+        entry = Entry(name=name, options=options, magics=self)
+        self.sessions[name] = entry
+        try:
+            async with entry.lock:
+                await asyncio.wait_for(self._connect(entry), CONNECT_TIMEOUT)
+        except BaseException as exc:
+            if self.sessions.get(name) is entry:
+                del self.sessions[name]
+            if isinstance(exc, asyncio.TimeoutError):
+                raise _SessionEnded(f"could not open session {name!r} within {CONNECT_TIMEOUT:.0f} s") from None
+            raise
+        return entry
+
+    async def _connect(self, entry: Entry) -> None:
+        from ..client.session import LiveModel
+
+        options = entry.options
+        url = None
+        api_key = None
+        if options.backend == "emulator":
+            url = options.emulator_url or await self._emulator(options.time_scale)
+        elif options.backend == "gemini":
+            key = find_api_key()
+            api_key = key.value if key is not None else None
+        kwargs: dict[str, Any] = {}
+        if options.backend == "vertex":
+            kwargs = {"project": self.project or None, "location": self.location or None}
+        model = LiveModel(
+            options.model,
+            generation_config=options.generation_config(),
+            backend=options.backend,
+            url=url,
+            api_key=api_key,
+            **kwargs,
+        )
+        session = await model.connect(
+            session_resumption=SessionResumptionConfig(handle=options.handle, transparent=options.transparent)
+        )
+        entry.model, entry.session = model, session
+        entry.router = Router(entry)
+        entry.remove_listener = session.add_listener(entry.router)
+        entry.handle = session.handle or options.handle
+        self._remember(entry)
+
+    async def _close(self, name: str) -> None:
+        entry = self.sessions.pop(name, None)
+        if entry is None:
+            return
+        if entry.remove_listener is not None:
+            with contextlib.suppress(Exception):
+                entry.remove_listener()
+        if entry.router is not None and entry.router.current is not None:
+            entry.router.current.fail(_SessionEnded(f"session {name!r} was closed"))
+        if entry.session is not None:
+            handle = entry.session.handle or entry.handle
+            if handle:
+                self.handles[name] = (handle, entry.options)
+            with contextlib.suppress(LiveError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(entry.session.close(), 5.0)
+
+    async def _close_all(self) -> None:
+        for name in list(self.sessions):
+            await self._close(name)
+        emulators, self._emulators = self._emulators, {}
+        for emulator in emulators.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(emulator.stop(), 5.0)
+
+    def _block(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop thread and wait (for short operations: connect, close, resume)."""
+        try:
+            return _loop.block(_loop.submit(coro), timeout)
+        except LiveError as exc:
+            raise UsageError(_one_line(exc)) from None
+
+    def _describe(self, entry: Entry, verb: str) -> str:
+        session = entry.session
+        options = entry.options
+        parts = [f"{verb} {entry.name!r}:", options.backend, options.model, options.modality]
+        if session is None:
+            return " ".join([*parts, "(opening)"])
+        parts.append(f"state={session.state}")
+        handle = session.handle
+        parts.append(f"handle={handle[:10]}…" if handle else "handle=none yet")
+        if session.reconnects:
+            parts.append(f"reconnects={session.reconnects}")
+        ledger = session.ledger
+        parts.append(f"context≈{ledger.estimated:,.0f} tokens")
+        if options.compression is not None:
+            parts.append(f"compress {ledger.trigger:,}→{ledger.target:,}")
+        deadline = session.go_away_deadline
+        if deadline:
+            parts.append(f"GoAway: {max(0.0, deadline - time.time()):.0f} s left")
+        if options.backend == "emulator" and options.time_scale != 1.0:
+            parts.append(f"time x{options.time_scale:g}")
+        return " ".join(parts)
+
+    # Extension lifecycle.
+
+    def _announce_emulator(self) -> None:
+        """Say once, plainly, that the bundled emulator is in use because no key was found."""
+        if not self._told_emulator:
+            self._told_emulator = True
+            print(
+                "live_nb: no GEMINI_API_KEY or GOOGLE_API_KEY in the environment or .env, so sessions use the "
+                "bundled Live API emulator, running offline in this kernel on 127.0.0.1."
+            )
+
+    def shutdown(self) -> None:
+        """Close every session and stop the in-process emulators (``%unload_ext``)."""
+        if not self.sessions and not self._emulators:
+            return
+        if _loop.running():
+            with contextlib.suppress(Exception):
+                _loop.block(_loop.submit(self._close_all()), 15.0)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One ``%%live`` cell (or ``%live system``), parsed."""
+
+    name: str
+    text: str
+    kind: str  # ask | context | system
+    role: str
+    asynchronous: bool
+
+
+async def _call(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise UsageError(f"must be positive: {text!r}")
+    return value
+
+
+def _parser(prog: str, description: str) -> MagicArgumentParser:
+    make: Callable[..., MagicArgumentParser] = MagicArgumentParser
+    return make(prog=f"%live {prog}", description=description)
+
+
+def _parse_with(parser: MagicArgumentParser, argstring: str) -> Any:
+    try:
+        parse: Callable[[str], Any] = parser.parse_argstring
+        return parse(argstring)
+    except UsageError as exc:
+        raise UsageError(f"{parser.prog}: {str(exc).splitlines()[0] if str(exc) else 'bad arguments'}") from None
+    except ValueError as exc:  # unbalanced quotes
+        raise UsageError(f"{parser.prog}: {exc}") from None
+
+
+def _bridge(ip: Any) -> Any:
+    """The labextension's metadata bridge for this shell, or None when that module is absent."""
+    if ip is None:
+        return None
+    try:
+        from . import metadata  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        return metadata.get_bridge(ip)
+    except Exception:
+        logger.debug("live_nb: no metadata bridge", exc_info=True)
+        return None
+
+
+def _track(ip: Any, name: str, session: Any) -> None:
+    bridge = _bridge(ip)
+    if bridge is None:
+        return
+    try:
+        bridge.track(name, session)
+    except Exception:
+        logger.debug("live_nb: metadata bridge could not track %r", name, exc_info=True)
+
+
+HELP = """\
+%%live [NAME] [--no-reply] [--role user|model] [--system] [--async]
+    The cell is one turn of session NAME (default: 'default'; opened on first use).
+    {var} inserts the notebook variable var. The reply streams into the cell.
+    --no-reply      add the turn to the context, ask for no reply (turn_complete=False)
+    --role model    restore a model turn of history (implies --no-reply)
+    --system        the cell replaces the system instruction
+    --async         return at once; the reply still lands in this cell
+
+%live connect [NAME] [--model M] [--backend auto|emulator|gemini|vertex] [--modality text|audio]
+              [--compress TRIGGER[:TARGET]] [--resume [HANDLE]] [--transparent] [--time-scale X]
+              [--system TEXT]
+%live status [NAME]        state, handle, context estimate, GoAway countdown
+%live system [--name NAME] TEXT
+%live resume [NAME]        new connection with the latest handle (also after a kernel restart)
+%live close [NAME|--all]
+%live sessions
+%live history [NAME] [--view transcript|events|usage|context]   a pandas DataFrame
+%live dashboard [NAME]     the session's dashboard widget
+%live mic on|off [NAME]    stream the microphone into the session
+%live camera on|off [NAME] stream the camera into the session
+%live help
+
+Defaults: %config LiveMagics.model / backend / modality / compress / transparent / time_scale / system
+(%config LiveMagics shows them all). Without GEMINI_API_KEY/GOOGLE_API_KEY the bundled emulator is used.
+"""
+
+
+# Extension hooks (called by live_nb.load_ipython_extension / unload_ipython_extension).
+
+
+def load_ipython_extension(ip: InteractiveShell) -> None:
+    """Register the magics and the ``%%live`` cell transformer on ``ip``."""
+    if "LiveMagics" in ip.magics_manager.registry:
+        return
+    ip.register_magics(LiveMagics)
+    if transform_live_cells not in ip.input_transformers_cleanup:
+        ip.input_transformers_cleanup.append(transform_live_cells)
+    _bridge(ip)  # the bridge opens its comm to the labextension when it is created
+
+
+def unload_ipython_extension(ip: InteractiveShell) -> None:
+    """Close every session, stop the loop thread, and unregister the magics and the transformer."""
+    magics = ip.magics_manager.registry.pop("LiveMagics", None)
+    if isinstance(magics, LiveMagics):
+        magics.shutdown()
+    for kind in ("line", "cell"):
+        table = ip.magics_manager.magics[kind]
+        func = table.get("live")
+        if func is not None and getattr(func, "__self__", None) is magics:
+            del table["live"]
+    while transform_live_cells in ip.input_transformers_cleanup:
+        ip.input_transformers_cleanup.remove(transform_live_cells)
+    _loop.stop()
