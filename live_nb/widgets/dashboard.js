@@ -1,0 +1,256 @@
+// Dashboard panels (connection, usage, transcript): one ESM, the `part` trait picks the panel.
+//
+// Clocks run here: connection age and the GoAway countdown are computed from absolute times
+// (connection_started, go_away_deadline: time.time() seconds in the kernel) against the browser's
+// clock, corrected by the offset seen when the kernel last changed a value, so they tick on with no
+// kernel messages at all.
+
+function fmtTokens(v) {
+  v = Number(v) || 0;
+  if (Math.abs(v) >= 1000) return (v / 1000).toFixed(1).replace(/\.0$/, "") + "k";
+  return String(Math.round(v));
+}
+
+function fmtDuration(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  const neg = s < 0;
+  s = Math.abs(Math.round(s));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return (neg ? "-" : "") + (h ? h + ":" : "") + mm + ":" + String(sec).padStart(2, "0");
+}
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function shortHandle(h) {
+  if (!h) return "–";
+  return h.length <= 13 ? h : `${h.slice(0, 6)}…${h.slice(-6)}`;
+}
+
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (e) {
+    // Clipboard API needs a secure context or permission: fall back to a hidden textarea.
+    const ta = document.createElement("textarea");
+    ta.value = text;
+    ta.setAttribute("readonly", "");
+    ta.style.position = "fixed";
+    ta.style.opacity = "0";
+    document.body.appendChild(ta);
+    ta.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (e2) { ok = false; }
+    ta.remove();
+    return ok;
+  }
+}
+
+// ---------------------------------------------------------------- connection panel
+
+function renderConnection(model, root) {
+  root.classList.add("lnb-connection");
+  const title = el("div", "lnb-panel-title", "Connection");
+  const badge = el("span", "lnb-badge");
+  title.appendChild(badge);
+  const table = el("dl", "lnb-kv");
+  const rows = {};
+  const row = (key, label) => {
+    const dt = el("dt", "", label);
+    const dd = el("dd", `lnb-v-${key}`);
+    table.append(dt, dd);
+    rows[key] = dd;
+  };
+  row("backend", "Backend");
+  row("model", "Model");
+  row("age", "Connection age");
+  row("goaway", "GoAway");
+  row("reconnects", "Reconnects");
+  row("handle", "Handle");
+  row("resumable", "Resumable");
+  row("index", "Last consumed index");
+  row("replay", "Replay buffer");
+  root.append(title, table);
+
+  const ageBar = el("div", "lnb-bar");
+  const ageFill = el("div", "lnb-bar-fill");
+  ageBar.appendChild(ageFill);
+  const ageText = el("span", "lnb-age-text");
+  rows.age.append(ageText, ageBar);
+
+  const handleText = el("code", "lnb-handle");
+  const copy = el("button", "lnb-copy jp-Button", "Copy");
+  copy.type = "button";
+  copy.title = "Copy the full resumption handle";
+  copy.addEventListener("click", async () => {
+    const ok = await copyText(model.get("handle") || "");
+    copy.textContent = ok ? "Copied" : "Copy failed";
+    setTimeout(() => { copy.textContent = "Copy"; }, 1200);
+  });
+  rows.handle.append(handleText, copy);
+
+  let offset = 0; // kernel clock - browser clock, seconds
+  const kernelNow = () => Date.now() / 1000 + offset;
+
+  const tick = () => {
+    const state = model.get("state") || "–";
+    const started = model.get("connection_started");
+    const limit = model.get("connection_limit") || 600;
+    const deadline = model.get("go_away_deadline");
+    const now = kernelNow();
+    const live = state !== "closed";
+    if (started && live) {
+      const age = Math.max(0, now - started);
+      ageText.textContent = `${fmtDuration(age)} / ${fmtDuration(limit)}`;
+      const frac = Math.min(1, age / limit);
+      ageFill.style.width = `${(frac * 100).toFixed(1)}%`;
+      ageBar.classList.toggle("lnb-bar-warn", frac > 0.85);
+    } else {
+      ageText.textContent = started ? "–" : "not connected";
+      ageFill.style.width = "0%";
+    }
+    const g = rows.goaway;
+    if (deadline && live) {
+      const left = deadline - now;
+      g.textContent = left > 0 ? `closing in ${fmtDuration(left)}` : "closing now";
+      g.dataset.remaining = Math.max(0, left).toFixed(1);
+      g.classList.add("lnb-alert");
+    } else {
+      g.textContent = "none";
+      g.dataset.remaining = "";
+      g.classList.remove("lnb-alert");
+    }
+  };
+
+  const update = () => {
+    const state = model.get("state") || "–";
+    badge.textContent = state.replace("_", " ");
+    badge.className = `lnb-badge lnb-state-${state}`;
+    root.dataset.state = state;
+    rows.backend.textContent = model.get("backend") || "–";
+    rows.model.textContent = model.get("model") || "–";
+    rows.reconnects.textContent = String(model.get("reconnects") || 0);
+    const handle = model.get("handle") || "";
+    handleText.textContent = shortHandle(handle);
+    handleText.title = handle;
+    copy.disabled = !handle;
+    const resumable = model.get("resumable");
+    rows.resumable.textContent = resumable ? "yes" : "no";
+    rows.resumable.className = `lnb-v-resumable ${resumable ? "lnb-yes" : "lnb-no"}`;
+    const idx = model.get("last_consumed_index");
+    rows.index.textContent = idx === null || idx === undefined ? "–" : String(idx);
+    rows.replay.textContent = `${model.get("replay_depth") || 0} messages`;
+    tick();
+  };
+  const onChange = () => {
+    const kt = model.get("kernel_time");
+    if (kt) offset = kt - Date.now() / 1000;
+    // A large offset means a stale value (a reload long after): same machine, assume same clock.
+    if (Math.abs(offset) > 5) offset = 0;
+    update();
+  };
+  model.on("change", onChange);
+  update();
+  const timer = setInterval(tick, 250);
+  return () => { clearInterval(timer); model.off("change", onChange); };
+}
+
+// ---------------------------------------------------------------- usage panel
+
+const MODALITIES = ["TEXT", "AUDIO", "VIDEO", "IMAGE"];
+
+function bars(title, data, cls) {
+  const box = el("div", `lnb-bars ${cls}`);
+  box.appendChild(el("div", "lnb-sub", title));
+  const keys = Object.keys(data || {}).sort((a, b) => MODALITIES.indexOf(a) - MODALITIES.indexOf(b));
+  const max = Math.max(1, ...keys.map((k) => data[k]));
+  if (!keys.length) box.appendChild(el("div", "lnb-empty", "nothing yet"));
+  for (const k of keys) {
+    const r = el("div", "lnb-bar-row");
+    r.appendChild(el("span", "lnb-bar-label", k.toLowerCase()));
+    const bar = el("div", "lnb-bar");
+    const fill = el("div", `lnb-bar-fill lnb-mod-${k.toLowerCase()}`);
+    fill.style.width = `${((100 * data[k]) / max).toFixed(1)}%`;
+    bar.appendChild(fill);
+    r.append(bar, el("span", "lnb-bar-value", fmtTokens(data[k])));
+    box.appendChild(r);
+  }
+  return box;
+}
+
+function renderUsage(model, root) {
+  root.classList.add("lnb-usage");
+  const update = () => {
+    const title = el("div", "lnb-panel-title", "Tokens");
+    const est = el("div", "lnb-note", `in context now ≈ ${fmtTokens(model.get("estimated"))} (estimate)`);
+    const prompt = model.get("prompt_tokens");
+    const server = el("div", "lnb-server");
+    if (prompt === null || prompt === undefined) {
+      server.appendChild(el("span", "lnb-empty", "no usage report from the server yet"));
+    } else {
+      const reports = model.get("reports");
+      server.innerHTML = "";
+      const cells = [["prompt", prompt], ["response", model.get("response_tokens")], ["total", model.get("total_tokens")]];
+      for (const [label, v] of cells) {
+        const c = el("div", "lnb-stat");
+        c.append(el("div", "lnb-stat-value", fmtTokens(v || 0)), el("div", "lnb-stat-label", label));
+        server.appendChild(c);
+      }
+      server.appendChild(el("div", "lnb-note", `server count, last of ${reports} report${reports === 1 ? "" : "s"}`));
+    }
+    root.replaceChildren(
+      title,
+      server,
+      bars("sent (estimate)", model.get("input_by_modality"), "lnb-in"),
+      bars("received (estimate)", model.get("output_by_modality"), "lnb-out"),
+      est,
+    );
+    root.dataset.estimated = String(model.get("estimated"));
+  };
+  model.on("change", update);
+  update();
+  return () => model.off("change", update);
+}
+
+// ---------------------------------------------------------------- transcript panel
+
+function renderTranscript(model, root) {
+  root.classList.add("lnb-transcript");
+  const title = el("div", "lnb-panel-title", "Transcript");
+  const list = el("div", "lnb-turns");
+  root.append(title, list);
+  const update = () => {
+    const turns = model.get("turns") || [];
+    const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+    list.replaceChildren();
+    if (!turns.length) list.appendChild(el("div", "lnb-empty", "no turns yet"));
+    for (const t of turns) {
+      const item = el("div", `lnb-turn lnb-role-${t.role}`);
+      item.append(el("span", "lnb-role", t.role), el("span", "lnb-text", t.text));
+      list.appendChild(item);
+    }
+    if (stick) list.scrollTop = list.scrollHeight;
+    root.dataset.turns = String(turns.length);
+  };
+  model.on("change:turns", update);
+  update();
+  return () => model.off("change:turns", update);
+}
+
+function render({ model, el: root }) {
+  root.classList.add("lnb-panel");
+  const part = model.get("part");
+  if (part === "connection") return renderConnection(model, root);
+  if (part === "usage") return renderUsage(model, root);
+  if (part === "transcript") return renderTranscript(model, root);
+  root.textContent = `unknown panel ${part}`;
+  return undefined;
+}
+
+export default { render };

@@ -1,0 +1,375 @@
+"""Static pictures of the context window: SVG for saved notebooks, matplotlib for ``plot_context``.
+
+Why: a widget view needs a live kernel and the widget's JavaScript; a notebook read on GitHub or
+converted by nbconvert has neither. The dashboard therefore puts an ``image/svg+xml`` rendering
+next to its widget view (JupyterLab shows the view, everything else the picture). The SVG is drawn
+here in plain Python (no matplotlib import on the hot path, no fonts or CDN), with the same scales,
+colours and dash patterns as the browser chart (context_chart.js), in a colour-blind-safe palette
+(Okabe & Ito) on a white card, so it reads on light and dark pages alike.
+
+``plot_context(session)`` is the one-off figure (matplotlib, imported lazily) from the session's
+pandas-free ledger data; the client exposes it as ``session.plot_context()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape
+
+NONE = "\u2013"  # en dash: "no value"
+MINUS = "\u2212"
+
+__all__ = [
+    "PALETTE",
+    "StaticChart",
+    "format_duration",
+    "format_tokens",
+    "nice_ticks",
+    "plot_context",
+    "render_chart_svg",
+    "render_dashboard_svg",
+    "y_domain",
+]
+
+# Okabe-Ito, the colour-blind-safe palette; every series also differs by shape or dash.
+PALETTE = {
+    "estimate": "#0072B2",  # blue: our estimate (line)
+    "reported": "#E69F00",  # orange: server-reported counts (diamonds)
+    "window": "#D55E00",  # vermillion: the hard limit
+    "trigger": "#CC79A7",  # reddish purple: compression trigger (dashed)
+    "target": "#009E73",  # bluish green: compression target (dotted)
+    "compression": "#D55E00",
+    "marker": "#666666",
+    "text": "#1f1f1f",
+    "muted": "#5f6368",
+    "grid": "#e6e6e6",
+}
+
+
+@dataclass
+class StaticChart:
+    """The data a static chart needs: the same shapes the widget keeps in its traits."""
+
+    points: list[list[Any]]
+    compressions: list[dict[str, Any]]
+    markers: list[dict[str, Any]] = field(default_factory=list)
+    head: list[Any] | None = None
+    window: int = 128_000
+    trigger: int | None = None
+    target: int | None = None
+    forecast: dict[str, float | None] = field(default_factory=dict)
+    title: str = "Context window"
+
+
+def format_tokens(value: float) -> str:
+    """12,345 -> "12.3k"; 128,000 -> "128k"."""
+    value = float(value)
+    if abs(value) >= 1000:
+        text = f"{value / 1000:.1f}".rstrip("0").rstrip(".")
+        return text + "k"
+    return f"{value:.0f}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds as m:ss (or h:mm:ss); an en dash for None."""
+    if seconds is None or not math.isfinite(seconds):
+        return NONE
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high] (1, 2, 2.5, 5 x 10^n steps)."""
+    span = max(high - low, 1e-9)
+    raw = span / max(count, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / step) * step
+    ticks = []
+    value = first
+    while value <= high + step * 1e-6:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def y_domain(chart: StaticChart) -> tuple[float, bool]:
+    """The top of the y axis, and whether the window line fits on it.
+
+    The window (128k) would flatten a session that compresses at 10k, so the axis covers what
+    happened plus the trigger, and takes in the window only when it is within reach.
+    """
+    seen = [float(p[1]) for p in chart.points] + [float(p[2]) for p in chart.points if p[2] is not None]
+    seen += [float(c["before"]) for c in chart.compressions]
+    if chart.head:
+        seen.append(float(chart.head[1]))
+    top = max([*seen, float(chart.trigger or 0), 1000.0]) * 1.12
+    show_window = chart.window <= top * 1.6 or (chart.trigger is None and not seen)
+    if show_window:
+        top = max(top, chart.window * 1.05)
+    return top, show_window
+
+
+def _x_domain(chart: StaticChart) -> float:
+    times = [float(p[0]) for p in chart.points]
+    if chart.head:
+        times.append(float(chart.head[0]))
+    return max([*times, 10.0])
+
+
+def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) -> str:
+    """The context chart as a standalone SVG document."""
+    left, right, top_pad, bottom = 58, 16, 44, 30
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    x_max = _x_domain(chart)
+    y_max, show_window = y_domain(chart)
+
+    def sx(t: float) -> float:
+        return left + plot_w * float(t) / x_max
+
+    def sy(v: float) -> float:
+        return top_pad + plot_h * (1 - float(v) / y_max)
+
+    c = PALETTE
+    out: list[str] = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" rx="6" fill="#ffffff" stroke="#d0d0d0"/>',
+        f'<text x="{left}" y="18" font-size="13" font-weight="600" fill="{c["text"]}">{escape(chart.title)}</text>',
+    ]
+    # Subtitle: now, rate and forecast.
+    head_value = float(chart.head[1]) if chart.head else (float(chart.points[-1][1]) if chart.points else 0.0)
+    forecast = chart.forecast or {}
+    parts = [f"now {format_tokens(head_value)} tokens"]
+    rate = forecast.get("rate")
+    if rate:
+        parts.append(f"{rate:.0f} tok/s")
+    if forecast.get("to_trigger") is not None:
+        parts.append(f"next compression in ~{format_duration(forecast['to_trigger'])}")
+    if forecast.get("to_window") is not None:
+        parts.append(f"window full in ~{format_duration(forecast['to_window'])}")
+    parts.append(f"{len(chart.compressions)} compression{'s' if len(chart.compressions) != 1 else ''}")
+    out.append(f'<text x="{left}" y="34" fill="{c["muted"]}">{escape(" · ".join(parts))}</text>')
+
+    # Grid and axes.
+    for tick in nice_ticks(0, y_max, 5):
+        y = sy(tick)
+        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{c["grid"]}"/>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{c["muted"]}">{format_tokens(tick)}</text>'
+        )
+    for tick in nice_ticks(0, x_max, 6):
+        x = sx(tick)
+        out.append(
+            f'<text x="{x:.1f}" y="{top_pad + plot_h + 16}" text-anchor="middle" '
+            f'fill="{c["muted"]}">{format_duration(tick)}</text>'
+        )
+    out.append(
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{top_pad + plot_h}" y2="{top_pad + plot_h}" stroke="#9e9e9e"/>'
+    )
+
+    # Limits.
+    limits: list[tuple[str, float | None, str]] = [
+        ("window", chart.window if show_window else None, ""),
+        ("trigger", chart.trigger, "6 4"),
+        ("target", chart.target, "2 3"),
+    ]
+    for name, value, dash in limits:
+        if value is None:
+            continue
+        y = sy(value)
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{c[name]}" '
+            f'stroke-width="1.5"{dash_attr}/>'
+        )
+        out.append(
+            f'<text x="{left + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" fill="{c[name]}">'
+            f"{name} {format_tokens(value)}</text>"
+        )
+    if not show_window:
+        out.append(
+            f'<text x="{left + plot_w - 4}" y="{top_pad - 2}" text-anchor="end" fill="{c["window"]}">'
+            f"window {format_tokens(chart.window)} ↑ (above the chart)</text>"
+        )
+
+    # Lifecycle markers.
+    for marker in chart.markers[-30:]:
+        x = sx(marker["t"])
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top_pad}" y2="{top_pad + plot_h}" stroke="{c["marker"]}" '
+            f'stroke-dasharray="1 3"/>'
+        )
+        out.append(
+            f'<text x="{x + 3:.1f}" y="{top_pad + 10}" fill="{c["marker"]}" font-size="10">'
+            f"{escape(str(marker.get('label', '')))}</text>"
+        )
+
+    # The estimate line.
+    line = [(float(p[0]), float(p[1])) for p in chart.points]
+    if chart.head:
+        line.append((float(chart.head[0]), float(chart.head[1])))
+    if line:
+        d = " ".join(f"{'M' if i == 0 else 'L'}{sx(t):.1f},{sy(v):.1f}" for i, (t, v) in enumerate(line))
+        out.append(f'<path d="{d}" fill="none" stroke="{c["estimate"]}" stroke-width="2" stroke-linejoin="round"/>')
+
+    # Server-reported counts: diamonds.
+    for p in chart.points:
+        if p[2] is None:
+            continue
+        x, y = sx(p[0]), sy(p[2])
+        out.append(
+            f'<path d="M{x:.1f},{y - 4:.1f} L{x + 4:.1f},{y:.1f} L{x:.1f},{y + 4:.1f} L{x - 4:.1f},{y:.1f} Z" '
+            f'fill="{c["reported"]}" stroke="#ffffff" stroke-width="0.8"/>'
+        )
+
+    # Compressions: arrows down from before to after.
+    for event in chart.compressions:
+        x, y1, y2 = sx(event["t"]), sy(event["before"]), sy(event["after"])
+        dash = "" if event.get("by") == "reported" else ' stroke-dasharray="3 2"'
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1:.1f}" y2="{y2 - 5:.1f}" stroke="{c["compression"]}" '
+            f'stroke-width="1.5"{dash}/>'
+        )
+        out.append(
+            f'<path d="M{x - 4:.1f},{y2 - 6:.1f} L{x + 4:.1f},{y2 - 6:.1f} L{x:.1f},{y2:.1f} Z" '
+            f'fill="{c["compression"]}"/>'
+        )
+        drop = float(event["before"]) - float(event["after"])
+        out.append(
+            f'<text x="{x + 5:.1f}" y="{(y1 + y2) / 2:.1f}" fill="{c["compression"]}" font-size="10">'
+            f"{MINUS}{format_tokens(drop)}</text>"
+        )
+
+    # Legend.
+    legend = [
+        ("estimate", "line", ""),
+        ("server count", "diamond", ""),
+        ("compression", "arrow", ""),
+    ]
+    x = left + plot_w - 270
+    for label, shape, _ in legend:
+        color = {"line": c["estimate"], "diamond": c["reported"], "arrow": c["compression"]}[shape]
+        if shape == "line":
+            out.append(f'<line x1="{x}" x2="{x + 16}" y1="14" y2="14" stroke="{color}" stroke-width="2"/>')
+        elif shape == "diamond":
+            out.append(f'<path d="M{x + 8},10 L{x + 12},14 L{x + 8},18 L{x + 4},14 Z" fill="{color}"/>')
+        else:
+            out.append(f'<path d="M{x + 4},10 L{x + 12},10 L{x + 8},18 Z" fill="{color}"/>')
+        out.append(f'<text x="{x + 20}" y="18" fill="{c["text"]}">{label}</text>')
+        x += 24 + 7 * len(label)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def render_dashboard_svg(
+    chart: StaticChart,
+    connection: dict[str, Any],
+    usage: dict[str, Any],
+    turns: Sequence[dict[str, Any]] = (),
+    width: int = 720,
+) -> str:
+    """The whole dashboard as one SVG: the chart, then connection, usage and the latest turns."""
+    chart_h = 300
+    lines: list[str] = []
+    conn = connection
+    lines.append(
+        f"{conn.get('backend', '?')} · {conn.get('model', '?')} · state {conn.get('state', '?')} · "
+        f"reconnects {conn.get('reconnects', 0)} · resumable {'yes' if conn.get('resumable') else 'no'}"
+    )
+    handle = str(conn.get("handle") or "")
+    short = handle if len(handle) <= 13 else f"{handle[:6]}…{handle[-6:]}"
+    lines.append(
+        f"handle {short or NONE} · last consumed index {conn.get('last_consumed_index', NONE)} · "
+        f"replay buffer {conn.get('replay_depth', 0)}"
+    )
+    sent = ", ".join(f"{k.lower()} {format_tokens(v)}" for k, v in usage.get("input_by_modality", {}).items())
+    received = ", ".join(f"{k.lower()} {format_tokens(v)}" for k, v in usage.get("output_by_modality", {}).items())
+    lines.append(f"tokens in: {sent or NONE} · out: {received or NONE} (estimates)")
+    if usage.get("prompt_tokens") is not None:
+        lines.append(
+            f"server: prompt {format_tokens(usage['prompt_tokens'])}, response "
+            f"{format_tokens(usage.get('response_tokens') or 0)}, total {format_tokens(usage.get('total_tokens') or 0)}"
+        )
+    for turn in list(turns)[-4:]:
+        text = str(turn.get("text", "")).replace("\n", " ")
+        if len(text) > 100:
+            text = text[:99] + "…"
+        lines.append(f"{turn.get('role', '?')}: {text}")
+    height = chart_h + 16 + 18 * len(lines) + 8
+    inner = render_chart_svg(chart, width=width, height=chart_h)
+    inner_body = inner.split("\n", 1)[1].rsplit("\n", 1)[0]  # drop the outer <svg> tags
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" rx="6" fill="#ffffff" stroke="#d0d0d0"/>',
+        inner_body,
+    ]
+    y = chart_h + 20
+    for text in lines:
+        out.append(f'<text x="16" y="{y}" fill="{PALETTE["text"]}">{escape(text)}</text>')
+        y += 18
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def plot_context(session: Any, ax: Any = None) -> Any:
+    """A matplotlib figure of the session's context window over time.
+
+    Args:
+        session: a ``LiveSession`` (anything with a ``ledger``: ContextLedger).
+        ax: an existing matplotlib Axes to draw into; a new figure when None.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    ledger = session.ledger
+    points = list(ledger.points)
+    started = getattr(session, "connection_started", None)
+    origin = min([p.time for p in points[:1]] + ([started] if started else [])) if (points or started) else 0.0
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.4), layout="constrained")
+    else:
+        fig = ax.figure
+    c = PALETTE
+    times = [p.time - origin for p in points]
+    ax.plot(times, [p.estimated for p in points], color=c["estimate"], lw=2, label="estimate")
+    reported = [(p.time - origin, p.reported) for p in points if p.reported is not None]
+    if reported:
+        ax.scatter(*zip(*reported, strict=True), marker="D", s=22, color=c["reported"], zorder=3, label="server count")
+    for value, name, style in ((ledger.trigger, "trigger", "--"), (ledger.target, "target", ":")):
+        if value is not None:
+            ax.axhline(value, color=c[name], ls=style, lw=1.3, label=f"{name} {format_tokens(value)}")
+    top = max([p.estimated for p in points] + [float(ledger.trigger or 0), 1000.0]) * 1.12
+    if ledger.window <= top * 1.6:
+        ax.axhline(ledger.window, color=c["window"], lw=1.5, label=f"window {format_tokens(ledger.window)}")
+        top = max(top, ledger.window * 1.05)
+    for i, event in enumerate(ledger.compressions):
+        ax.annotate(
+            "",
+            xy=(event.time - origin, event.after),
+            xytext=(event.time - origin, event.before),
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": c["compression"],
+                "lw": 1.5,
+                "ls": "-" if event.detected_by == "reported" else "--",
+            },
+        )
+        if i == 0:
+            ax.plot([], [], color=c["compression"], label="compression")
+    ax.set_ylim(0, top)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("seconds since the session started")
+    ax.set_ylabel("tokens in context")
+    ax.set_title("Context window")
+    ax.grid(True, color=c["grid"])
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return fig
