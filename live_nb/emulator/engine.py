@@ -60,11 +60,11 @@ from .responder import Reply, RequestContext, Responder, Turn, quote
 
 __all__ = [
     "AUDIO_ONLY_MODELS",
+    "KNOWN_MODELS",
     "Action",
     "Checkpoint",
     "Close",
     "EngineSettings",
-    "KNOWN_MODELS",
     "ReplyPlan",
     "Send",
     "ServerEngine",
@@ -130,7 +130,7 @@ class Close:
     reason: str
 
 
-Action = Union[Send, Stream, Checkpoint, Close]
+Action = Union[Send, Stream, Checkpoint, Close]  # noqa: UP007 - a runtime alias, py3.10 target
 
 
 def bare_model_name(model: str) -> str:
@@ -150,7 +150,9 @@ def check_setup(setup: Setup, flavor: str, api_version: str, models: frozenset[s
     name = bare_model_name(setup.model)
     if name not in models:
         if flavor == "vertex":
-            return Close(1008, f"Publisher Model `{setup.model}` was not found or your project does not have access to it.")
+            return Close(
+                1008, f"Publisher Model `{setup.model}` was not found or your project does not have access to it."
+            )
         shown = setup.model if setup.model.startswith(("models/", "tunedModels/")) else f"models/{setup.model}"
         return Close(
             1008,
@@ -463,7 +465,9 @@ class ServerEngine:
         self.state.consumed_count += 1
         self.dirty = True
         if isinstance(message, Setup):
-            return self._close(1007, "Request contains an invalid argument: setup must be the first and only setup message.")
+            return self._close(
+                1007, "Request contains an invalid argument: setup must be the first and only setup message."
+            )
         if isinstance(message, ClientContent):
             return self._client_content(message)
         if isinstance(message, RealtimeInput):
@@ -610,7 +614,7 @@ class ServerEngine:
             state.pending_speech_seconds += seconds
         elif state.in_speech:
             state.silence_seconds += seconds
-            if state.silence_seconds >= self.silence_limit:
+            if state.silence_seconds >= self.silence_limit - 1e-9:  # float sums of 0.1 s chunks
                 actions += self._end_user_turn()
         return actions
 
@@ -632,7 +636,8 @@ class ServerEngine:
         if self.waiting_calls:
             return []
         results, self.tool_results = self.tool_results, []
-        last_user = next((t for t in reversed(self.state.turns) if t.role == "user" and not t.text.startswith("[")), None)
+        asked = [t for t in self.state.turns if t.role == "user" and not t.text.startswith("[")]
+        last_user = asked[-1] if asked else None
         return self._request(last_user.text if last_user else "", is_audio=False, tool_results=results, count=False)
 
     def _context_update(self, message: ContextUpdate) -> list[Action]:

@@ -61,11 +61,11 @@ from ..protocol.messages import (
     parse_client_frame,
 )
 from .engine import (
+    KNOWN_MODELS,
     Action,
     Checkpoint,
     Close,
     EngineSettings,
-    KNOWN_MODELS,
     ReplyPlan,
     Send,
     ServerEngine,
@@ -339,7 +339,9 @@ class Emulator:
         self.cert_path: str | None = None
         self.key_path: str | None = None
         self.refused: list[tuple[int, str]] = []
-        """Close codes and reasons of refused connections (for tests), in order."""
+        """Close codes and reasons the emulator closed connections with (for tests), in order."""
+        self.paths: list[tuple[str, str]] = []
+        """(path without query, flavour) of every accepted upgrade, in order (the query may hold a key)."""
         self._server: Server | None = None
         self._store: Store | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
@@ -502,6 +504,7 @@ class Emulator:
         assert ws.request is not None
         path_route = route(ws.request.path)
         assert path_route is not None
+        self.paths.append((urlsplit(ws.request.path).path, path_route.flavor))
         try:
             first = await asyncio.wait_for(ws.recv(), timeout=max(30.0, self.scaled(60.0)))
         except (asyncio.TimeoutError, ConnectionClosed):
@@ -511,7 +514,9 @@ class Emulator:
         except (ProtocolError, ConfigError) as exc:
             return await self._refuse(ws, 1007, f"Request contains an invalid argument: {exc}")
         if not isinstance(setup, Setup):
-            return await self._refuse(ws, 1007, "Request contains an invalid argument: the first message must be setup.")
+            return await self._refuse(
+                ws, 1007, "Request contains an invalid argument: the first message must be setup."
+            )
         refusal = check_setup(setup, path_route.flavor, path_route.api_version, self.models)
         if refusal is not None:
             return await self._refuse(ws, refusal.code, refusal.reason)
@@ -528,8 +533,8 @@ class Emulator:
         )
         try:
             await self._apply(conn, engine.start())
-            lifetime = self.connection_lifetime
-            conn.deadline_task = self._spawn(conn, self._deadline(conn, lifetime - self.go_away_before, self.go_away_before))
+            until_go_away = self.connection_lifetime - self.go_away_before
+            conn.deadline_task = self._spawn(conn, self._deadline(conn, until_go_away, self.go_away_before))
             if engine.resumption:
                 self._spawn(conn, self._periodic(conn))
             async for frame in ws:
@@ -572,10 +577,12 @@ class Emulator:
         if refusal is not None:
             return refusal
         state = SessionState.from_json(snapshot.state)
-        session = self.sessions.get(snapshot.session_id)
-        if session is None:
+        known = self.sessions.get(snapshot.session_id)
+        if known is None:
             session = EmulatorSession(state, consumed_offset=state.consumed_count)
             self.sessions[state.session_id] = session
+        else:
+            session = known
         session.state = state
         keep = max(0, state.consumed_count - session.consumed_offset)
         del session.consumed[keep:]
@@ -602,7 +609,8 @@ class Emulator:
         if record.open_connections > 0:
             return Close(
                 1011,
-                "Internal error encountered: the session is still open on another connection; close it before resuming.",
+                "Internal error encountered: the session is still open on another connection; "
+                "close it before resuming.",
             )
         if record.last_end is not None and time.time() - record.last_end > self.scaled(self.retention):
             hours = self.retention / 3600
@@ -794,10 +802,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m live_nb.emulator`` and ``live-nb-emulator``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # the signal handler normally catches it first
         asyncio.run(_run(args))
-    except KeyboardInterrupt:  # pragma: no cover - signal handler normally catches it
-        pass
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -104,10 +105,8 @@ class Store:
 
     def close(self) -> None:
         """Close the database (idempotent)."""
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self._db.close()
-        except sqlite3.Error:  # pragma: no cover - already closed
-            pass
 
     # Sessions.
 
