@@ -25,7 +25,7 @@ def test_emulator_url_gets_the_gemini_path_and_models_prefix() -> None:
     r = EndpointResolver("emulator", "gemini-live-2.5-flash-preview", url="ws://127.0.0.1:9")
     assert r.url == "ws://127.0.0.1:9/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
     assert r.model == "models/gemini-live-2.5-flash-preview"
-    assert r.resolve().headers == {}
+    assert r.resolve().headers == {"x-goog-api-key": "live-nb-emulator"}
 
 
 def test_emulator_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

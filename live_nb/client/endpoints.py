@@ -34,6 +34,7 @@ __all__ = [
 
 BACKENDS = ("emulator", "gemini", "vertex")
 EMULATOR_URL_ENV = "LIVE_NB_EMULATOR_URL"
+EMULATOR_PLACEHOLDER_KEY = "live-nb-emulator"
 GEMINI_HOST = "generativelanguage.googleapis.com"
 GEMINI_PATH = "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent"
 GEMINI_CONSTRAINED_PATH = (
@@ -171,7 +172,9 @@ class EndpointResolver:
             url = url or os.environ.get(EMULATOR_URL_ENV)
             if not url:
                 raise ConfigError("url", None, f"the emulator's ws:// URL (or set {EMULATOR_URL_ENV})")
-            self._api_key = api_key
+            # The emulator wants a credential, as the service does, but checks none: a fixed
+            # placeholder keeps real keys out of local traffic.
+            self._api_key = api_key or EMULATOR_PLACEHOLDER_KEY
             self.model = gemini_model_name(model)
             base = _check_ws_url(url)
             path = urlsplit(base).path

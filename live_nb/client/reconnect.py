@@ -101,6 +101,8 @@ def explain_close(code: int, reason: str) -> str | None:
     lowered = reason.lower()
     if "context window" in lowered or "exhausted" in lowered or "window is full" in lowered:
         return "the session's context window is exhausted (turn on context window compression to go on longer)"
+    if "model" in lowered and ("change" in lowered or "differ" in lowered):
+        return "the server refused to resume the session with a different model (the model cannot change on resume)"
     if code == 1007:
         return "the server rejected the setup or a message as invalid"
     if code == 1008:
@@ -109,8 +111,6 @@ def explain_close(code: int, reason: str) -> str | None:
                 "the server does not know this resumption handle: it is invalid, or it expired "
                 "(handles live 2 h on the Gemini API and 24 h on Vertex AI after the session ends)"
             )
-        if "model" in lowered and ("change" in lowered or "differ" in lowered or "resum" in lowered):
-            return "the server refused to resume the session with a different model (the model cannot change on resume)"
         if "model" in lowered or "not found" in lowered:
             return "the server does not serve this model on this endpoint"
         return "the server refused the session on policy grounds"
