@@ -233,6 +233,9 @@ def _session_loop(session: Any) -> asyncio.AbstractEventLoop:
         loop = getattr(session, name, None)
         if isinstance(loop, asyncio.AbstractEventLoop):
             return loop
+    reader = getattr(session, "_reader", None)  # LiveSession's reader task runs on the session's loop
+    if isinstance(reader, asyncio.Task):
+        return reader.get_loop()
     from .._loop import live_loop
 
     return live_loop()
@@ -240,7 +243,7 @@ def _session_loop(session: Any) -> asyncio.AbstractEventLoop:
 
 def _automatic_activity(session: Any) -> bool:
     """Whether the session's server-side VAD is on (the Live API default)."""
-    for owner in (session, getattr(session, "_model", None), getattr(session, "live_model", None)):
+    for owner in (session, getattr(session, "_live_model", None), getattr(session, "live_model", None)):
         for name in ("generation_config", "config"):
             config = getattr(owner, name, None)
             if config is not None and hasattr(config, "automatic_activity_detection"):
@@ -415,6 +418,8 @@ class MediaFeed:
     def _enqueue(self, item: tuple[str, Any] | None) -> None:
         # Runs on the session's loop: the queue and its task are created there, lazily.
         if self._queue is None:
+            if item is None:  # closed before anything was pushed
+                return
             self._queue = asyncio.Queue()
             self._task = self.loop.create_task(self._run(self._queue), name="live_nb media feed")
         self._queue.put_nowait(item)
@@ -798,14 +803,14 @@ def start_media(
 ) -> MediaStreamer:
     """Start (or change) what streams into ``session``; one streamer per session.
 
-    ``None`` leaves a kind as it is (off for a new streamer), so ``%live mic on`` calls
-    ``start_media(s, audio=True)`` and ``%live camera on`` calls ``start_media(s, video=True)``
-    without touching the other. The caller displays the returned widget: capture runs in the
-    widget model (once), so displaying it again only adds a view.
+    This only ever starts things: a kind given as False or None is left as it is (off for a new
+    streamer), so ``%live mic on`` (``audio=True, video=False``) leaves a running camera alone;
+    ``stop_media`` stops. The caller displays the returned widget: capture runs in the widget
+    model (once), so displaying it again only adds a view.
 
     Args:
         session: the ``LiveSession`` to feed.
-        audio, video: True to capture, False to stop, None to leave as is.
+        audio, video: True to capture; False or None to leave as is.
         source: an ipywebrtc ``MediaStream``; None keeps the current one (or uses getUserMedia).
         **kwargs: trait values and ``vad`` / ``manual_activity`` for a new streamer.
 
@@ -825,12 +830,11 @@ def start_media(
     with streamer.hold_sync():
         if source is not None and source is not streamer.source:
             streamer.source = source
-        if audio is not None:
-            streamer.audio = audio
-            if audio:
-                streamer.muted = False
-        if video is not None:
-            streamer.video = video
+        if audio:
+            streamer.audio = True
+            streamer.muted = False
+        if video:
+            streamer.video = True
         if streamer.error:
             streamer.error = ""
             streamer.error_kind = ""
