@@ -1,0 +1,359 @@
+"""The emulator's sans-I/O engine, driven without sockets or an event loop.
+
+``run`` plays the asyncio layer's part: it streams every ``Stream`` plan to the end (calling
+``chunk_sent`` and ``finish_reply`` as server.py does) and returns what would have been sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from typing import Any
+
+from live_nb.emulator.engine import (
+    Action,
+    Checkpoint,
+    Close,
+    ReplyPlan,
+    Send,
+    ServerEngine,
+    SessionState,
+    Stream,
+    check_setup,
+)
+from live_nb.emulator.responder import ContextResponder, RequestContext, Turn, called_function
+from live_nb.protocol.config import ContextWindowCompressionConfig, LiveGenerationConfig, SessionResumptionConfig
+from live_nb.protocol.messages import (
+    ClientContent,
+    ClientMessage,
+    Content,
+    ContextUpdate,
+    FunctionResponse,
+    Part,
+    RealtimeInput,
+    ServerContent,
+    SessionResumptionUpdate,
+    Setup,
+    ToolCall,
+    ToolCallCancellation,
+    ToolResponse,
+    UsageMetadata,
+    parse_client_frame,
+)
+
+MODEL = "models/gemini-live-2.5-flash-preview"
+
+
+def make_engine(
+    *,
+    modality: str = "TEXT",
+    compression: ContextWindowCompressionConfig | None = None,
+    resumption: SessionResumptionConfig | None = None,
+    system_instruction: str | None = None,
+    realtime_input_config: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    state: SessionState | None = None,
+    consumed: list[ClientMessage] | None = None,
+) -> ServerEngine:
+    config = LiveGenerationConfig(
+        response_modalities=[modality],
+        context_window_compression=compression,
+        system_instruction=system_instruction,
+        realtime_input_config=realtime_input_config,
+        tools=tools,
+    )
+    setup = Setup(model=MODEL, config=config, session_resumption=resumption)
+    return ServerEngine(
+        setup,
+        state or SessionState("sess-test", "gemini-live-2.5-flash-preview"),
+        consumed if consumed is not None else [],
+        ContextResponder(),
+        resumed=state is not None,
+    )
+
+
+def run(engine: ServerEngine, actions: list[Action], stop_after_chunks: int | None = None) -> list[Action]:
+    """Carry out actions like server.py: streams run to their end (or stop after N chunks)."""
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, Stream):
+            out.append(action)
+            for _ in action.plan.chunks:
+                if action.plan.cancelled:
+                    break
+                if stop_after_chunks is not None and action.plan.sent >= stop_after_chunks:
+                    return out
+                engine.chunk_sent(action.plan)
+            out += run(engine, engine.finish_reply(action.plan))
+        else:
+            out.append(action)
+    return out
+
+
+def ask(engine: ServerEngine, text: str, complete: bool = True) -> list[Action]:
+    return run(engine, engine.receive(ClientContent((Content("user", (Part(text=text),)),), complete)))
+
+
+def reply_text(actions: list[Action]) -> str:
+    texts = []
+    for action in actions:
+        if isinstance(action, Stream):
+            texts += [c.text for c in action.plan.chunks if isinstance(c, ServerContent)]
+    return "".join(texts)
+
+
+def usage_of(actions: list[Action]) -> UsageMetadata:
+    usages = [a.usage for a in actions if isinstance(a, Send) and a.usage is not None]
+    assert len(usages) == 1
+    return usages[0]
+
+
+def pcm_tone(seconds: float, amplitude: int = 8000) -> bytes:
+    n = int(seconds * 16_000)
+    return struct.pack(f"<{n}h", *(int(amplitude * math.sin(2 * math.pi * 440 * i / 16_000)) for i in range(n)))
+
+
+def audio(pcm: bytes) -> RealtimeInput:
+    """A realtime audio message as it arrives off the wire (base64 JSON, parsed)."""
+    frame = json.dumps({"realtimeInput": {"audio": {"data": base64.b64encode(pcm).decode(), "mimeType": "audio/pcm"}}})
+    message = parse_client_frame(frame)
+    assert isinstance(message, RealtimeInput)
+    return message
+
+
+# Setup checks.
+
+
+def test_check_setup_refuses_like_the_service() -> None:
+    def setup(model: str, modality: str = "TEXT", **kw: Any) -> Setup:
+        return Setup(model=model, config=LiveGenerationConfig(response_modalities=[modality], **kw))
+
+    assert check_setup(setup(MODEL), "gemini", "v1beta") is None
+    unknown = check_setup(setup("models/gemini-9"), "gemini", "v1beta")
+    assert unknown == Close(
+        1008,
+        "models/gemini-9 is not found for API version v1beta, or is not supported for bidiGenerateContent. "
+        "Call ListModels to see the list of available models and their supported methods.",
+    )
+    vertex = check_setup(setup("projects/p/locations/l/publishers/google/models/nope"), "vertex", "v1beta1")
+    assert vertex is not None and vertex.code == 1008 and vertex.reason.startswith("Publisher Model `projects/p")
+    native = check_setup(setup("models/gemini-2.5-flash-native-audio-preview-09-2025"), "gemini", "v1beta")
+    assert native == Close(1007, "Cannot extract voices from a non-audio request.")
+    assert check_setup(setup("models/gemini-2.5-flash-native-audio-preview-12-2025", "AUDIO"), "gemini", "v1") is None
+    no_window = setup(MODEL, context_window_compression=ContextWindowCompressionConfig(sliding_window=None))
+    refused = check_setup(no_window, "gemini", "v1beta")
+    assert refused is not None and refused.code == 1007 and "slidingWindow" in refused.reason
+
+
+# Replies, usage and the responder's honesty.
+
+
+def test_text_reply_streams_and_counts_tokens() -> None:
+    engine = make_engine(system_instruction="Be terse.")  # 10 chars -> 3 tokens
+    actions = ask(engine, "hello there")  # 11 chars -> 3 tokens
+    plan = next(a.plan for a in actions if isinstance(a, Stream))
+    assert len(plan.chunks) >= 3
+    text = reply_text(actions)
+    assert text.startswith('Turn 1. You asked: "hello there".') and 'I follow the instruction "Be terse."' in text
+    usage = usage_of(actions)
+    assert usage.prompt_token_count == 6
+    assert usage.response_token_count == math.ceil(len(text) / 4)
+    assert usage.total_token_count == 6 + usage.response_token_count
+    assert usage.prompt_tokens_by_modality() == {"TEXT": 6}
+    # The model turn holds the whole reply; the next prompt counts it.
+    assert engine.state.turns[-1].text == text
+    second = usage_of(ask(engine, "again"))
+    assert second.prompt_token_count == 6 + usage.response_token_count + 2
+
+
+def test_first_question_answered_from_context() -> None:
+    engine = make_engine()
+    ask(engine, "my favourite bird is the barn owl")
+    text = reply_text(ask(engine, "What did I say first?"))
+    assert 'The first thing you said that I still remember (turn 1) was "my favourite bird is the barn owl".' in text
+    assert "Turn 2." in text and "I hold 3 turns" in text
+
+
+def test_audio_reply_is_a_tone_with_transcription() -> None:
+    engine = ServerEngine(
+        Setup(
+            model=MODEL,
+            config=LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True),
+        ),
+        SessionState("s", "gemini-live-2.5-flash-preview"),
+        [],
+        ContextResponder(),
+    )
+    actions = ask(engine, "sing")
+    plan = next(a.plan for a in actions if isinstance(a, Stream))
+    audio_chunks = [c for c in plan.chunks if isinstance(c, ServerContent) and c.audio]
+    assert all(len(c.audio) == 1920 for c in audio_chunks[:-1])  # 40 ms of 24 kHz PCM16
+    spoken = "".join(c.output_transcription.text for c in plan.chunks
+                     if isinstance(c, ServerContent) and c.output_transcription)
+    assert spoken.split() == plan.text.split()
+    seconds = sum(len(c.audio) for c in audio_chunks) / 48_000
+    assert seconds == len(plan.text.split()) * 0.25
+    usage = usage_of(actions)
+    assert usage.response_tokens_by_modality() == {"AUDIO": round(seconds * 25)}
+
+
+def test_function_call_waits_for_the_response() -> None:
+    tools = [{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
+    engine = make_engine(tools=tools, resumption=SessionResumptionConfig())
+    actions = ask(engine, "get time tz=UTC please")
+    call = next(a.message for a in actions if isinstance(a, Send) and isinstance(a.message, ToolCall))
+    assert call.function_calls[0].name == "get_time" and call.function_calls[0].args == {"tz": "UTC"}
+    assert not engine.resumable
+    assert engine.periodic() == [Send(SessionResumptionUpdate(new_handle=None, resumable=False))]
+    response = ToolResponse((FunctionResponse("get_time", {"result": "12:00"}, id=call.function_calls[0].id),))
+    after = run(engine, engine.receive(response))
+    assert 'get_time returned {"result": "12:00"}' in reply_text(after)
+    assert isinstance(after[-1], Checkpoint) and engine.resumable
+
+
+def test_called_function_rule() -> None:
+    decls = [{"name": "get_weather", "parameters": {"properties": {"city": {}}}}]
+    assert called_function("call get_weather city=Paris", decls) == ("get_weather", {"city": "Paris"})
+    assert called_function("what's the Get Weather like", decls) == ("get_weather", {})
+    assert called_function("forget_weathers", decls) is None
+
+
+# Compression: the sawtooth.
+
+
+def test_compression_sawtooth_between_trigger_and_target() -> None:
+    cwc = ContextWindowCompressionConfig(trigger_tokens=5_000)  # target defaults to half: 2,500
+    engine = make_engine(compression=cwc, system_instruction="Remember everything.")
+    prompts: list[int] = []
+    texts: list[str] = []
+    for i in range(30):
+        actions = ask(engine, f"message {i} " + "lorem ipsum " * 100)  # about 300 tokens a turn
+        prompts.append(int(usage_of(actions).prompt_token_count or 0))
+        texts.append(reply_text(actions))
+    drops = [i for i in range(1, len(prompts)) if prompts[i] < prompts[i - 1]]
+    assert len(drops) >= 3, prompts
+    for i in drops:
+        assert prompts[i - 1] <= 5_000 + 400  # it grew up to about the trigger...
+        assert prompts[i] <= 2_500  # ...and the sliding window cut it to the target
+    assert max(prompts) <= 5_000 + 400
+    state = engine.state
+    assert state.turns[0].role == "user"  # the kept window starts at a user turn
+    assert state.system_instruction == "Remember everything."  # never dropped
+    assert state.compressions == len(drops)
+    after = texts[drops[0]]
+    assert "Compression ran 1 time and I forgot" in after
+    assert f"The earliest turn I remember is turn {state.turns[0].number}" in texts[-1]
+
+
+def test_without_compression_an_exhausted_window_closes() -> None:
+    engine = make_engine()
+    engine.settings = type(engine.settings)(context_window=1_000)
+    ask(engine, "x" * 2_000)  # 500 tokens, fine
+    actions = ask(engine, "y" * 4_000)
+    close = actions[-1]
+    assert isinstance(close, Close) and close.code == 1007 and "Context window exhausted" in close.reason
+    assert engine.closed and engine.receive(ClientContent((), True)) == []
+
+
+# Realtime input, VAD and barge-in.
+
+
+def test_vad_turn_from_pcm() -> None:
+    engine = make_engine()
+    actions: list[Action] = []
+    speech, quiet = pcm_tone(1.2), b"\x00\x00" * 16_000
+    for i in range(0, len(speech), 3200):
+        actions += run(engine, engine.receive(audio(speech[i : i + 3200])))
+    assert not any(isinstance(a, Stream) for a in actions) and engine.state.in_speech
+    for i in range(0, len(quiet), 3200):
+        actions += run(engine, engine.receive(audio(quiet[i : i + 3200])))
+    text = reply_text(actions)
+    assert text.startswith("Turn 1. You spoke to me [1.2 s of speech: the emulator cannot recognise words offline].")
+    assert usage_of(actions).prompt_tokens_by_modality() == {"AUDIO": 50}  # 1.2 s + 0.8 s of silence
+
+
+def test_activity_signals_follow_the_vad_setting() -> None:
+    auto = make_engine()
+    close = auto.receive(RealtimeInput(activity_end=True))
+    assert isinstance(close[-1], Close) and close[-1].code == 1007 and "activityEnd" in close[-1].reason
+    manual = make_engine(realtime_input_config={"automaticActivityDetection": {"disabled": True}})
+    assert manual.receive(RealtimeInput(activity_start=True)) == []
+    manual.receive(audio(pcm_tone(0.5)))
+    text = reply_text(run(manual, manual.receive(RealtimeInput(activity_end=True))))
+    assert "[0.5 s of speech" in text
+    close = manual.receive(RealtimeInput(audio_stream_end=True))
+    assert isinstance(close[-1], Close) and close[-1].code == 1007 and "audioStreamEnd" in close[-1].reason
+
+
+def test_barge_in_keeps_only_what_was_sent() -> None:
+    engine = make_engine(resumption=SessionResumptionConfig())
+    actions = run(engine, engine.receive(ClientContent((Content("user", (Part(text="tell me a long story"),)),), True)),
+                  stop_after_chunks=2)
+    plan: ReplyPlan = next(a.plan for a in actions if isinstance(a, Stream))
+    assert engine.generating and plan.sent == 2
+    sent_text = "".join(c.text for c in plan.chunks[:2] if isinstance(c, ServerContent)).strip()
+    barge = engine.receive(audio(pcm_tone(0.1)))
+    messages = [a.message for a in barge if isinstance(a, Send)]
+    assert messages[0] == ServerContent(interrupted=True)
+    assert isinstance(messages[1], ServerContent) and messages[1].turn_complete
+    assert isinstance(barge[-1], Checkpoint)
+    assert plan.cancelled and engine.finish_reply(plan) == []
+    assert engine.state.turns[-1].role == "model" and engine.state.turns[-1].text == sent_text
+
+
+def test_barge_in_cancels_pending_function_calls() -> None:
+    tools = [{"functionDeclarations": [{"name": "lookup"}]}]
+    engine = make_engine(tools=tools)
+    ask(engine, "lookup it")
+    actions = engine.receive(audio(pcm_tone(0.1)))
+    assert isinstance(actions[0], Send) and isinstance(actions[0].message, ToolCallCancellation)
+    assert actions[0].message.ids == ("fc-1",)
+
+
+# Snapshots, indexes and the consumed log.
+
+
+def test_checkpoints_carry_the_transparent_index_and_a_restorable_state() -> None:
+    consumed: list[ClientMessage] = []
+    engine = make_engine(resumption=SessionResumptionConfig(transparent=True), consumed=consumed)
+    engine.receive(ClientContent((Content("user", (Part(text="one"),)),), False))  # index 1
+    engine.receive(ContextUpdate(system_instruction=Content("user", (Part(text="new rules"),))))  # index 2
+    actions = ask(engine, "three")  # index 3
+    checkpoint = actions[-1]
+    assert isinstance(checkpoint, Checkpoint) and checkpoint.index == 3
+    assert [type(m).__name__ for m in consumed] == ["ClientContent", "ContextUpdate", "ClientContent"]
+    restored = SessionState.from_json(json.loads(json.dumps(checkpoint.state)))
+    assert restored == engine.state
+    assert restored.consumed_count == 3 and restored.system_instruction == "new rules"
+    # A new connection over the restored state counts from 1 again and remembers.
+    again = make_engine(resumption=SessionResumptionConfig(transparent=True), state=restored)
+    later = ask(again, "what did I say first?")
+    assert '(turn 1) was "one"' in reply_text(later)
+    assert isinstance(later[-1], Checkpoint) and later[-1].index == 1
+    assert engine.periodic() == []  # nothing new since the checkpoint: no update
+    engine.receive(RealtimeInput(text=None, audio=None, video=None))
+    assert isinstance(engine.periodic()[0], Checkpoint)
+
+
+def test_turn_json_round_trip() -> None:
+    turn = Turn(3, "user", "hi", 2.5, {"AUDIO": 2.5})
+    assert Turn.from_json(turn.to_json()) == turn
+
+
+def test_responder_reports_forgotten_turns() -> None:
+    context = RequestContext(
+        turn_number=9,
+        request="anything?",
+        request_is_audio=False,
+        system_instruction="",
+        turns=(Turn(7, "user", "the kept start", 4), Turn(8, "model", "ok", 1), Turn(9, "user", "anything?", 3)),
+        context_tokens=8,
+        forgotten_turns=6,
+        compressions=2,
+        last_forgotten="a turn that fell out of the window",
+    )
+    text = ContextResponder().respond(context).text
+    assert 'The earliest turn I remember is turn 7 (you): "the kept start".' in text
+    assert 'Compression ran 2 times and I forgot 6 turns, the last of them "a turn that fell out of the window".' in text
