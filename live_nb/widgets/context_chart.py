@@ -98,7 +98,7 @@ class ContextChart(anywidget.AnyWidget):
         self._last_resync = 0.0
         self.deltas_sent = 0
         """Custom messages sent to the browser (for tests and the benchmark)."""
-        self.on_msg(self._handle_msg)
+        self.on_msg(self._on_custom)
         self.sampler: Sampler | None = None
         if session is not None:
             self.sampler = Sampler(SessionFeed(session), [self.apply], rate=rate)
@@ -207,7 +207,7 @@ class ContextChart(anywidget.AnyWidget):
         self.send(content)
         self.deltas_sent += 1
 
-    def _handle_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "resync":
             # A new view (or a reloaded page) missed the deltas since the last checkpoint.
             now = time.monotonic()

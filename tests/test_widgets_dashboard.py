@@ -1,0 +1,343 @@
+"""Dashboard widgets after scripted sessions against the real emulator (no browser).
+
+The widgets' comms are replaced by a recorder (ipywidgets' DummyComm pattern, style.md rule 14),
+so every message the kernel would send to the browser is seen: trait updates and the chart's
+custom delta messages. Sessions are real ``LiveSession``s over real sockets to the in-process
+emulator, sampled by the real ``Sampler`` task on the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import struct
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import comm
+import pytest
+
+from live_nb.client.reconnect import ReconnectPolicy
+from live_nb.client.session import LiveModel, LiveSession
+from live_nb.emulator import Emulator
+from live_nb.protocol.config import (
+    ContextWindowCompressionConfig,
+    LiveGenerationConfig,
+    SessionResumptionConfig,
+    SlidingWindow,
+)
+from live_nb.protocol.messages import UsageMetadata
+from live_nb.widgets import ConnectionPanel, ContextChart, Dashboard
+from live_nb.widgets._feed import KIND_COMPRESSION, KIND_REPORTED, Series, SessionFeed
+from live_nb.widgets.static import plot_context
+
+pytestmark = pytest.mark.timeout(60)
+
+TEXT_MODEL = "gemini-live-2.5-flash-preview"
+AUDIO_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+
+
+class RecordingComm:
+    """Stands in for the kernel's comm: records what would go to the browser, and its size."""
+
+    kernel = "recording"
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.comm_id = kwargs.get("comm_id") or f"rec-{id(self)}"
+        self.opened = kwargs
+        self.messages: list[dict[str, Any]] = []
+        self.nbytes = 0
+        self._on_msg: Any = None
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        self.messages.append(data)
+        self.nbytes += len(json.dumps(data))
+
+    def on_msg(self, callback: Any) -> None:
+        self._on_msg = callback
+
+    def on_close(self, callback: Any) -> None:
+        pass
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def receive(self, content: dict[str, Any]) -> None:
+        """Deliver a custom message from the 'browser' to the widget."""
+        self._on_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+    def deltas(self) -> list[dict[str, Any]]:
+        return [m["content"] for m in self.messages if m.get("method") == "custom"]
+
+    def updates(self) -> list[dict[str, Any]]:
+        return [m["state"] for m in self.messages if m.get("method") == "update"]
+
+
+@pytest.fixture(autouse=True)
+def recording_comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
+    made: list[RecordingComm] = []
+
+    def create_comm(**kwargs: Any) -> RecordingComm:
+        c = RecordingComm(**kwargs)
+        made.append(c)
+        return c
+
+    monkeypatch.setattr(comm, "create_comm", create_comm)
+    yield made
+
+
+def tone(seconds: float, rate: int = 16_000, amplitude: int = 0) -> bytes:
+    """PCM16 mono; silence by default so the emulator's VAD does not start a reply."""
+    n = int(seconds * rate)
+    return struct.pack(f"<{n}h", *(int(amplitude * math.sin(2 * math.pi * 440 * i / rate)) for i in range(n)))
+
+
+async def stream_audio(session: LiveSession, seconds: float, chunk: float = 0.1, pace: float = 0.05) -> None:
+    pcm = tone(chunk)
+    for _ in range(round(seconds / chunk)):
+        await session.send_audio(pcm)
+        await asyncio.sleep(pace)
+
+
+async def until_usage(session: LiveSession, timeout: float = 10.0) -> UsageMetadata:
+    async with asyncio.timeout(timeout):
+        async for item in session.receive():
+            if isinstance(item, UsageMetadata):
+                return item
+    raise AssertionError("no usage")
+
+
+async def settle(dashboard: Dashboard | ContextChart | ConnectionPanel, seconds: float = 0.6) -> None:
+    """Let the sampler (4 Hz) pick up the latest state."""
+    await asyncio.sleep(seconds)
+
+
+def comm_of(widget: Any) -> RecordingComm:
+    assert isinstance(widget.comm, RecordingComm)
+    return widget.comm
+
+
+# --- the line climbs, as appended deltas ----------------------------------------------------
+
+
+async def test_line_climbs_with_streamed_audio_as_appended_deltas(emulator: Emulator) -> None:
+    config = LiveGenerationConfig(response_modalities=["AUDIO"])
+    async with LiveModel(AUDIO_MODEL, config, url=emulator.url).connect() as session:
+        dash = Dashboard(session)
+        try:
+            rec = comm_of(dash.chart)
+            t0 = time.monotonic()
+            await stream_audio(session, 3.0)  # 30 chunks of 100 ms in ~1.5 s
+            await settle(dash, 1.3)
+            elapsed = time.monotonic() - t0
+            deltas = rec.deltas()
+        finally:
+            dash.close()
+
+    # The line climbed at the audio rate: 3 s of audio is 75 tokens.
+    heads = [d["head"][1] for d in deltas]
+    assert heads == sorted(heads), "the line only climbs while audio streams"
+    assert heads[-1] == pytest.approx(75, abs=1)
+    assert session.ledger.input_by_modality["AUDIO"] == pytest.approx(75)
+    # Deltas append: every point's time is later than every point sent before it.
+    times = [p[0] for d in deltas for p in d["points"]]
+    assert times == sorted(times) and len(times) == len(set(times))
+    assert sum(len(d["points"]) for d in deltas) >= 3
+    assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
+    # Throttled: at most 4 samples a second (+1 for the first at construction).
+    assert len(deltas) <= 4 * elapsed + 2
+    # The usage panel saw the audio, in whole tokens (it updates at most once a second).
+    assert dash.usage.input_by_modality == {"AUDIO": 75}
+    assert dash.connection.backend == "emulator" and dash.connection.state == "active"
+
+
+async def test_checkpoint_puts_a_bounded_copy_in_the_traits_and_a_resync_refreshes_it(emulator: Emulator) -> None:
+    async with LiveModel(
+        AUDIO_MODEL, LiveGenerationConfig(response_modalities=["AUDIO"]), url=emulator.url
+    ).connect() as s:
+        chart = ContextChart(s, checkpoint_interval=3600)
+        try:
+            rec = comm_of(chart)
+            await stream_audio(s, 2.0)
+            await settle(chart)
+            # No checkpoint yet (interval 1 h): the series travelled only as deltas.
+            assert chart.series == [] and chart.seq == 0
+            sent_points = [p for d in rec.deltas() for p in d["points"]]
+            # A new view asks for a resync: the traits now hold everything the deltas carried.
+            rec.receive({"type": "resync"})
+            assert chart.seq == rec.deltas()[-1]["seq"]
+            assert chart.series[-len(sent_points) :] == sent_points
+            assert chart.head[1] == pytest.approx(50, abs=1)
+            update = rec.updates()[-1]
+            assert set(update) >= {"series", "head", "seq"}
+        finally:
+            chart.close()
+
+
+# --- compression --------------------------------------------------------------------------
+
+
+async def test_compression_drop_is_recorded_and_sent(emulator: Emulator) -> None:
+    config = LiveGenerationConfig(
+        response_modalities=["TEXT"],
+        context_window_compression=ContextWindowCompressionConfig(
+            trigger_tokens=5_000, sliding_window=SlidingWindow(target_tokens=2_000)
+        ),
+    )
+    async with LiveModel(TEXT_MODEL, config, url=emulator.url).connect() as s:
+        dash = Dashboard(s)
+        try:
+            rec = comm_of(dash.chart)
+            prompts = []
+            for i in range(4):  # ~2,000 tokens a turn: the third or fourth turn starts above 5k
+                await s.send_text(f"turn {i}: " + "lorem ipsum dolor sit amet " * 300)
+                prompts.append((await until_usage(s)).prompt_token_count)
+                await settle(dash, 0.3)
+            await settle(dash)
+            dash.snapshot()
+        finally:
+            dash.close()
+
+    assert any(b < a for a, b in itertools.pairwise(prompts)), f"server never compressed: {prompts}"
+    # The ledger saw the drop, and so did the widget: as a delta, and in the saved traits.
+    assert s.ledger.compressions
+    sent = [c for d in rec.deltas() for _, c in d["compressions"]]
+    assert sent and all(c["before"] > c["after"] for c in sent)
+    assert dash.chart.compressions and dash.chart.compressions[-1]["before"] > dash.chart.compressions[-1]["after"]
+    assert dash.chart.compressions[-1]["after"] <= 5_000
+    assert dash.chart.trigger == 5_000 and dash.chart.target == 2_000
+    # Server counts are separate points (diamonds), distinguishable from our estimate.
+    kinds = {p[3] for p in dash.chart.series}
+    assert KIND_REPORTED in kinds
+    assert any(p[2] is not None for p in dash.chart.series if p[3] == KIND_REPORTED)
+    # The usage panel shows the server's last prompt count, after the drop.
+    assert dash.usage.prompt_tokens == prompts[-1]
+    assert dash.usage.reports == len(prompts)
+    # The static picture shows it too.
+    svg = dash.to_svg()
+    assert "trigger 5k" in svg and "target 2k" in svg and "compression" in svg
+    assert "\u2212" in svg  # the drop label ("-3.2k")
+
+
+# --- GoAway -------------------------------------------------------------------------------
+
+
+async def test_go_away_deadline_is_set_and_marked(emulator: Emulator) -> None:
+    model = LiveModel(
+        TEXT_MODEL,
+        LiveGenerationConfig(response_modalities=["TEXT"]),
+        url=emulator.url,
+        reconnect=ReconnectPolicy(on_go_away=False),
+    )
+    async with model.connect(session_resumption=SessionResumptionConfig()) as s:
+        panel = ConnectionPanel(s, connection_limit=600)
+        chart = ContextChart(s)
+        try:
+            assert panel.go_away_deadline is None
+            before = time.time()
+            await emulator.go_away_now(time_left=30)
+            async with asyncio.timeout(5):
+                while s.go_away_deadline is None:
+                    await asyncio.sleep(0.02)
+            await settle(panel)
+            assert panel.go_away_deadline == pytest.approx(before + 30, abs=2)
+            assert panel.state == s.state
+            # The browser counts down from the deadline; the kernel sent it once, with its clock.
+            assert abs(panel.kernel_time - time.time()) < 5
+            updates = [u for u in comm_of(panel).updates() if "go_away_deadline" in u]
+            assert len(updates) == 1
+            await settle(panel, 1.0)
+            assert len([u for u in comm_of(panel).updates() if "go_away_deadline" in u]) == 1
+            assert any(m["kind"] == "go_away" for d in comm_of(chart).deltas() for m in d["markers"])
+        finally:
+            panel.close()
+            chart.close()
+
+
+async def test_reconnect_after_go_away_shows_in_panel_and_chart(emulator: Emulator) -> None:
+    model = LiveModel(TEXT_MODEL, LiveGenerationConfig(response_modalities=["TEXT"]), url=emulator.url)
+    async with model.connect(session_resumption=SessionResumptionConfig()) as s:
+        await s.send_text("hello")
+        await until_usage(s)
+        dash = Dashboard(s)
+        try:
+            first_started = dash.connection.connection_started
+            await emulator.go_away_now(time_left=5)
+            async with asyncio.timeout(10):
+                while s.reconnects < 1 or s.state != "active":
+                    await asyncio.sleep(0.05)
+            await settle(dash)
+            assert dash.connection.reconnects == 1
+            assert dash.connection.connection_started > first_started
+            assert dash.connection.go_away_deadline is None  # the new connection has none yet
+            assert dash.connection.handle == s.handle and dash.connection.handle
+            kinds = [m["kind"] for m in dash.chart._markers]
+            assert "go_away" in kinds and "reconnecting" in kinds and "resumed" in kinds
+            assert dash.transcript.turns[-1]["role"] == "model"
+        finally:
+            dash.close()
+    # Closing the dashboard detached its listener from the session.
+    assert not s._listeners
+
+
+# --- bounds and the static rendering ------------------------------------------------------
+
+
+def test_series_stays_bounded_over_an_hour_and_keeps_exact_points() -> None:
+    series = Series(limit=600)
+    # An hour at the ledger's 0.25 s resolution, a server count every 30 s, a drop every 10 min.
+    for i in range(4 * 3600):
+        t = i / 4
+        kind = KIND_COMPRESSION if i % 2400 == 2399 else KIND_REPORTED if i % 120 == 119 else 0
+        series.extend([[t, float(i % 2400), float(i % 2400) if kind == KIND_REPORTED else None, kind]])
+        assert len(series.points) <= 600
+    kept = {p[3] for p in series.points}
+    assert kept == {0, KIND_REPORTED, KIND_COMPRESSION}
+    assert sum(p[3] == KIND_COMPRESSION for p in series.points) == 6  # every drop survives
+    assert [p[0] for p in series.points] == sorted(p[0] for p in series.points)
+    assert series.points[-1][0] == pytest.approx(3599.75)  # the recent end is at full resolution
+    assert len(json.dumps(series.points)) < 40_000
+
+
+async def test_static_svg_and_plot_context_show_the_session(emulator: Emulator) -> None:
+    async with LiveModel(
+        AUDIO_MODEL, LiveGenerationConfig(response_modalities=["AUDIO"]), url=emulator.url
+    ).connect() as s:
+        await stream_audio(s, 1.0, pace=0.02)
+        dash = Dashboard(s, start=False)
+        bundle = dash._repr_mimebundle_()
+        fig = plot_context(s)
+        dash.close()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    svg = bundle["image/svg+xml"]
+    assert svg.startswith("<svg") and "Context window" in svg and "emulator" in svg
+    assert "tokens in: audio 25" in svg
+    line = fig.axes[0].get_lines()[0]
+    assert max(line.get_ydata()) == pytest.approx(25, abs=1)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+async def test_feed_reports_each_point_once(emulator: Emulator) -> None:
+    async with LiveModel(
+        AUDIO_MODEL, LiveGenerationConfig(response_modalities=["AUDIO"]), url=emulator.url
+    ).connect() as s:
+        feed = SessionFeed(s)
+        seen: list[float] = []
+        for _ in range(6):
+            await stream_audio(s, 0.5, pace=0.06)
+            frame = feed.sample()
+            seen += [p[0] for p in frame.points]
+        final = feed.sample(time.time() + 1)
+        assert final.points == ()  # nothing new: nothing re-sent
+        assert len(seen) == len(set(seen))
+        assert final.head[1] == pytest.approx(75, abs=1)
+        # Every ledger point but a last, still-mergeable estimate went out exactly once.
+        assert len(seen) >= len(s.ledger.points) - 1
