@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -100,9 +100,17 @@ class Route:
     constrained: bool = False
 
 
+def path_only(target: str) -> str:
+    """The path of a request target without its query (which may hold a key).
+
+    Not ``urlsplit``: it would read ``//ws/...`` (what the SDK dials) as a host named ``ws``.
+    """
+    return target.split("?", 1)[0]
+
+
 def route(path: str) -> Route | None:
     """Map a request path (query ignored) to a Route, or None for a path the service lacks."""
-    clean = "/" + urlsplit(path).path.lstrip("/")
+    clean = "/" + path_only(path).lstrip("/")
     match = _GEMINI_PATH.match(clean)
     if match:
         return Route("gemini", match.group(1), bool(match.group(2)))
@@ -125,7 +133,7 @@ def credential(request: Request) -> str | None:
     if auth is not None:
         scheme, _, value = auth.strip().partition(" ")
         return value.strip() if scheme.lower() in ("bearer", "token") else ""
-    query = parse_qs(urlsplit(request.path).query, keep_blank_values=True)
+    query = parse_qs(request.path.partition("?")[2], keep_blank_values=True)
     for name in ("key", "access_token"):
         if name in query:
             return query[name][0].strip()
@@ -470,7 +478,7 @@ class Emulator:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if route(request.path) is None:
-            logger.info("refused unknown path %s", urlsplit(request.path).path)
+            logger.info("refused unknown path %s", path_only(request.path))
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found: not a Live API path\n")
         cred = credential(request)
         if cred is None:
@@ -504,7 +512,7 @@ class Emulator:
         assert ws.request is not None
         path_route = route(ws.request.path)
         assert path_route is not None
-        self.paths.append((urlsplit(ws.request.path).path, path_route.flavor))
+        self.paths.append((path_only(ws.request.path), path_route.flavor))
         try:
             first = await asyncio.wait_for(ws.recv(), timeout=max(30.0, self.scaled(60.0)))
         except (asyncio.TimeoutError, ConnectionClosed):
