@@ -373,6 +373,7 @@ class Router:
         self.entry = entry
         self.current: Turn | None = None
         self.discard = 0
+        self.after_interrupt = False
 
     def __call__(self, item: object) -> None:
         try:
@@ -382,6 +383,13 @@ class Router:
 
     def route(self, item: object) -> None:
         if isinstance(item, ServerContent):
+            has_content = item.model_turn is not None or item.output_transcription is not None
+            if self.after_interrupt and item.turn_complete and not has_content and not item.interrupted:
+                # The service (and the emulator) close an interrupted turn with interrupted, then a
+                # bare turnComplete: the turn already ended at "interrupted".
+                self.after_interrupt = False
+                return
+            self.after_interrupt = item.interrupted and not item.turn_complete
             if self.discard:
                 if item.turn_complete or item.interrupted:
                     self.discard -= 1
@@ -704,6 +712,7 @@ class LiveMagics(Magics):
         parser.add_argument("--transparent", action="store_true", default=None)
         parser.add_argument("--time-scale", type=_positive_float, default=None)
         parser.add_argument("--system", default=None)
+        parser.add_argument("--url", default=None, help="an emulator already running (ws://...)")
         args = _parse_with(parser, rest)
         name = args.name or self.default_session
         self._check_name(name)
@@ -716,6 +725,7 @@ class LiveMagics(Magics):
             transparent=args.transparent,
             time_scale=args.time_scale,
             system=args.system,
+            url=args.url,
         )
         if args.resume is not None:
             handle = args.resume or self._known_handle(name)
@@ -874,10 +884,18 @@ class LiveMagics(Magics):
         transparent: bool | None = None,
         time_scale: float | None = None,
         system: str | None = None,
+        url: str | None = None,
     ) -> ConnectOptions:
         """Resolve a session's options from arguments, then traits; validate them (UsageError)."""
         chosen = (backend or self.backend).lower()
-        emulator_url = self.emulator_url
+        emulator_url = self.emulator_url if url is None else url
+        if url is not None:
+            if chosen == "auto":
+                chosen = "emulator"
+            if chosen != "emulator":
+                raise UsageError("--url points at an emulator; it cannot be combined with --backend " + chosen)
+            if not re.match(r"^wss?://", url):
+                raise UsageError(f"--url wants a ws:// or wss:// URL, not {url!r}")
         if chosen == "auto":
             chosen = "gemini" if find_api_key() is not None else "emulator"
             if chosen == "emulator" and not emulator_url:
@@ -1149,7 +1167,7 @@ HELP = """\
 
 %live connect [NAME] [--model M] [--backend auto|emulator|gemini|vertex] [--modality text|audio]
               [--compress TRIGGER[:TARGET]] [--resume [HANDLE]] [--transparent] [--time-scale X]
-              [--system TEXT]
+              [--system TEXT] [--url ws://HOST:PORT (an emulator already running)]
 %live status [NAME]        state, handle, context estimate, GoAway countdown
 %live system [--name NAME] TEXT
 %live resume [NAME]        new connection with the latest handle (also after a kernel restart)

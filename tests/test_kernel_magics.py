@@ -1,0 +1,252 @@
+"""The magics in a REAL ipykernel (jupyter_client), asserting on iopub parent msg_ids.
+
+What must hold (issue 4): streaming output lands in the cell that asked, also when it arrives
+while a later cell runs; a kernel interrupt cancels a waiting ``%%live`` in well under a second
+and the session stays usable; a second cell reuses the session; a GoAway during a long CPU-bound
+cell is survived; a comm message sent during a ``%%live`` wait is handled during it.
+
+Emulators: most tests use the one the magics start inside the kernel. Tests that need slow
+replies or a compressed clock use emulators running in this test process (on their own loop
+thread), reached with ``%live connect NAME --url ...``, so the test can inspect them.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kernel_harness import Kernel, Recorded, texts
+
+from live_nb._loop import LoopThread
+from live_nb.emulator import Emulator
+
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(240)]
+
+CPU_SECONDS = float(os.environ.get("LIVE_NB_CPU_CELL_SECONDS", "60"))
+"""Length of the CPU-bound cell in the GoAway test (the issue asks for 60 s)."""
+
+
+@pytest.fixture(scope="module")
+def emulators() -> Iterator[dict[str, Emulator]]:
+    """Test-process emulators: 'slow' (replies take seconds) and 'scaled' (10 s connections)."""
+    thread = LoopThread(name="test-emulators")
+    emus = {
+        # 1 s between 4-word chunks: a reply streams for several seconds.
+        "slow": Emulator(host="127.0.0.1", port=0, chunk_delay=1.0),
+        # time_scale 60: a connection lives 10 s and gets its GoAway 1 s before the end.
+        "scaled": Emulator(host="127.0.0.1", port=0, time_scale=60.0),
+    }
+    for emu in emus.values():
+        thread.submit(emu.start()).result(10)
+    try:
+        yield emus
+    finally:
+        for emu in emus.values():
+            thread.submit(emu.stop()).result(10)
+            emu.cleanup()
+        thread.stop()
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    k = Kernel(tmp_path_factory.mktemp("kernel"))
+    try:
+        msg_id, _ = k.run("%load_ext live_nb")
+        assert not k.errors(msg_id)
+        yield k
+    finally:
+        k.shutdown()
+
+
+def display_ids(records: list[Recorded]) -> set[str]:
+    return {
+        r.content.get("transient", {}).get("display_id")
+        for r in records
+        if r.type in ("display_data", "update_display_data") and r.content.get("transient", {}).get("display_id")
+    }
+
+
+def final_text(kernel: Kernel, msg_id: str) -> str:
+    shown = texts(kernel.of(msg_id))
+    assert shown, f"no display in cell {msg_id}"
+    return shown[-1]
+
+
+def assert_ok(kernel: Kernel, msg_id: str) -> None:
+    assert kernel.errors(msg_id) == []
+    assert kernel.reply(msg_id)["content"]["status"] == "ok"
+
+
+def test_streaming_output_lands_in_its_cell(kernel: Kernel) -> None:
+    msg_id, records = kernel.run("%%live s1\nWhat makes the tides rise and fall twice a day?\n")
+    assert_ok(kernel, msg_id)
+    shown = texts(records)
+    # One display, then updates as chunks arrive: each a longer prefix of the final reply.
+    assert [r.type for r in records].count("display_data") == 1
+    assert [r.type for r in records].count("update_display_data") >= 2
+    growing = [t for t in shown[1:] if t != "…"]
+    assert all(b.startswith(a.rstrip()) or len(b) >= len(a) for a, b in itertools.pairwise(growing))
+    assert 'You asked: "What makes the tides rise and fall twice…"' in shown[-1]
+    # Nothing of this reply went anywhere else.
+    ids = display_ids(records)
+    assert len(ids) == 1
+    others = [r for r in kernel.messages if r.parent != msg_id and display_ids([r]) & ids]
+    assert others == []
+
+
+def test_second_cell_reuses_the_session(kernel: Kernel) -> None:
+    kernel.run("%%live s2\nMy name is Ada.\n")
+    msg_id, _ = kernel.run("%%live s2\nWhat did I say first?\n")
+    assert_ok(kernel, msg_id)
+    reply = final_text(kernel, msg_id)
+    assert reply.startswith("Turn 2.")
+    assert '"My name is Ada."' in reply
+    sessions_id, _ = kernel.run("%live sessions")
+    assert kernel.stdout(sessions_id).count("s2:") == 1
+
+
+def test_variables_interpolate_into_the_turn(kernel: Kernel) -> None:
+    kernel.run("city = 'Lisbon'")
+    msg_id, _ = kernel.run("%%live s3\nTell me about {city} and {undefined_name}.\n")
+    assert 'You asked: "Tell me about Lisbon and {undefined_name}."' in final_text(kernel, msg_id)
+
+
+def test_async_reply_lands_in_its_cell_while_a_later_cell_runs(kernel: Kernel, emulators: dict[str, Emulator]) -> None:
+    connect_id, _ = kernel.run(f"%live connect slow_async --url {emulators['slow'].url}")
+    assert_ok(kernel, connect_id)
+    ask = kernel.execute("%%live slow_async --async\nPlease answer slowly, word by word, in a long sentence.\n")
+    later = kernel.execute("import time\ntime.sleep(3)\nprint('later cell done')")
+    ask_idle = kernel.wait_idle(ask, 10)
+    assert ask_idle - kernel.reply(connect_id)["at"] < 1.0, "--async should return at once"
+    later_idle = kernel.wait_idle(later, 20)
+    assert_ok(kernel, ask)
+    late_updates = [r for r in kernel.of(ask) if r.type == "update_display_data" and r.at > ask_idle]
+    assert late_updates, "the --async reply should stream after its cell went idle"
+    assert any(ask_idle < r.at < later_idle for r in late_updates), "updates should land while the later cell runs"
+    # The later cell got only its own print.
+    assert [r.type for r in kernel.of(later) if r.type in ("display_data", "update_display_data")] == []
+    assert kernel.stdout(later) == "later cell done\n"
+    # The reply completes in its own cell.
+    deadline = time.time() + 20
+    while (time.time() < deadline and "You asked" not in final_text(kernel, ask)) or final_text(kernel, ask) == "…":
+        time.sleep(0.1)
+    assert 'You asked: "Please answer slowly, word by word, in a…"' in final_text(kernel, ask)
+
+
+def test_interrupt_cancels_fast_and_the_session_stays_usable(kernel: Kernel, emulators: dict[str, Emulator]) -> None:
+    connect_id, _ = kernel.run(f"%live connect slow_int --url {emulators['slow'].url}")
+    assert_ok(kernel, connect_id)
+    ask = kernel.execute("%%live slow_int\nTell me a very long story about the sea, please, with many words.\n")
+    # Wait until the reply is streaming (the cell is inside its wait), then interrupt.
+    kernel.wait_for(lambda r: r.parent == ask and r.type == "update_display_data", 15)
+    start = time.time()
+    kernel.km.interrupt_kernel()
+    idle = kernel.wait_idle(ask, 10)
+    latency = idle - start
+    assert latency < 1.0, f"interrupt took {latency:.2f} s"
+    reply = kernel.reply(ask)["content"]
+    assert reply["status"] == "error"
+    assert "cancelled" in final_text(kernel, ask)
+    # The session is the same one and answers the next turn, with nothing of the cancelled reply.
+    next_id, _ = kernel.run("%%live slow_int\nWhat is two plus two?\n", timeout=60)
+    assert_ok(kernel, next_id)
+    reply_text = final_text(kernel, next_id)
+    assert 'You asked: "What is two plus two?"' in reply_text
+    assert "story about the sea" not in reply_text.split("You asked:")[0]
+    status_id, _ = kernel.run("%live status slow_int")
+    status = kernel.stdout(status_id)
+    assert "state=active" in status and "reconnects" not in status
+
+
+def test_comm_message_is_handled_during_a_live_wait(kernel: Kernel, emulators: dict[str, Emulator]) -> None:
+    setup = """
+import time
+from comm import get_comm_manager
+def _probe_target(comm, open_msg):
+    @comm.on_msg
+    def _echo(msg):
+        comm.send({"echo": msg["content"]["data"], "handled_at": time.time()})
+get_comm_manager().register_target("live_nb_probe", _probe_target)
+"""
+    setup_id, _ = kernel.run(setup)
+    assert_ok(kernel, setup_id)
+    comm_id = "probe-" + str(time.time())
+    kernel.send_shell("comm_open", {"comm_id": comm_id, "target_name": "live_nb_probe", "data": {}})
+    connect_id, _ = kernel.run(f"%live connect slow_comm --url {emulators['slow'].url}")
+    assert_ok(kernel, connect_id)
+    ask = kernel.execute("%%live slow_comm\nDescribe a lighthouse at night in a long, slow sentence.\n")
+    kernel.wait_for(lambda r: r.parent == ask and r.type == "update_display_data", 15)
+    sent_at = time.time()
+    kernel.send_shell("comm_msg", {"comm_id": comm_id, "data": {"ping": 1}})
+    echo = kernel.wait_for(
+        lambda r: r.type == "comm_msg" and r.content.get("comm_id") == comm_id and "echo" in r.content["data"], 15
+    )
+    idle = kernel.wait_idle(ask, 30)
+    assert_ok(kernel, ask)
+    assert echo.content["data"]["echo"] == {"ping": 1}
+    assert echo.at < idle, "the comm message waited for the cell to end"
+    assert echo.at - sent_at < 1.0
+    # And the reply kept streaming after the comm was handled.
+    assert any(r.type == "update_display_data" and r.at > echo.at for r in kernel.of(ask))
+
+
+@pytest.mark.slow
+def test_goaway_during_a_long_cpu_bound_cell_is_survived(kernel: Kernel, emulators: dict[str, Emulator]) -> None:
+    emu = emulators["scaled"]
+    connect_id, _ = kernel.run(f"%live connect scaled --url {emu.url}")
+    assert_ok(kernel, connect_id)
+    first, _ = kernel.run("%%live scaled\nRemember the word pelican.\n")
+    assert_ok(kernel, first)
+    # A CPU-bound cell (no awaits, no sleeps) far longer than a 10 s connection.
+    cpu = kernel.execute(f"import time\n_t = time.time()\nwhile time.time() - _t < {CPU_SECONDS}:\n    sum(range(2000))\n")
+    kernel.wait_idle(cpu, CPU_SECONDS + 60)
+    assert_ok(kernel, cpu)
+    counts_id, _ = kernel.run(
+        "_h = get_ipython().run_line_magic('live', 'history scaled --view events')\n"
+        "print(_h.event.value_counts().to_dict())\n"
+        "print([s.state_restored for _, s in get_ipython().magics_manager.registry['LiveMagics']"
+        ".sessions['scaled'].session.events if type(s).__name__ == 'Resumed'])"
+    )
+    lines = kernel.stdout(counts_id).splitlines()
+    counts = ast.literal_eval(lines[0])
+    restored = ast.literal_eval(lines[1])
+    expected_moves = int(CPU_SECONDS // 10)
+    assert counts.get("GoAway", 0) >= expected_moves, counts
+    assert len(restored) >= expected_moves and all(restored), restored
+    # One emulator session, resumed each time: the context came through.
+    assert len(emu.sessions) == 1
+    session = next(iter(emu.sessions.values()))
+    assert session.resumes >= expected_moves
+    ask, _ = kernel.run("%%live scaled\nWhat did I say first?\n")
+    assert_ok(kernel, ask)
+    assert '"Remember the word pelican."' in final_text(kernel, ask)
+    status_id, _ = kernel.run("%live status scaled")
+    assert "state=active" in kernel.stdout(status_id)
+
+
+def test_unload_closes_sessions_and_stops_the_loop(tmp_path: Path) -> None:
+    k = Kernel(tmp_path)
+    try:
+        k.run("%load_ext live_nb")
+        k.run("%%live\nhello\n")
+        threads = "import threading\nprint(sorted(t.name for t in threading.enumerate() if t.name.startswith('live_nb')))"
+        before, _ = k.run(threads)
+        assert "live_nb-loop" in k.stdout(before)
+        unload, _ = k.run("%unload_ext live_nb")
+        assert_ok(k, unload)
+        after, _ = k.run(threads)
+        assert k.stdout(after).strip() == "[]"
+        gone, _ = k.run("%%live\nhello\n")
+        stderr = "".join(r.content["text"] for r in k.of(gone) if r.type == "stream" and r.content["name"] == "stderr")
+        assert "Cell magic `%%live` not found" in stderr, "%%live should be gone after unload"
+        _reload_id, _ = k.run("%load_ext live_nb")
+        again, _ = k.run("%%live\nhello again\n")
+        assert_ok(k, again)
+        assert "You asked" in final_text(k, again)
+    finally:
+        k.shutdown()

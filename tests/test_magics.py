@@ -1,0 +1,337 @@
+"""The magics in an in-process IPython shell (globalipapp): arguments, config, views, lifecycle.
+
+Without a kernel ``%%live`` takes its blocking path (terminal IPython's), and replies stream to
+stdout. Sessions talk to the real emulator the magics start in-process. The kernel-specific
+behaviour (awaited cells, parent ids, interrupts, comms) is in test_kernel_magics.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+
+from live_nb import _loop
+from live_nb.notebook import magics as live_magics
+from live_nb.notebook._credentials import find_api_key, read_dotenv
+from live_nb.notebook.magics import LiveMagics, interpolate, parse_compress, transform_live_cells
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def shell() -> Any:
+    return start_ipython()
+
+
+@pytest.fixture
+def ip(shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
+    monkeypatch.chdir(tmp_path)
+    shell.run_line_magic("load_ext", "live_nb")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "live_nb")
+
+
+def magics_of(ip: Any) -> LiveMagics:
+    m = ip.magics_manager.registry["LiveMagics"]
+    assert isinstance(m, LiveMagics)
+    return m
+
+
+def ask(ip: Any, capsys: pytest.CaptureFixture[str], line: str, body: str) -> str:
+    capsys.readouterr()
+    ip.run_cell_magic("live", line, body)
+    return capsys.readouterr().out
+
+
+# Extension lifecycle.
+
+
+def test_load_unload_reload_round_trip(shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emu.sqlite3"))
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    shell.run_line_magic("load_ext", "live_nb")
+    assert "live" in shell.magics_manager.magics["line"]
+    assert "live" in shell.magics_manager.magics["cell"]
+    assert transform_live_cells in shell.input_transformers_cleanup
+    shell.run_cell_magic("live", "", "hello")
+    assert _loop.running()
+    first = magics_of(shell)
+    shell.run_line_magic("reload_ext", "live_nb")
+    assert magics_of(shell) is not first
+    assert first.sessions == {}  # reload closed the old instance's sessions
+    assert shell.input_transformers_cleanup.count(transform_live_cells) == 1
+    shell.run_line_magic("unload_ext", "live_nb")
+    assert "live" not in shell.magics_manager.magics["line"]
+    assert "live" not in shell.magics_manager.magics["cell"]
+    assert "LiveMagics" not in shell.magics_manager.registry
+    assert transform_live_cells not in shell.input_transformers_cleanup
+    assert not _loop.running()
+    assert [t for t in threading.enumerate() if t.name == _loop.THREAD_NAME] == []
+
+
+def test_transformer_rewrites_live_cells_only_in_a_kernel(ip: Any) -> None:
+    # No kernel: the cell stays a cell magic (blocking path).
+    assert "await" not in ip.transform_cell("%%live\nhello\n")
+    ip.kernel = object()
+    try:
+        code = ip.transform_cell("%%live chat --async\nhello {name}\n")
+        assert code.startswith("await get_ipython().magics_manager.registry['LiveMagics'].live_cell_async(")
+        assert "'chat --async'" in code and "'hello {name}\\n'" in code
+        assert "await" not in ip.transform_cell("%%lively\nx\n")
+        assert "await" not in ip.transform_cell("%%live?\n")
+        assert "await" not in ip.transform_cell("print(1)\n")
+    finally:
+        del ip.kernel
+
+
+# Pure helpers.
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tell me about {city}.", "Tell me about Lisbon."),
+        ("{n:03d} and {n!r}", "007 and 7"),
+        ("{city.upper}", "{city.upper}"),  # a method object's format is its repr: left alone? no, see below
+        ("{missing} stays", "{missing} stays"),
+        ('{"json": 1} and def f(): return {1: 2}', '{"json": 1} and def f(): return {1: 2}'),
+        ("{{literal}} {city}", "{literal} Lisbon"),
+        ("{obj.name}", "widget"),
+        ("{obj.nope}", "{obj.nope}"),
+    ],
+)
+def test_interpolate(text: str, expected: str) -> None:
+    class Obj:
+        name = "widget"
+
+    ns = {"city": "Lisbon", "n": 7, "obj": Obj()}
+    if text == "{city.upper}":
+        assert interpolate(text, ns).startswith("<built-in method upper")
+        return
+    assert interpolate(text, ns) == expected
+
+
+def test_parse_compress() -> None:
+    assert parse_compress("") is None and parse_compress("off") is None
+    default = parse_compress("default")
+    assert default is not None and default.effective_trigger_tokens == 102_400
+    config = parse_compress("20k:8k")
+    assert config is not None and (config.trigger_tokens, config.effective_target_tokens) == (20_000, 8_000)
+    only_trigger = parse_compress("20000")
+    assert only_trigger is not None and only_trigger.effective_target_tokens == 10_000
+    for bad in ("abc", "1000", "20000:30000", "200000", "20000:x"):
+        with pytest.raises(UsageError) as info:
+            parse_compress(bad)
+        assert "\n" not in str(info.value)
+
+
+def test_find_api_key_from_env_and_dotenv(tmp_path: Path) -> None:
+    assert find_api_key(tmp_path, environ={}) is None
+    key = find_api_key(tmp_path, environ={"GOOGLE_API_KEY": "env-secret"})
+    assert key is not None and key.value == "env-secret" and key.name == "GOOGLE_API_KEY"
+    assert "env-secret" not in repr(key) and "env-secret" not in str(key)
+    (tmp_path / ".env").write_text('# keys\nexport GEMINI_API_KEY="dot-secret"\nOTHER=1 # comment\n')
+    key = find_api_key(tmp_path, environ={})
+    assert key is not None and key.value == "dot-secret" and key.source.endswith(".env")
+    assert "dot-secret" not in repr(key)
+    assert read_dotenv(tmp_path / ".env")["OTHER"] == "1"
+    assert read_dotenv(tmp_path / "missing") == {}
+
+
+# Bad arguments: one-line UsageErrors, never a traceback.
+
+BAD_LINES = [
+    "",
+    "bogus",
+    "connect --modality video",
+    "connect --compress abc",
+    "connect --compress 1000",
+    "connect --compress 20000:30000",
+    "connect --time-scale -1",
+    "connect --time-scale abc",
+    "connect --backend nope",
+    "connect 'unclosed",
+    "connect bad/name",
+    "connect --url http://example.com",
+    "connect --backend gemini",
+    "connect --backend vertex --time-scale 60",
+    "connect --frobnicate",
+    "connect --resume",
+    "connect a b",
+    "status nosuch",
+    "close nosuch",
+    "history nosuch",
+    "history --view nope",
+    "mic maybe",
+    "camera",
+    "system",
+    "resume nosuch",
+    "sessions extra",
+    "dashboard nosuch extra",
+]
+
+
+@pytest.mark.parametrize("line", BAD_LINES)
+def test_bad_line_arguments_give_one_line_usage_errors(ip: Any, line: str) -> None:
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("live", line)
+    message = str(info.value)
+    assert message and "\n" not in message and "Traceback" not in message
+
+
+BAD_CELLS = [
+    ("--role admin", "hi"),
+    ("--bogus", "hi"),
+    ("a b", "hi"),
+    ("", "   \n  "),
+    ("--system --role model", "hi"),
+    ("bad/name", "hi"),
+    ("'unclosed", "hi"),
+]
+
+
+@pytest.mark.parametrize(("line", "body"), BAD_CELLS)
+def test_bad_cell_arguments_give_one_line_usage_errors(ip: Any, line: str, body: str) -> None:
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("live", line, body)
+    assert "\n" not in str(info.value)
+
+
+def test_usage_error_shows_no_traceback(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    result = ip.run_cell("%live connect --compress 1000")
+    captured = capsys.readouterr()
+    assert not result.success
+    assert "UsageError" in captured.err and "Traceback" not in captured.err + captured.out
+    assert "5,000" in captured.err
+
+
+# Sessions against the embedded emulator.
+
+
+def test_first_use_opens_a_session_on_the_embedded_emulator(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.user_ns["topic"] = "tides"
+    out = ask(ip, capsys, "", "Tell me about {topic}.")
+    assert "bundled Live API emulator" in out
+    assert 'Turn 1. You asked: "Tell me about tides."' in out
+    out = ask(ip, capsys, "", "What did I say first?")
+    assert "bundled Live API emulator" not in out  # said once
+    assert 'Turn 2.' in out and '"Tell me about tides."' in out
+    entry = magics_of(ip).sessions["default"]
+    assert entry.options.backend == "emulator" and entry.session is not None
+    assert entry.session.url.startswith("ws://127.0.0.1:")
+
+
+def test_incremental_context_roles_and_system(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("live", "connect")
+    assert ask(ip, capsys, "--no-reply", "My favourite colour is teal.") == ""
+    assert ask(ip, capsys, "--role model", "Noted: teal.") == ""
+    assert ask(ip, capsys, "--system", "Answer like a pirate.") == ""
+    out = ask(ip, capsys, "", "What did I say first?")
+    assert '"My favourite colour is teal."' in out
+    frame = ip.run_line_magic("live", "history")
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == ["time", "role", "text"]
+    assert list(frame.role[:3]) == ["user", "model", "system"]
+    assert frame.role.iloc[-1] == "model"
+
+
+def test_several_named_sessions_at_once(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "Turn 1." in ask(ip, capsys, "alpha", "I am alpha.")
+    assert "Turn 1." in ask(ip, capsys, "beta", "I am beta.")
+    out = ask(ip, capsys, "alpha", "What did I say first?")
+    assert '"I am alpha."' in out and "beta" not in out
+    capsys.readouterr()
+    ip.run_line_magic("live", "sessions")
+    listing = capsys.readouterr().out
+    assert "alpha: active" in listing and "beta: active" in listing
+    ip.run_line_magic("live", "close beta")
+    assert set(magics_of(ip).sessions) == {"alpha"}
+
+
+def test_config_traits_set_session_defaults(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("config", "LiveMagics.compress = '20000:8000'")
+    ip.run_line_magic("config", "LiveMagics.system = 'Be brief.'")
+    ip.run_line_magic("config", "LiveMagics.default_session = 'configured'")
+    try:
+        ask(ip, capsys, "", "hello")
+        entry = magics_of(ip).sessions["configured"]
+        assert entry.session is not None
+        assert (entry.session.ledger.trigger, entry.session.ledger.target) == (20_000, 8_000)
+        capsys.readouterr()
+        ip.run_line_magic("live", "status")
+        status = capsys.readouterr().out
+        assert "compress 20,000→8,000" in status and "state=active" in status
+        out = ask(ip, capsys, "", "What is your system instruction?")
+        assert "Be brief." in out
+    finally:
+        for name, value in (("compress", "''"), ("system", "''"), ("default_session", "'default'")):
+            ip.run_line_magic("config", f"LiveMagics.{name} = {value}")
+
+
+def test_connect_options_and_views(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    ip.run_line_magic("live", "connect view --compress 6000:2000 --transparent --time-scale 60")
+    out = capsys.readouterr().out
+    assert "connected 'view'" in out and "time x60" in out
+    for i in range(5):  # about 2,000 tokens each: past the 6,000-token trigger by the fourth
+        ask(ip, capsys, "view", f"Message number {i} " + "with plenty of padding words " * 270)
+    views = {v: ip.run_line_magic("live", f"history view --view {v}") for v in ("events", "usage", "context")}
+    assert {"Connected", "SessionResumptionUpdate"} <= set(views["events"].event)
+    assert len(views["usage"]) == 5
+    assert "prompt_TEXT" in views["usage"].columns
+    context = views["context"]
+    assert {"estimated_tokens", "reported_tokens", "trigger_tokens", "target_tokens", "compressed_from"} <= set(
+        context.columns
+    )
+    assert (context.trigger_tokens == 6000).all()
+    assert (context.source == "compression").any(), "a 6,000-token trigger must have compressed this context"
+    # Reconnecting replaces the session under the same name.
+    capsys.readouterr()
+    ip.run_line_magic("live", "connect view")
+    assert "reconnected 'view'" in capsys.readouterr().out
+
+
+def test_resume_after_close_uses_the_kept_handle(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ask(ip, capsys, "keep", "The secret word is heron.")
+    ip.run_line_magic("live", "close keep")
+    capsys.readouterr()
+    ip.run_line_magic("live", "resume keep")
+    assert "resumed 'keep'" in capsys.readouterr().out
+    out = ask(ip, capsys, "keep", "What did I say first?")
+    assert '"The secret word is heron."' in out
+    # Resume on a live session moves it to a new connection.
+    ip.run_line_magic("live", "resume keep")
+    session = magics_of(ip).sessions["keep"].session
+    assert session is not None and session.reconnects == 1
+
+
+def test_api_key_selects_gemini_and_is_never_shown(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "sk-test-do-not-print")
+    options = magics_of(ip)._options("real")
+    assert options.backend == "gemini"
+    assert "sk-test-do-not-print" not in repr(options)
+    with pytest.raises(UsageError, match="only to the emulator"):
+        ip.run_line_magic("live", "connect real --time-scale 60")
+
+
+def test_help_lists_every_subcommand(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    ip.run_line_magic("live", "help")
+    text = capsys.readouterr().out
+    for command in magics_of(ip)._subcommands():
+        assert f"%live {command}" in text
+    assert text.rstrip("\n") + "\n" == live_magics.HELP
