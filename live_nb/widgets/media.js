@@ -206,6 +206,7 @@ function makeState(model) {
     underruns: 0,
     interrupts: 0,
     chunksPlayed: 0,
+    dropped: 0,
     needsGesture: false,
     listeners: new Set(),
     notify() { for (const f of st.listeners) f(); },
@@ -234,6 +235,9 @@ class Player {
     this.ready = null;
     this.lastSync = 0;
     this.syncTimer = null;
+    this.generation = 0;
+    this.waiting = 0;
+    this.chain = Promise.resolve();
   }
 
   ensure() {
@@ -303,11 +307,29 @@ class Player {
     else if (!this.syncTimer) this.syncTimer = setTimeout(push, 250);
   }
 
-  async handle(msg, buffers) {
+  // Messages must be handled strictly in order: JupyterLab delivers several in one task, so an
+  // `await` in one would let a later `interrupt` overtake earlier chunks. Until the worklet is
+  // ready everything waits in one chain; after that, handling is synchronous.
+  handle(msg, buffers) {
+    if (this.node && this.waiting === 0) {
+      this.handleNow(msg, buffers);
+      return Promise.resolve();
+    }
+    this.waiting = (this.waiting || 0) + 1;
+    this.chain = (this.chain || Promise.resolve())
+      .then(() => this.ensure())
+      .then(() => this.handleNow(msg, buffers))
+      .finally(() => { this.waiting--; });
+    return this.chain;
+  }
+
+  handleNow(msg, buffers) {
     const st = this.st;
+    const node = this.node;
     if (msg.type === 'play') {
       if (!this.model.get('playback')) return;
-      const node = await this.ensure();
+      // A chunk of a reply that was interrupted after it was sent: never play it.
+      if ((msg.generation || 0) < this.generation) { st.dropped++; return; }
       const dv = buffers && buffers[0];
       if (!dv) return;
       const view = dv instanceof DataView ? dv : new DataView(dv.buffer || dv, dv.byteOffset || 0, dv.byteLength);
@@ -321,13 +343,14 @@ class Player {
       node.port.postMessage({ type: 'chunk', samples }, [samples.buffer]);
       if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
     } else if (msg.type === 'interrupt') {
+      this.generation = Math.max(this.generation, msg.generation || 0);
       st.interrupts++;
       st.playerState = 'interrupted';
-      if (this.node) this.node.port.postMessage({ type: 'clear' });
+      node.port.postMessage({ type: 'clear' });
       st.notify();
       this.sync(true);
     } else if (msg.type === 'turn_complete') {
-      if (this.node) this.node.port.postMessage({ type: 'end' });
+      node.port.postMessage({ type: 'end' });
     }
   }
 
@@ -630,7 +653,9 @@ function initialize({ model }) {
   st.player = player;
   // Prepare playback ahead of the first reply; the context may start suspended (autoplay rules).
   player.ensure().catch((e) => { st.playerState = 'error'; st.error = `Audio playback is unavailable: ${e}`; st.notify(); });
-  const onCustom = (msg, buffers) => { player.handle(msg, buffers).catch((e) => console.warn('live_nb media:', e)); };
+  const onCustom = (msg, buffers) => {
+    try { player.handle(msg, buffers).catch((e) => console.warn('live_nb media:', e)); } catch (e) { console.warn('live_nb media:', e); }
+  };
   model.on('msg:custom', onCustom);
   let capture = null;
   if (model.get('role') === 'streamer') {

@@ -502,6 +502,7 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
         self.reply_samples_sent = 0
         self.interruptions = 0
         self._reply_seq = 0
+        self._generation = 0
         self._remove_listener: Callable[[], Any] | None = None
         self._send_lock = threading.Lock()
         self.on_msg(self._handle_custom_msg_dispatch)
@@ -541,13 +542,15 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
             self._reply_seq += 1
             self.reply_chunks_sent += 1
             self.reply_samples_sent += len(pcm) // 2
-            self.send({"type": "play", "seq": seq, "rate": rate}, [pcm])
+            # ``generation`` lets the browser drop a chunk that reaches it after a later interrupt.
+            self.send({"type": "play", "seq": seq, "rate": rate, "generation": self._generation}, [pcm])
 
     def interrupt(self) -> None:
         """Silence the browser's player now and drop what it has queued (barge-in)."""
         with self._send_lock:
             self.interruptions += 1
-            self.send({"type": "interrupt"})
+            self._generation += 1
+            self.send({"type": "interrupt", "generation": self._generation})
 
     def close(self) -> None:
         """Detach from the session and close the widget."""

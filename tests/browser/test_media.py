@@ -1,0 +1,232 @@
+"""Mic/camera streaming and reply playback in a real JupyterLab, headless Chromium, fake devices.
+
+The emulator runs in this test process (on live_nb's loop thread here), so the test reads its
+consumed log directly; the kernel inside JupyterLab connects to it through
+``LIVE_NB_EMULATOR_URL``. Chromium's fake microphone plays a WAV written by the test: 1.5 s of a
+voiced, syllable-modulated tone then 3.5 s of silence, looped, so every 5 s there is a "spoken"
+turn for the emulator's energy VAD, and the next one barges in on the reply to the previous one.
+The emulator paces reply audio at about real time, as the service does for a listener.
+
+What the page exposes for tests: ``globalThis.__live_nb_media``, one state object per media
+widget (``label``, ``captureState``, ``chunksSent``, ``framesSent``, ``playedSamples``,
+``queuedSamples``, ``playerState``, ``interrupts``, ``outputContext``...).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from harness import CHROMIUM, CHROMIUM_ARGS, LabPage, LabServer, write_notebook
+
+from live_nb import _loop
+from live_nb.emulator import Emulator
+from live_nb.protocol.messages import RealtimeInput
+from live_nb.widgets.media import pcm16_level
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+LOOP_SECONDS = 5.0
+SPEECH_SECONDS = 1.5
+
+
+def write_fake_mic(path: Path) -> Path:
+    """A 16 kHz mono WAV: 1.5 s of speech-like tone, then silence, 5 s in all (Chromium loops it)."""
+    rate = 16_000
+    t = np.arange(int(rate * SPEECH_SECONDS)) / rate
+    voiced = 0.35 * np.sin(2 * np.pi * 180 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+    voiced += 0.1 * np.sin(2 * np.pi * 360 * t)
+    samples = np.concatenate([voiced, np.zeros(int(rate * (LOOP_SECONDS - SPEECH_SECONDS)))])
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((samples * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """An emulator on this process's live_nb loop thread; reply chunks (40 ms) paced at 35 ms."""
+    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=0.035)
+    _loop.block(_loop.submit(emu.start()), timeout=30)
+    try:
+        yield emu
+    finally:
+        _loop.block(_loop.submit(emu.stop()), timeout=30)
+        emu.cleanup()
+
+
+@pytest.fixture
+def lab_env(emulator: Emulator) -> dict[str, str]:
+    return {"LIVE_NB_EMULATOR_URL": emulator.url}
+
+
+@pytest.fixture
+def browser_context(tmp_path: Path) -> Iterator[Any]:
+    """Chromium with the fake camera and a fake microphone playing our WAV."""
+    from playwright.sync_api import sync_playwright
+
+    wav = write_fake_mic(tmp_path / "fake-mic.wav")
+    user_data_dir = Path(tempfile.mkdtemp(prefix="live-nb-chromium-"))
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            user_data_dir=str(user_data_dir),
+            executable_path=CHROMIUM,
+            headless=False,
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"],
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+    shutil.rmtree(user_data_dir, ignore_errors=True)
+
+
+SETUP = """
+import json, os, time
+from ipywebrtc import CameraStream
+from live_nb import LiveGenerationConfig, LiveModel, SessionResumptionConfig, _loop
+from live_nb.widgets.media import start_media
+
+async def _open():
+    model = LiveModel({model!r}, LiveGenerationConfig(response_modalities=["AUDIO"],
+                      output_audio_transcription=True), url=os.environ["LIVE_NB_EMULATOR_URL"])
+    return await model.connect(session_resumption=SessionResumptionConfig())
+
+session = _loop.block(_loop.submit(_open()), timeout=30)
+cam = CameraStream.facing_user(audio=True)
+streamer = start_media(session, audio=True, video=True, source=cam, label="browser-test")
+streamer
+"""
+
+STATS = """
+streamer.feed.drain().result(20)
+streamer._publish(force=True)
+s = streamer.feed.stats()
+print(json.dumps({{"chunks": s.chunks_received, "frames": s.frames_received, "gaps": s.gaps,
+                  "missing": s.missing_chunks, "sent": s.chunks_sent, "frames_sent": s.frames_sent,
+                  "errors": s.errors, "reconnects": session.reconnects, "state": session.state,
+                  "played": streamer.played_samples, "capture_rate": streamer.capture_rate,
+                  "signals": list(s.signals_sent), "tag": {tag!r}}}))
+"""
+
+JS_STATE = """(label) => {
+  const s = (globalThis.__live_nb_media || []).find((x) => x.label === label);
+  if (!s) return null;
+  const out = {};
+  for (const [k, v] of Object.entries(s)) if (typeof v !== 'object' && typeof v !== 'function') out[k] = v;
+  return out;
+}"""
+
+
+def state(page: LabPage) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(JS_STATE, "browser-test") or {}
+    return result
+
+
+def audio_inputs(emulator: Emulator) -> list[RealtimeInput]:
+    sessions = list(emulator.sessions.values())
+    assert len(sessions) == 1, f"expected one emulator session, got {len(sessions)}"
+    return [m for m in list(sessions[0].consumed) if isinstance(m, RealtimeInput)]
+
+
+def kernel_stats(page: LabPage, tag: str) -> dict[str, Any]:
+    index = page.insert_cell(STATS.format(tag=tag))
+    page.run_cell(index, timeout=60)
+    out = page.wait_for_output(index, f'"tag": "{tag}"', timeout=30)
+    line = next(x for x in out.splitlines() if x.startswith("{"))
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+def test_stream_play_barge_in_and_resume(lab: LabServer, page: LabPage, emulator: Emulator) -> None:
+    write_notebook(lab.root_dir / "media.ipynb", [SETUP.format(model=MODEL)])
+    page.open_notebook("media.ipynb")
+    page.run_cell(0, timeout=90)
+    page.wait_for("capture to stream", lambda: state(page).get("captureState") == "streaming", 30)
+    page.wait_for("the first chunks in the emulator", lambda: len(audio_inputs(emulator)) > 5, 30)
+
+    # 1. Audio reaches the emulator at real-time rate: 10 chunks (25 tokens) per second; frames ~1 fps.
+    def counts() -> tuple[float, int, int]:
+        inputs = audio_inputs(emulator)
+        return (time.monotonic(), sum(1 for m in inputs if m.audio is not None),
+                sum(1 for m in inputs if m.video is not None))
+
+    t0, a0, v0 = counts()
+    time.sleep(8.0)
+    t1, a1, v1 = counts()
+    audio_tokens_per_s = (a1 - a0) * 2.5 / (t1 - t0)
+    fps = (v1 - v0) / (t1 - t0)
+    print(f"audio tokens/s {audio_tokens_per_s:.2f}, video fps {fps:.2f}")
+    assert 22.5 <= audio_tokens_per_s <= 27.5
+    assert 0.75 <= fps <= 1.25
+    inputs = audio_inputs(emulator)
+    assert all(len(m.audio.data) == 3200 for m in inputs if m.audio is not None)
+    # The chunks carry the fake mic's sound: ~30% of them loud (1.5 s of tone in every 5 s).
+    levels = [pcm16_level(m.audio.data) for m in inputs if m.audio is not None]
+    loud = sum(1 for x in levels if x > 0.05) / len(levels)
+    assert 0.2 <= loud <= 0.4, loud
+    frame = next(m.video for m in inputs if m.video is not None)
+    assert frame.mime_type == "image/jpeg" and frame.data[:2] == b"\xff\xd8"
+    emu_session = next(iter(emulator.sessions.values()))
+    video_turns = [t for t in emu_session.turns if "VIDEO" in t.modalities]
+    assert video_turns, "no turn carried video"
+    for turn in video_turns:  # 258 tokens per frame
+        frames_in_turn = int(turn.text.split(" video frame")[0].rsplit("[", 1)[1])
+        assert turn.modalities["VIDEO"] == frames_in_turn * 258
+
+    # 2. The reply plays in the page (the played-sample counter of the player worklet advances).
+    page.wait_for("reply audio playing", lambda: state(page).get("playerState") == "playing", 30)
+    p0 = state(page)["playedSamples"]
+    time.sleep(0.5)
+    s = state(page)
+    assert s["outputContext"] == "running", s
+    assert s["playedSamples"] - p0 > 0.3 * 24_000, s
+
+    # 3. The next spoken turn barges in while a reply plays: the player goes silent at once and
+    # stays silent (the next reply only starts after that turn's 1.5 s of speech and the pause).
+    n = s["interrupts"]
+    deadline = time.monotonic() + 3 * LOOP_SECONDS
+    while state(page)["interrupts"] == n:
+        assert time.monotonic() < deadline, "no barge-in within three turns"
+        time.sleep(0.02)
+    at_interrupt = state(page)
+    time.sleep(0.5)
+    after = state(page)
+    print("at interrupt", at_interrupt, "after 0.5 s", after)
+    assert after["playerState"] == "interrupted" and after["queuedSamples"] == 0
+    assert after["playedSamples"] - at_interrupt["playedSamples"] <= 0.06 * 24_000  # silent within ~60 ms
+    assert at_interrupt["level"] > 0.01  # the mic was hearing speech when the reply was cut
+    assert emu_session.turns and any(t.role == "model" for t in emu_session.turns)
+
+    # 4. A GoAway while streaming: the session resumes and no chunk is lost.
+    before = kernel_stats(page, "before")
+    assert before["gaps"] == 0 and before["errors"] == 0
+    _loop.block(_loop.submit(emulator.go_away_now(time_left=1.0)), timeout=10)
+    time.sleep(6.0)
+    page.run_cell(page.insert_cell("streamer.stop()"), timeout=30)
+    page.wait_for("capture to stop", lambda: state(page).get("captureState") == "stopped", 20)
+    time.sleep(1.0)
+    after_resume = kernel_stats(page, "after")
+    browser = state(page)
+    print("kernel", after_resume, "browser", browser)
+    assert after_resume["reconnects"] >= 1 and after_resume["state"] == "active"
+    assert after_resume["gaps"] == 0 and after_resume["missing"] == 0 and after_resume["errors"] == 0
+    assert after_resume["chunks"] == browser["chunksSent"]  # every chunk the page sent reached the kernel
+    assert after_resume["sent"] == after_resume["chunks"]  # ... and went to the session
+    consumed = audio_inputs(emulator)
+    assert sum(1 for m in consumed if m.audio is not None) == after_resume["chunks"]  # ... and was consumed once
+    assert sum(1 for m in consumed if m.video is not None) == after_resume["frames_sent"]
+    assert len(emulator.sessions) == 1
+    page.screenshot("media-widget")
