@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
+from conftest import GEMINI_PATH, TEST_CHUNK_DELAY, VERTEX_PATH
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from live_nb.emulator import Emulator
 from live_nb.protocol.messages import ClientContent, ContextUpdate, RealtimeInput
-
-from conftest import GEMINI_PATH, TEST_CHUNK_DELAY, VERTEX_PATH
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -490,3 +489,17 @@ async def test_chunk_delay_paces_the_stream() -> None:
     chunks = sum(1 for m in messages if "modelTurn" in m.get("serverContent", {}))
     assert chunks >= 4 and elapsed >= 0.03 * (chunks - 1)
     assert TEST_CHUNK_DELAY < 0.03
+
+
+async def test_consumed_limit_trims_the_log_but_keeps_the_count() -> None:
+    async with Emulator(consumed_limit=40, chunk_delay=0) as emu, connected(emu) as ws:
+        hello = await setup(ws)
+        for i in range(200):
+            await send(ws, audio_message(i.to_bytes(2, "big") * 100))
+        await ask(ws, "count them")
+        session = emu.sessions[hello["setupComplete"]["sessionId"]]
+        assert session.consumed_total == 201 == session.state.consumed_count
+        assert 40 <= len(session.consumed) <= 40 + 16
+        last = session.consumed[-2]
+        assert isinstance(last, RealtimeInput) and last.audio is not None
+        assert last.audio.data[:2] == (199).to_bytes(2, "big")

@@ -34,6 +34,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..protocol import _wire as w
 from ..protocol import tokens as tok
 from ..protocol.messages import (
     Blob,
@@ -55,6 +56,7 @@ from ..protocol.messages import (
     ToolResponse,
     Transcription,
     UsageMetadata,
+    parse_client_frame,
 )
 from .responder import Reply, RequestContext, Responder, Turn, quote
 
@@ -72,6 +74,7 @@ __all__ = [
     "Stream",
     "bare_model_name",
     "check_setup",
+    "parse_frame",
 ]
 
 # Models the emulator knows. Half-cascade live models take TEXT or AUDIO; native-audio ones only AUDIO.
@@ -324,7 +327,35 @@ def _rms(pcm: bytes) -> float:
     if len(pcm) < 2:
         return 0.0
     samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32)
-    return float(np.sqrt(np.mean(samples * samples)))
+    # dot() rather than mean(x*x): one C call, ~2 us for 100 ms of audio (the hot path).
+    return math.sqrt(float(np.dot(samples, samples)) / len(samples))
+
+
+def parse_frame(frame: str | bytes) -> ClientMessage:
+    """Parse a client frame, with a fast path for the hot one: a realtime audio chunk.
+
+    Why: an audio stream sends 10 chunks a second per user, and the benchmark thousands a second;
+    the general parser walks every field in both casings (~50 us), while this reads the two
+    fields of ``{"realtimeInput": {"audio": {"data", "mimeType"}}}`` directly (~15 us, most of it
+    base64). Anything else (or anything unusual in this shape) goes to ``parse_client_frame``.
+
+    Raises:
+        RemoteProtocolError, ConfigError: as ``parse_client_frame``.
+    """
+    try:
+        data = json.loads(frame)
+    except ValueError:
+        return parse_client_frame(frame)  # raises the general parser's error
+    if isinstance(data, dict) and len(data) == 1:
+        body = data.get("realtimeInput") or data.get("realtime_input")
+        if isinstance(body, dict) and len(body) == 1:
+            audio = body.get("audio")
+            if isinstance(audio, dict) and len(audio) == 2:
+                payload = audio.get("data")
+                mime = audio.get("mimeType") or audio.get("mime_type")
+                if isinstance(payload, str) and isinstance(mime, str):
+                    return RealtimeInput(audio=Blob(w.b64decode(payload, "realtimeInput.audio.data"), mime))
+    return parse_client_frame(frame)
 
 
 def reply_tone(text: str) -> bytes:
@@ -660,10 +691,14 @@ class ServerEngine:
         if state.pending_audio_tokens:
             modalities["AUDIO"] = state.pending_audio_tokens
             speech = state.pending_speech_seconds
-            heard = f"[{speech:.1f} s of speech: the emulator cannot recognise words offline]"
+            if speech > 0:
+                heard = f"[{speech:.1f} s of speech: the emulator cannot recognise words offline]"
+                if self.input_transcription:
+                    actions.append(Send(ServerContent(input_transcription=Transcription(heard, finished=True))))
+            else:
+                seconds = state.pending_audio_tokens / tok.AUDIO_TOKENS_PER_SECOND
+                heard = f"[{seconds:.1f} s of audio without speech]"
             parts.append(heard)
-            if self.input_transcription and speech > 0:
-                actions.append(Send(ServerContent(input_transcription=Transcription(heard, finished=True))))
         if state.pending_video_frames:
             modalities["VIDEO"] = float(state.pending_video_frames * tok.VIDEO_TOKENS_PER_FRAME)
             parts.append(f"[{state.pending_video_frames} video frame{'s' if state.pending_video_frames != 1 else ''}]")

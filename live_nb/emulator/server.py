@@ -73,6 +73,7 @@ from .engine import (
     Stream,
     bare_model_name,
     check_setup,
+    parse_frame,
 )
 from .responder import ContextResponder, Responder, Turn
 from .store import Refusal, Snapshot, Store, default_db_path, new_session_id
@@ -157,8 +158,10 @@ class EmulatorSession:
         state: the live session state (context, system instruction, ...).
         consumed: client messages folded into the session, in order, setup excluded. A resume
             truncates it to the snapshot's length, so it always matches the state.
-        consumed_offset: messages consumed before this emulator process restored the session
-            from the database (they are counted in the snapshot, not kept here).
+        consumed_offset: messages consumed before the first one in ``consumed``: those folded in
+            before this emulator process restored the session from the database, and those
+            trimmed by ``Emulator(consumed_limit=...)``. ``consumed_offset + len(consumed)`` is
+            always the session's total.
         handles: every handle issued, oldest first.
     """
 
@@ -171,6 +174,26 @@ class EmulatorSession:
         self.handles: list[str] = []
         self.connections: list[_Connection] = []
         self.resumes = 0
+
+    @property
+    def consumed_total(self) -> int:
+        """How many client messages the session has folded in (setup excluded), kept or trimmed."""
+        return self.consumed_offset + len(self.consumed)
+
+    def trim_consumed(self, limit: int) -> None:
+        """Keep only the last ``limit`` consumed messages (in batches, so trimming stays cheap)."""
+        excess = len(self.consumed) - limit
+        if excess > max(16, limit // 4):
+            del self.consumed[:excess]
+            self.consumed_offset += excess
+
+    def restore_consumed(self, count: int) -> None:
+        """Cut the log back to the first ``count`` messages (a resume restored that snapshot)."""
+        if count < self.consumed_offset:
+            self.consumed.clear()
+            self.consumed_offset = count
+        else:
+            del self.consumed[count - self.consumed_offset :]
 
     @property
     def context(self) -> list[tuple[str, str, float]]:
@@ -293,6 +316,9 @@ class Emulator:
             closing before it is refused with 1011.
         vad_threshold: RMS (int16 scale) above which input audio counts as speech.
         models: model names the emulator knows (default ``engine.KNOWN_MODELS``).
+        consumed_limit: keep at most about this many messages in each session's ``consumed`` log
+            (None = all: tests compare whole logs; an hour of 100 ms audio is ~115 MB, so long
+            notebook sessions should set a limit).
     """
 
     def __init__(
@@ -316,6 +342,7 @@ class Emulator:
         resume_grace: float = 0.5,
         vad_threshold: float = 500.0,
         models: Sequence[str] | None = None,
+        consumed_limit: int | None = None,
     ) -> None:
         if mode not in RETENTION_SECONDS:
             raise ConfigError("mode", mode, '"gemini" or "vertex"')
@@ -341,6 +368,7 @@ class Emulator:
         self.retention = retention if retention is not None else RETENTION_SECONDS[mode]
         self.resume_grace = resume_grace
         self.models = frozenset(models) if models is not None else KNOWN_MODELS
+        self.consumed_limit = consumed_limit
         self.settings = EngineSettings(context_window=context_window, vad_threshold=vad_threshold)
         self.sessions: dict[str, EmulatorSession] = {}
         """Every session this emulator process has seen (new or resumed), by id."""
@@ -465,14 +493,19 @@ class Emulator:
         Returns:
             how many connections were told.
         """
-        conns = self._connections(session_id)
         left = self.go_away_before if time_left is None else time_left
-        for conn in conns:
+        told = 0
+        for conn in self._connections(session_id):
             if conn.deadline_task is not None:
                 conn.deadline_task.cancel()
-            await self._go_away(conn, left)
-            conn.deadline_task = self._spawn(conn, self._deadline(conn, None, left))
-        return len(conns)
+            try:
+                await self._go_away(conn, left)
+            except ConnectionClosed:  # it was closing anyway
+                continue
+            if conn in conn.session.connections:
+                conn.deadline_task = self._spawn(conn, self._deadline(conn, None, left))
+                told += 1
+        return told
 
     # HTTP upgrade: path and auth.
 
@@ -547,11 +580,13 @@ class Emulator:
                 self._spawn(conn, self._periodic(conn))
             async for frame in ws:
                 try:
-                    message = parse_client_frame(frame)
+                    message = parse_frame(frame)
                 except (ProtocolError, ConfigError) as exc:
                     await self._apply(conn, engine.invalid_message(str(exc)))
                     break
                 await self._apply(conn, engine.receive(message))
+                if self.consumed_limit is not None:
+                    session.trim_consumed(self.consumed_limit)
                 if engine.closed:
                     break
         except ConnectionClosed:
@@ -592,8 +627,7 @@ class Emulator:
         else:
             session = known
         session.state = state
-        keep = max(0, state.consumed_count - session.consumed_offset)
-        del session.consumed[keep:]
+        session.restore_consumed(state.consumed_count)
         session.resumes += 1
         self._store.connection_opened(state.session_id)
         return session, state, True

@@ -1,0 +1,84 @@
+"""``python -m live_nb.emulator``: --help documents every flag, and a TLS start serves real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+
+from live_nb.emulator.server import build_parser
+
+pytestmark = pytest.mark.timeout(60)
+
+PYTHON = sys.executable
+PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+
+
+def test_help_documents_every_flag() -> None:
+    out = subprocess.run([PYTHON, "-m", "live_nb.emulator", "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    flags = [opt for action in build_parser()._actions for opt in action.option_strings if opt.startswith("--")]
+    assert len(flags) >= 15
+    for action in build_parser()._actions:
+        if action.option_strings and action.dest != "help":
+            assert action.help, action.option_strings  # every flag has help text
+    for flag in flags:
+        assert flag in out.stdout, flag
+    for word in ("--time-scale", "--tls", "--cert-dir", "--mode", "--db", "127.0.0.1"):
+        assert word in out.stdout
+
+
+async def test_cli_starts_with_tls_and_serves(tmp_path: Path) -> None:
+    cert_dir = tmp_path / "certs"
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "live_nb.emulator", "--port", "0", "--tls", "--cert-dir", str(cert_dir),
+         "--db", str(tmp_path / "emu.sqlite3"), "--chunk-delay", "0", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+            match = re.search(r"listening on (wss://127\.0\.0\.1:\d+)", line)
+            url = match.group(1) if match else None
+        assert url is not None
+        cert = cert_dir / "cert.pem"
+        assert cert.exists() and (cert_dir / "key.pem").exists()
+        ctx = ssl.create_default_context(cafile=str(cert))
+        async with websockets.connect(url + PATH, ssl=ctx, additional_headers={"x-goog-api-key": "k"}) as ws:
+            await ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash-preview",
+                                                "generationConfig": {"responseModalities": ["TEXT"]}}}))
+            assert "setupComplete" in json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await ws.send(json.dumps({"clientContent": {"turns": [{"parts": [{"text": "hi cli"}]}], "turnComplete": True}}))
+            text = ""
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                for part in message.get("serverContent", {}).get("modelTurn", {}).get("parts", []):
+                    text += part["text"]
+                if message.get("serverContent", {}).get("turnComplete"):
+                    break
+        assert '"hi cli"' in text
+        # The certificate names 127.0.0.1 and localhost: a client checking hostnames accepts it.
+        async with websockets.connect(url.replace("127.0.0.1", "localhost") + PATH, ssl=ctx,
+                                      additional_headers={"x-goog-api-key": "k"}):
+            pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0
