@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -503,3 +504,15 @@ async def test_consumed_limit_trims_the_log_but_keeps_the_count() -> None:
         last = session.consumed[-2]
         assert isinstance(last, RealtimeInput) and last.audio is not None
         assert last.audio.data[:2] == (199).to_bytes(2, "big")
+
+
+async def test_credentials_never_logged(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    headers = {"x-goog-api-key": "SECRET-HEADER", "Authorization": "Bearer SECRET-BEARER"}
+    async with connected(emulator, GEMINI_PATH + "?key=SECRET-QUERY&access_token=SECRET-TOKEN", headers) as ws:
+        await setup(ws)
+        await ask(ws, "hi")
+    server_records = [r for r in caplog.records if r.name.startswith("live_nb.emulator")]
+    assert any("GET" in r.getMessage() for r in server_records)  # the upgrade was logged...
+    assert not [r.getMessage() for r in server_records if "SECRET" in r.getMessage()]  # ...without the secrets
+    assert all("SECRET" not in path for path, _ in emulator.paths)

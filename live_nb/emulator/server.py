@@ -82,6 +82,28 @@ __all__ = ["Emulator", "EmulatorSession", "main"]
 
 logger = logging.getLogger("live_nb.emulator")
 
+_SECRET_QUERY = re.compile(r"\b(key|access_token)=[^&\s]*", re.IGNORECASE)
+_SECRET_HEADER = re.compile(r"^([<>] *(?:x-goog-api-key|authorization|x-goog-user-project)):.*$", re.IGNORECASE)
+
+
+class _RedactCredentials(logging.Filter):
+    """Blank out keys and tokens in websockets' debug log of the HTTP upgrade.
+
+    Why: with DEBUG logging on, websockets logs the request line (``?key=...``) and every header
+    (``x-goog-api-key``, ``Authorization``). Credentials must never reach a log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        redacted = _SECRET_HEADER.sub(r"\1: <redacted>", _SECRET_QUERY.sub(r"\1=<redacted>", text))
+        if redacted != text:
+            record.msg, record.args = redacted, None
+        return True
+
+
+ws_logger = logging.getLogger("live_nb.emulator.websockets")
+ws_logger.addFilter(_RedactCredentials())
+
 RETENTION_SECONDS = {"gemini": 2 * 3600.0, "vertex": 24 * 3600.0}
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close reason fits in a 125-byte control frame
 
@@ -429,6 +451,7 @@ class Emulator:
             max_queue=64,
             # The service answers pings slowly and never pings first; clients ping us.
             ping_interval=None,
+            logger=ws_logger,
         )
         sockname = next(iter(self._server.sockets)).getsockname()
         self.port = int(sockname[1])
