@@ -15,10 +15,11 @@ the magics start) run there, never on the kernel's loop, because
 Cells reach the loop with ``submit(coro)``, which returns a ``concurrent.futures.Future``.
 Two ways to wait for one, both cancelling the coroutine if the wait is interrupted:
 
-- ``await wait(future)`` from the kernel's loop (an async cell): it polls every
-  ``poll`` seconds, so the kernel keeps handling comm messages during the wait and a kernel
-  interrupt lands within one poll (ipykernel's SIGINT handler does not wake an idle loop, so a
-  bare ``await asyncio.wrap_future(fut)`` took 19 s to see Ctrl-C);
+- ``await wait(future)`` from the kernel's loop (an async cell): the kernel keeps handling comm
+  messages during the wait, the result is seen the moment it arrives, and the loop wakes at
+  least every ``poll`` seconds so a kernel interrupt lands within one poll (ipykernel's SIGINT
+  handler does not wake an idle loop, so a bare ``await asyncio.wrap_future(fut)`` took 19 s
+  to see Ctrl-C);
 - ``block(future)`` from synchronous code (terminal IPython, a plain script).
 
 The loop is stopped by an idempotent ``stop()`` and, as a last resort, by ``weakref.finalize``
@@ -179,15 +180,16 @@ async def wait(future: concurrent.futures.Future[T], poll: float = DEFAULT_POLL)
     Raises:
         Whatever the coroutine raised; ``asyncio.CancelledError`` when cancelled.
     """
+    wrapped = asyncio.wrap_future(future)
     try:
-        while not future.done():
-            await asyncio.sleep(poll)
+        while not wrapped.done():
+            # Returns as soon as the result is in (no poll delay); the timeout only makes sure the
+            # loop wakes up often enough to notice an interrupt.
+            await asyncio.wait({wrapped}, timeout=poll)
     finally:
         if not future.done():
             future.cancel()
-    if future.cancelled():
-        raise asyncio.CancelledError()
-    return future.result()
+    return wrapped.result()
 
 
 def block(future: concurrent.futures.Future[T], timeout: float | None = None) -> T:

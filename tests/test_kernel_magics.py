@@ -116,6 +116,36 @@ def test_variables_interpolate_into_the_turn(kernel: Kernel) -> None:
     assert 'You asked: "Tell me about Lisbon and {undefined_name}."' in final_text(kernel, msg_id)
 
 
+def test_top_level_await_reaches_the_session_on_its_loop(kernel: Kernel) -> None:
+    code = """
+s = %live session aw
+await s.send_content("The password is swordfish.", turn_complete=False)
+await s.send_content("What did I say first?")
+async for item in s.receive():
+    if type(item).__name__ == "ServerContent" and item.turn_complete:
+        break
+print(s.state, s.transcript[-1][1], s.transcript[-1][2])
+"""
+    msg_id, _ = kernel.run(code)
+    assert_ok(kernel, msg_id)
+    out = kernel.stdout(msg_id).splitlines()[-1]
+    assert out.startswith("active model Turn 1. You asked: \"What did I say first?\"") and '"The password is swordfish."' in out
+
+
+def test_audio_replies_show_a_transcript_and_a_player(kernel: Kernel) -> None:
+    connect_id, _ = kernel.run("%live connect voice --modality audio")
+    assert_ok(kernel, connect_id)
+    msg_id, records = kernel.run("%%live voice\nSay hello.\n")
+    assert_ok(kernel, msg_id)
+    markdown = [r.content["data"]["text/markdown"] for r in records if "text/markdown" in r.content.get("data", {})]
+    assert 'You asked: "Say hello."' in markdown[-1]
+    players = [
+        r for r in records if r.type == "display_data" and "<audio" in r.content["data"].get("text/html", "")
+    ]
+    assert len(players) == 1
+    assert "audio/wav" in players[0].content["data"]["text/html"]
+
+
 def test_async_reply_lands_in_its_cell_while_a_later_cell_runs(kernel: Kernel, emulators: dict[str, Emulator]) -> None:
     connect_id, _ = kernel.run(f"%live connect slow_async --url {emulators['slow'].url}")
     assert_ok(kernel, connect_id)

@@ -335,3 +335,29 @@ def test_help_lists_every_subcommand(ip: Any, capsys: pytest.CaptureFixture[str]
     for command in magics_of(ip)._subcommands():
         assert f"%live {command}" in text
     assert text.rstrip("\n") + "\n" == live_magics.HELP
+
+
+def test_resume_after_reload_reads_the_stored_handle(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As after a kernel restart: new magics, new loop, new emulator process state, same database."""
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
+    monkeypatch.chdir(tmp_path)
+    shell.run_line_magic("load_ext", "live_nb")
+    try:
+        ask(shell, capsys, "diary", "Today I saw a kingfisher.")
+        shell.run_line_magic("unload_ext", "live_nb")
+        assert not _loop.running()
+        sidecars = list(tmp_path.glob("*.live_nb.json"))
+        assert sidecars, "the metadata bridge keeps handles in a sidecar file without the labextension"
+        assert "kingfisher" not in sidecars[0].read_text()
+        shell.run_line_magic("load_ext", "live_nb")
+        capsys.readouterr()
+        shell.run_line_magic("live", "resume diary")
+        assert "resumed 'diary'" in capsys.readouterr().out
+        out = ask(shell, capsys, "diary", "What did I say first?")
+        assert '"Today I saw a kingfisher."' in out
+    finally:
+        shell.run_line_magic("unload_ext", "live_nb")

@@ -63,6 +63,7 @@ from ..protocol.messages import Content, GoAway, Part, ServerContent, SessionRes
 from ..protocol.tokens import OUTPUT_AUDIO_RATE
 from . import history as history_views
 from ._credentials import find_api_key
+from ._proxy import KernelSession
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -694,6 +695,7 @@ class LiveMagics(Magics):
             "resume": self._cmd_resume,
             "close": self._cmd_close,
             "sessions": self._cmd_sessions,
+            "session": self._cmd_session,
             "history": self._cmd_history,
             "help": self._cmd_help,
             "dashboard": self._cmd_dashboard,
@@ -784,7 +786,13 @@ class LiveMagics(Magics):
         if not handle:
             raise UsageError(f"no handle known for {name!r}: connect it first, or %live connect --resume HANDLE")
         known = self.handles.get(name)
-        options = known[1] if known and known[0] == handle else self._options(name)
+        if known and known[0] == handle:
+            options = known[1]
+        else:  # from the notebook's metadata: reopen on the backend and model the handle belongs to
+            record = self._stored_record(name)
+            backend = record.get("backend") if record.get("backend") in ("emulator", "gemini", "vertex") else None
+            model = record.get("model") if isinstance(record.get("model"), str) else None
+            options = self._options(name, backend=backend, model=model)
         if entry is not None:
             self._block(self._close(name))
         entry = self._block(self._ensure(name, replace(options, handle=handle)))
@@ -810,6 +818,13 @@ class LiveMagics(Magics):
             entry = self.sessions[name]
             state = entry.session.state if entry.session is not None else "opening"
             print(f"{name}: {state}, {entry.options.backend}, {entry.options.modality}")
+
+    def _cmd_session(self, rest: str) -> KernelSession:
+        parser = _parser("session", "The session object, for top-level await in cells (opened if needed).")
+        parser.add_argument("name", nargs="?", default=None)
+        args = _parse_with(parser, rest)
+        entry = self._entry(args.name, open_if_missing=True)
+        return KernelSession(entry.session, self.poll_interval)
 
     def _cmd_history(self, rest: str) -> Any:
         parser = _parser("history", "A pandas view of a session.")
@@ -932,21 +947,29 @@ class LiveMagics(Magics):
                 return handle
         if name in self.handles:
             return self.handles[name][0]
+        handle = self._stored_record(name).get("handle")
+        return handle if isinstance(handle, str) and handle else None
+
+    def _stored_record(self, name: str) -> dict[str, Any]:
+        """The record the metadata bridge holds for ``name`` (notebook metadata or sidecar), or {}."""
         bridge = _bridge(self.shell)
-        if bridge is not None:
-            with contextlib.suppress(Exception):
-                record = bridge.records.get(name) or {}
-                handle = record.get("handle")
-                if isinstance(handle, str) and handle:
-                    return handle
-        return None
+        if bridge is None:
+            return {}
+        try:
+            record = bridge.records.get(name)
+        except Exception:
+            return {}
+        return dict(record) if isinstance(record, dict) else {}
 
     def _remember(self, entry: Entry) -> None:
         """A new handle arrived (loop thread): keep it for ``resume`` and tell the metadata bridge."""
         if entry.handle:
             self.handles[entry.name] = (entry.handle, entry.options)
         if entry.session is not None:
-            _track(self.shell, entry.name, entry.session)
+            retention = None
+            if entry.options.backend == "emulator" and entry.options.time_scale != 1.0:
+                retention = 7200.0 / entry.options.time_scale  # the emulator scales handle lifetimes too
+            _track(self.shell, entry.name, entry.session, retention)
 
     async def _emulator(self, time_scale: float) -> str:
         """The URL of the in-process emulator running at ``time_scale`` (started on first use)."""
@@ -1025,6 +1048,7 @@ class LiveMagics(Magics):
         if entry.remove_listener is not None:
             with contextlib.suppress(Exception):
                 entry.remove_listener()
+        _untrack(self.shell, name)
         if entry.router is not None and entry.router.current is not None:
             entry.router.current.fail(_SessionEnded(f"session {name!r} was closed"))
         if entry.session is not None:
@@ -1136,7 +1160,7 @@ def _bridge(ip: Any) -> Any:
     if ip is None:
         return None
     try:
-        from . import metadata  # type: ignore[attr-defined]
+        from . import metadata  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
     try:
@@ -1146,14 +1170,22 @@ def _bridge(ip: Any) -> Any:
         return None
 
 
-def _track(ip: Any, name: str, session: Any) -> None:
+def _track(ip: Any, name: str, session: Any, retention: float | None = None) -> None:
+    """Hand a session to the labextension's metadata bridge (on connect and on every new handle)."""
     bridge = _bridge(ip)
     if bridge is None:
         return
     try:
-        bridge.track(name, session)
+        bridge.track(name, session, retention)
     except Exception:
         logger.debug("live_nb: metadata bridge could not track %r", name, exc_info=True)
+
+
+def _untrack(ip: Any, name: str) -> None:
+    bridge = _bridge(ip)
+    if bridge is not None:
+        with contextlib.suppress(Exception):
+            bridge.untrack(name)
 
 
 HELP = """\
@@ -1173,6 +1205,7 @@ HELP = """\
 %live resume [NAME]        new connection with the latest handle (also after a kernel restart)
 %live close [NAME|--all]
 %live sessions
+s = %live session [NAME]   the session itself: `await s.send_content(...)`, `s.handle`, `s.ledger` ...
 %live history [NAME] [--view transcript|events|usage|context]   a pandas DataFrame
 %live dashboard [NAME]     the session's dashboard widget
 %live mic on|off [NAME]    stream the microphone into the session
@@ -1209,4 +1242,8 @@ def unload_ipython_extension(ip: InteractiveShell) -> None:
             del table["live"]
     while transform_live_cells in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.remove(transform_live_cells)
+    with contextlib.suppress(ImportError):
+        from .metadata import close_bridge  # type: ignore[attr-defined,unused-ignore]
+
+        close_bridge(ip)
     _loop.stop()
