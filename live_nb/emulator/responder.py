@@ -118,6 +118,11 @@ def quote(text: str, words: int = 8) -> str:
     return f'"{cut}…"' if len(parts) > words else f'"{cut}"'
 
 
+def _end(sentence: str) -> str:
+    """End a sentence with a full stop, unless it ends in a quote that already has one."""
+    return sentence if sentence.endswith(('."', '?"', '!"', '…"')) else sentence + "."
+
+
 _FIRST_QUESTION = re.compile(
     r"\b(what did i (say|ask|tell you) first|first thing i (said|asked|told)|what was my first|"
     r"earliest (thing|message|turn)|what do you remember)\b",
@@ -176,20 +181,22 @@ class ContextResponder:
         if context.request_is_audio:
             asked = f"You spoke to me {context.request}."
         else:
-            asked = f"You asked: {quote(context.request, q)}."
+            asked = _end(f"You asked: {quote(context.request, q)}")
         sentences = [f"Turn {context.turn_number}.", asked]
         if _FIRST_QUESTION.search(context.request):
             earliest = next((t for t in context.turns if t.role == "user"), None)
             if earliest is not None:
                 sentences.append(
-                    f"The first thing you said that I still remember (turn {earliest.number}) was "
-                    f"{quote(earliest.text, 2 * q)}."
+                    _end(
+                        f"The first thing you said that I still remember (turn {earliest.number}) was "
+                        f"{quote(earliest.text, 2 * q)}"
+                    )
                 )
             if context.forgotten_turns:
                 sentences.append(f"Anything before that was compressed away ({context.forgotten_turns} turns).")
         if _SYSTEM_QUESTION.search(context.request):
             if context.system_instruction:
-                sentences.append(f"My system instruction is {quote(context.system_instruction, 2 * q)}.")
+                sentences.append(_end(f"My system instruction is {quote(context.system_instruction, 2 * q)}"))
             else:
                 sentences.append("I have no system instruction.")
         sentences.append(self._summary(context))
@@ -203,13 +210,13 @@ class ContextResponder:
         if len(turns) > 1:
             first = turns[0]
             who = "you" if first.role == "user" else "me"
-            parts.append(f"The earliest turn I remember is turn {first.number} ({who}): {quote(first.text, q)}.")
+            parts.append(_end(f"The earliest turn I remember is turn {first.number} ({who}): {quote(first.text, q)}"))
         if context.system_instruction:
-            parts.append(f"I follow the instruction {quote(context.system_instruction, q)}.")
+            parts.append(_end(f"I follow the instruction {quote(context.system_instruction, q)}"))
         if context.compressions:
             forgot = f"Compression ran {context.compressions} time{'s' if context.compressions != 1 else ''}"
             forgot += f" and I forgot {context.forgotten_turns} turns"
             if context.last_forgotten:
                 forgot += f", the last of them {quote(context.last_forgotten, q)}"
-            parts.append(forgot + ".")
+            parts.append(_end(forgot))
         return " ".join(parts)
