@@ -635,13 +635,16 @@ class Capture {
 // anywidget entry points.
 // ---------------------------------------------------------------------------------------------
 
-const states = new WeakMap();
+// One state per widget model. anywidget gives initialize and each view its own proxy of the
+// model, so the key is a synced id, not the proxy object.
+const states = new Map();
 
 function stateOf(model) {
-  let st = states.get(model);
+  const key = model.get('instance_id');
+  let st = states.get(key);
   if (!st) {
     st = makeState(model);
-    states.set(model, st);
+    states.set(key, st);
   }
   return st;
 }
@@ -681,6 +684,7 @@ function initialize({ model }) {
     player.close();
     const i = registry.indexOf(st);
     if (i >= 0) registry.splice(i, 1);
+    states.delete(model.get('instance_id'));
   };
 }
 

@@ -33,6 +33,7 @@ import math
 import pathlib
 import threading
 import time
+import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -482,6 +483,9 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
         sync=True
     )
     label = traitlets.Unicode("", help="A name shown in the widget (the session's name).").tag(sync=True)
+    instance_id = traitlets.Unicode(
+        help="Identifies the model in the browser: anywidget hands each view a different proxy object."
+    ).tag(sync=True)
     playback = traitlets.Bool(True, help="Play the session's AUDIO replies in the browser.").tag(sync=True)
     transcript = traitlets.Unicode("", help="Output transcription of the reply being played.").tag(sync=True)
     player_state = traitlets.Unicode(
@@ -493,6 +497,10 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
     )
     error = traitlets.Unicode("", help="The last error, in plain words ('' when none).").tag(sync=True)
     error_kind = traitlets.Unicode("", help=f"One of {', '.join(ERROR_KINDS)}, or ''.").tag(sync=True)
+
+    @traitlets.default("instance_id")
+    def _default_instance_id(self) -> str:
+        return uuid.uuid4().hex
 
     def __init__(self, session: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -230,3 +230,89 @@ def test_stream_play_barge_in_and_resume(lab: LabServer, page: LabPage, emulator
     assert sum(1 for m in consumed if m.video is not None) == after_resume["frames_sent"]
     assert len(emulator.sessions) == 1
     page.screenshot("media-widget")
+
+
+FALLBACK = """
+import json, os
+from live_nb import LiveGenerationConfig, LiveModel, SessionResumptionConfig, _loop
+from live_nb.widgets.media import start_media
+
+async def _open():
+    model = LiveModel({model!r}, LiveGenerationConfig(response_modalities=["AUDIO"]),
+                      url=os.environ["LIVE_NB_EMULATOR_URL"])
+    return await model.connect()
+
+session = _loop.block(_loop.submit(_open()), timeout=30)
+streamer = start_media(session, audio=True, label="browser-test")   # no ipywebrtc source: getUserMedia
+streamer
+"""
+
+
+def test_fallback_capture_mute_and_stop_buttons(lab: LabServer, page: LabPage, emulator: Emulator) -> None:
+    write_notebook(lab.root_dir / "fallback.ipynb", [FALLBACK.format(model=MODEL)])
+    page.open_notebook("fallback.ipynb")
+    page.run_cell(0, timeout=90)
+    page.wait_for("capture to stream", lambda: state(page).get("captureState") == "streaming", 30)
+    page.wait_for("20 chunks in the emulator", lambda: len(audio_inputs(emulator)) >= 20, 30)
+    assert not any(m.video is not None for m in audio_inputs(emulator))
+
+    # Mute with the widget's own button (a real click): audio stops reaching the session.
+    page.page.locator(".live-nb-media-mute").first.click()
+    page.wait_for("the mute to apply", lambda: page.page.locator(".live-nb-media-mute").first.inner_text() == "Unmute")
+    time.sleep(0.5)
+    muted_at = sum(1 for m in audio_inputs(emulator) if m.audio is not None)
+    time.sleep(1.5)
+    assert sum(1 for m in audio_inputs(emulator) if m.audio is not None) == muted_at
+    assert page.page.locator(".live-nb-media-status").first.inner_text() == "muted"
+
+    # Unmute, then Stop: the widget stops its own tracks (it opened them) and says so.
+    page.page.locator(".live-nb-media-mute").first.click()
+    page.wait_for("audio again", lambda: sum(1 for m in audio_inputs(emulator) if m.audio is not None) > muted_at + 5)
+    page.page.locator(".live-nb-media-stop").first.click()
+    page.wait_for("capture to stop", lambda: state(page).get("captureState") == "stopped", 20)
+    live_tracks = page.evaluate(
+        "() => Array.from(document.querySelectorAll('video')).flatMap(v => v.srcObject ? v.srcObject.getTracks() : [])"
+        ".filter(t => t.readyState === 'live').length"
+    )
+    assert live_tracks == 0
+    index = page.insert_cell("print('state', streamer.capture_state, streamer.audio, streamer.error or 'no-error')")
+    page.run_cell(index)
+    assert "state stopped False no-error" in page.wait_for_output(index, "state ")
+
+
+DENIED = """
+from live_nb.widgets.media import MediaStreamer
+streamer = MediaStreamer(audio=True, video=True, label="browser-test")
+streamer
+"""
+
+
+def test_refused_permission_is_shown_in_the_widget_and_in_python(lab: LabServer, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    user_data_dir = tmp_path / "chromium-denied"
+    with sync_playwright() as playwright:
+        args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"] + ["--deny-permission-prompts"]
+        context = playwright.chromium.launch_persistent_context(
+            user_data_dir=str(user_data_dir), executable_path=CHROMIUM, headless=False, args=args,
+            viewport={"width": 1400, "height": 900},
+        )
+        try:
+            page = LabPage(lab, context.pages[0] if context.pages else context.new_page())
+            write_notebook(lab.root_dir / "denied.ipynb", [DENIED])
+            page.open_notebook("denied.ipynb")
+            page.run_cell(0, timeout=90)
+            page.wait_for("the error", lambda: state(page).get("captureState") == "error", 30)
+            s = state(page)
+            assert s["errorKind"] == "permission", s
+            shown = page.page.locator(".live-nb-media-error").first.inner_text()
+            assert "refused" in shown
+            index = page.insert_cell(
+                "try:\n    streamer.raise_for_error()\nexcept Exception as e:\n"
+                "    print('raised', type(e).__name__, e.kind)"
+            )
+            page.run_cell(index)
+            assert "raised MediaError permission" in page.wait_for_output(index, "raised")
+            page.screenshot("media-permission-refused")
+        finally:
+            context.close()
