@@ -404,10 +404,11 @@ async def test_forged_and_foreign_handles_refused(emulator: Emulator, tmp_path: 
             assert await close_of(ws) == (1008, "BidiGenerateContent session not found")
 
 
-async def test_expired_handle_refused() -> None:
-    # Retention 2 h scaled by 36,000 = 0.2 s after the last connection ends.
-    async with Emulator(time_scale=36_000, connection_lifetime=3_600_000, go_away_before=60, chunk_delay=0,
-                        resumption_update_interval=3_600_000) as emu:
+@pytest.mark.parametrize(("mode", "scale", "hours"), [("gemini", 36_000, "2 h"), ("vertex", 432_000, "24 h")])
+async def test_expired_handle_refused(mode: str, scale: float, hours: str) -> None:
+    # Retention (2 h gemini, 24 h vertex) divided by the time scale = 0.2 s after the last connection ends.
+    async with Emulator(mode=mode, time_scale=scale, connection_lifetime=1e9, go_away_before=60, chunk_delay=0,
+                        resumption_update_interval=1e9) as emu:
         async with connected(emu) as ws:
             await setup(ws, sessionResumption={})
             handle = (await ask(ws, "hi", wait=resumable_update))[-1]["sessionResumptionUpdate"]["newHandle"]
@@ -417,7 +418,7 @@ async def test_expired_handle_refused() -> None:
         async with connected(emu) as ws:
             await send(ws, {"setup": {"model": TEXT_MODEL, "sessionResumption": {"handle": handle}}})
             code, reason = await close_of(ws)
-    assert code == 1008 and "expired" in reason and "2 h" in reason
+    assert code == 1008 and "expired" in reason and hours in reason
 
 
 async def test_restart_with_same_db_keeps_context(tmp_path: Path) -> None:
@@ -516,3 +517,20 @@ async def test_credentials_never_logged(emulator: Emulator, caplog: pytest.LogCa
     assert any("GET" in r.getMessage() for r in server_records)  # the upgrade was logged...
     assert not [r.getMessage() for r in server_records if "SECRET" in r.getMessage()]  # ...without the secrets
     assert all("SECRET" not in path for path, _ in emulator.paths)
+
+
+async def test_video_frames_and_legacy_media_chunks_are_counted(emulator: Emulator) -> None:
+    jpeg = base64.b64encode(b"\xff\xd8\xff\xe0 not really a jpeg").decode()
+    async with connected(emulator) as ws:
+        hello = await setup(ws)
+        await send(ws, {"realtimeInput": {"video": {"data": jpeg, "mimeType": "image/jpeg"}}})
+        await send(ws, {"realtime_input": {"mediaChunks": [{"data": jpeg, "mime_type": "image/jpeg"},
+                                                           {"data": base64.b64encode(pcm(0.4, 0)).decode(),
+                                                            "mime_type": "audio/pcm"}]}})
+        messages = await ask(ws, "what do you see?")
+    details = {d["modality"]: d["tokenCount"] for d in messages[-1]["usageMetadata"]["promptTokensDetails"]}
+    assert details == {"VIDEO": 2 * 258, "AUDIO": 10, "TEXT": 4}
+    session = emulator.sessions[hello["setupComplete"]["sessionId"]]
+    assert session.turns[0].text == "[0.4 s of audio without speech] [2 video frames]"
+    assert session.turns[0].modalities == {"AUDIO": 10.0, "VIDEO": 516.0}
+    assert '"[0.4 s of audio without speech] [2 video…"' in text_of(messages)
