@@ -357,3 +357,19 @@ def test_responder_reports_forgotten_turns() -> None:
     text = ContextResponder().respond(context).text
     assert 'The earliest turn I remember is turn 7 (you): "the kept start".' in text
     assert 'Compression ran 2 times and I forgot 6 turns, the last of them "a turn that fell out of the window".' in text
+
+
+def test_engine_is_sans_io() -> None:
+    """engine.py and responder.py import no I/O, event loop or notebook machinery (style.md rule 1)."""
+    import ast
+    from pathlib import Path
+
+    import live_nb.emulator.engine as engine_module
+
+    banned = {"asyncio", "websockets", "socket", "sqlite3", "IPython", "ipywidgets", "time", "threading"}
+    for name in ("engine.py", "responder.py"):
+        tree = ast.parse((Path(engine_module.__file__).parent / name).read_text())
+        imported = {
+            alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & banned, (name, imported & banned)

@@ -433,7 +433,10 @@ class Emulator:
             if self.tls and self.cert_dir is None:
                 self.cert_dir = self._tmpdir.name
         self._store = Store(self.db_path)
-        self._store.close_all_connections(time.time())
+        now = time.time()
+        self._store.close_all_connections(now)
+        # Keep expired sessions one more retention period, so a late resume hears "expired", not "not found".
+        self._store.purge_expired(now - 2 * self.scaled(self.retention))
         ssl_context: ssl.SSLContext | None = None
         if self.tls:
             assert self.cert_dir is not None

@@ -146,6 +146,25 @@ class Store:
         )
         self._db.execute("UPDATE sessions SET last_end = ? WHERE last_end IS NULL", (now,))
 
+    def purge_expired(self, ended_before: float) -> int:
+        """Delete sessions (and their snapshots) whose last connection ended before ``ended_before``.
+
+        Why: their handles are refused as expired anyway; this keeps the file from growing forever.
+
+        Returns:
+            how many sessions were deleted.
+        """
+        ids = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT session_id FROM sessions WHERE open_connections = 0 AND last_end < ?", (ended_before,)
+            )
+        ]
+        for session_id in ids:
+            self._db.execute("DELETE FROM snapshots WHERE session_id=?", (session_id,))
+            self._db.execute("DELETE FROM sessions WHERE session_id=?", (session_id,))
+        return len(ids)
+
     # Snapshots and handles.
 
     def save_snapshot(self, session_id: str, state: dict[str, Any], now: float) -> str:
