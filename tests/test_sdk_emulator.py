@@ -205,9 +205,17 @@ async def test_vertex_path_with_api_key(emulator_tls: Emulator) -> None:
         api_key="vertex-express-key",
         http_options={"base_url": f"https://127.0.0.1:{emulator_tls.port}", "async_client_args": {"ssl": ctx}},
     )
-    async with client.aio.live.connect(model="gemini-live-2.5-flash", config={"response_modalities": ["TEXT"]}) as session:
+    # Transparent resumption is Vertex-only in the SDK: the index arrives and parses as an int.
+    config = types.LiveConnectConfig(
+        response_modalities=["TEXT"], session_resumption=types.SessionResumptionConfig(transparent=True)
+    )
+    async with client.aio.live.connect(model="gemini-live-2.5-flash", config=config) as session:
         await session.send_client_content(turns={"role": "user", "parts": [{"text": "hi vertex"}]})
         messages = await collect_turn(session)
+        update = await session._receive()
+        assert update.session_resumption_update is not None
+        assert update.session_resumption_update.resumable is True
+        assert update.session_resumption_update.last_consumed_client_message_index == 1
     assert '"hi vertex"' in text_of(messages)
     assert emulator_tls.paths[-1] == ("/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent", "vertex")
     usage = messages[-1].usage_metadata
