@@ -27,6 +27,11 @@ Helper API::
 
     write_notebook(path, sources, kernel="python3")   # a .ipynb with one code cell per source
 
+    with emulator_in_thread(time_scale=1.0) as (emu, call):  # an Emulator on its own loop thread,
+        lab = start_lab(root, env={"LIVE_NB_EMULATOR_URL": emu.url, "LIVE_NB_BACKEND": "emulator"})
+        call(some_coroutine())                                # outliving kernel restarts; call()
+        call(emu.go_away_now())                               # runs coroutines on its loop
+
     lp = LabPage(server, playwright_page, artifacts_dir=ARTIFACTS)
     lp.open_notebook("x.ipynb", timeout=60)   # fresh workspace + ?reset, accepts "Select Kernel",
                                               # waits for the kernel to be idle
@@ -36,7 +41,7 @@ Helper API::
     lp.set_cell_source(index, text); lp.insert_cell(text) -> index  (appends a code cell)
     lp.wait_for(what, predicate, timeout=30) -> the first truthy predicate() (screenshot on timeout)
     lp.wait_for_output(index, text, timeout=30) -> str   # until cell `index` shows `text`
-    lp.cell_outputs(index) -> str             # the text of a cell's outputs (streams, results, errors)
+    lp.cell_outputs(index) -> str             # the text of a cell's outputs (streams, markdown/plain, errors)
     lp.outputs() -> list[str]                 # the same for every cell
     lp.notebook_metadata() -> dict            # the open notebook model's metadata (live, unsaved)
     lp.is_dirty() -> bool
@@ -55,6 +60,7 @@ notebook; JupyterLab 4.6 may still show "Select Kernel" although the notebook na
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -64,11 +70,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,6 +296,42 @@ def write_notebook(path: Path, sources: Sequence[str], kernel: str = "python3") 
     return path
 
 
+@contextlib.contextmanager
+def emulator_in_thread(**kwargs: Any) -> Iterator[tuple[Any, Callable[..., Any]]]:
+    """Run a ``live_nb.emulator.Emulator(**kwargs)`` on a private loop thread for a sync browser test.
+
+    Why: Playwright's sync API cannot run inside an asyncio loop, and the emulator must outlive the
+    kernels (a restart test resumes against the same emulator). Yields ``(emu, call)``; ``call(coro,
+    timeout=30)`` runs a coroutine on the emulator's loop and returns its result (use it to read
+    ``emu.sessions`` consistently, or for faults such as ``emu.go_away_now()``).
+    """
+    from live_nb.emulator import Emulator
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-emulator", daemon=True)
+    thread.start()
+
+    def call(coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    async def start() -> Any:
+        emu = Emulator(host="127.0.0.1", port=0, **kwargs)
+        await emu.start()
+        return emu
+
+    emu = call(start())
+    try:
+        yield emu, call
+    finally:
+        with contextlib.suppress(Exception):
+            call(emu.stop())
+        with contextlib.suppress(Exception):
+            emu.cleanup()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The browser
 
@@ -471,7 +514,7 @@ class LabPage:
         return index
 
     def outputs(self) -> list[str]:
-        """The text of every cell's outputs (streams, text/plain results, error tracebacks)."""
+        """The text of every cell's outputs (streams, text/markdown or text/plain results, error tracebacks)."""
         result: list[str] = self._panel_call(
             "return panel.content.widgets.map(c => {"
             " if (c.model.type !== 'code') return '';"
@@ -479,7 +522,7 @@ class LabPage:
             "  if (o.output_type === 'stream') return Array.isArray(o.text) ? o.text.join('') : o.text;"
             "  if (o.output_type === 'error') return o.ename + ': ' + o.evalue + '\\n'"
             "    + (o.traceback || []).join('\\n');"
-            "  const d = o.data || {}; const t = d['text/plain'] || '';"
+            "  const d = o.data || {}; const t = d['text/markdown'] || d['text/plain'] || '';"
             "  return Array.isArray(t) ? t.join('') : t; }).join(''); });"
         )
         return result
