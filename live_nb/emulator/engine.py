@@ -188,7 +188,12 @@ class EngineSettings:
 
 @dataclass
 class SessionState:
-    """Everything a session keeps across connections (what a snapshot holds)."""
+    """Everything a session keeps across connections (what a snapshot holds).
+
+    Change ``turns`` only through the methods below (``add_turn``, ``replace_turn``,
+    ``drop_oldest_turn``, ``remove_turn``): they keep the cached token sum right, which the audio
+    hot path reads on every chunk.
+    """
 
     session_id: str
     model: str
@@ -211,6 +216,14 @@ class SessionState:
     in_activity: bool = False
     tool_seq: int = 0
     consumed_count: int = 0
+    _turn_tokens: float | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def turn_tokens(self) -> float:
+        """Tokens of the turns (cached; recomputed exactly after any change)."""
+        if self._turn_tokens is None:
+            self._turn_tokens = math.fsum(t.tokens for t in self.turns)
+        return self._turn_tokens
 
     @property
     def pending_tokens(self) -> float:
@@ -229,7 +242,7 @@ class SessionState:
     @property
     def context_tokens(self) -> float:
         """Tokens in the window: system instruction, turns and the half-built user turn."""
-        return self.system_tokens + sum(t.tokens for t in self.turns) + self.pending_tokens
+        return self.system_tokens + self.turn_tokens + self.pending_tokens
 
     def modality_tokens(self) -> dict[str, float]:
         """Context tokens by modality (system instruction counted as TEXT)."""
@@ -250,7 +263,27 @@ class SessionState:
         turn = Turn(self.next_number, role, text, float(sum(modalities.values())), dict(modalities))
         self.next_number += 1
         self.turns.append(turn)
+        self._turn_tokens = None
         return turn
+
+    def replace_turn(self, number: int, text: str, modalities: Mapping[str, float]) -> None:
+        """Rewrite turn ``number`` (a reply growing chunk by chunk)."""
+        for i in range(len(self.turns) - 1, -1, -1):
+            if self.turns[i].number == number:
+                old = self.turns[i]
+                self.turns[i] = Turn(number, old.role, text, float(sum(modalities.values())), dict(modalities))
+                self._turn_tokens = None
+                return
+
+    def drop_oldest_turn(self) -> Turn:
+        """Remove and return the oldest turn (the sliding window)."""
+        self._turn_tokens = None
+        return self.turns.pop(0)
+
+    def remove_turn(self, number: int) -> None:
+        """Remove turn ``number`` (a reply interrupted before its first chunk went out)."""
+        self.turns = [t for t in self.turns if t.number != number]
+        self._turn_tokens = None
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot form (plain JSON)."""
@@ -284,6 +317,7 @@ class SessionState:
         """Rebuild a state from its snapshot form."""
         fields = dict(data)
         fields.pop("v", None)
+        fields.pop("_turn_tokens", None)
         fields["turns"] = [Turn.from_json(t) for t in fields.get("turns", [])]
         fields["tools"] = list(fields.get("tools", []))
         fields["pending_texts"] = list(fields.get("pending_texts", []))
@@ -531,12 +565,9 @@ class ServerEngine:
 
     def chunk_sent(self, plan: ReplyPlan) -> None:
         """Record that the next chunk of ``plan`` went out: the model turn grows by its words."""
-        index = plan.sent
         plan.sent += 1
         text = "".join(plan.chunk_texts[: plan.sent]).strip()
-        tokens = plan.sent_tokens
-        self._replace_turn(plan.turn_number, text, {plan.modality: tokens})
-        del index
+        self.state.replace_turn(plan.turn_number, text, {plan.modality: plan.sent_tokens})
 
     def finish_reply(self, plan: ReplyPlan) -> list[Action]:
         """The stream ended: ``generationComplete``, ``turnComplete`` with usage, and a checkpoint."""
@@ -545,7 +576,7 @@ class ServerEngine:
         self.plan = None
         # The final model turn holds the whole reply text; its tokens are what was produced.
         response = round(plan.sent_tokens) if plan.modality == "AUDIO" else tok.text_tokens(plan.text)
-        self._replace_turn(plan.turn_number, plan.text, {plan.modality: float(response)})
+        self.state.replace_turn(plan.turn_number, plan.text, {plan.modality: float(response)})
         usage = _usage(plan.prompt_tokens, plan.prompt_details, response, plan.modality)
         self.last_usage = usage
         actions: list[Action] = [
@@ -730,11 +761,13 @@ class ServerEngine:
         if state.context_tokens <= self.trigger:
             return
         dropped: list[Turn] = []
+        total = state.context_tokens
         # Never drop the current request (the last turn).
-        while len(state.turns) > 1 and state.context_tokens > self.target:
-            dropped.append(state.turns.pop(0))
+        while len(state.turns) > 1 and total > self.target:
+            dropped.append(state.drop_oldest_turn())
+            total -= dropped[-1].tokens
         while len(state.turns) > 1 and state.turns[0].role != "user":
-            dropped.append(state.turns.pop(0))
+            dropped.append(state.drop_oldest_turn())
         if dropped:
             state.compressions += 1
             state.forgotten_turns += len(dropped)
@@ -856,7 +889,7 @@ class ServerEngine:
             plan.cancelled = True
             self.plan = None
             if plan.sent == 0:
-                self.state.turns = [t for t in self.state.turns if t.number != plan.turn_number]
+                self.state.remove_turn(plan.turn_number)
             response = round(plan.sent_tokens)
             usage = _usage(plan.prompt_tokens, plan.prompt_details, response, plan.modality)
             self.last_usage = usage
@@ -876,13 +909,6 @@ class ServerEngine:
         if actions and self.resumption:
             actions.append(self._checkpoint())
         return actions
-
-    def _replace_turn(self, number: int, text: str, modalities: Mapping[str, float]) -> None:
-        turns = self.state.turns
-        for i in range(len(turns) - 1, -1, -1):
-            if turns[i].number == number:
-                turns[i] = Turn(number, turns[i].role, text, float(sum(modalities.values())), dict(modalities))
-                return
 
     def _checkpoint(self) -> Checkpoint:
         self.dirty = False
