@@ -574,7 +574,9 @@ class Emulator:
         self.paths.append((path_only(ws.request.path), path_route.flavor))
         try:
             first = await asyncio.wait_for(ws.recv(), timeout=max(30.0, self.scaled(60.0)))
-        except (asyncio.TimeoutError, ConnectionClosed):
+        except ConnectionClosed:
+            return  # the client left before its setup (e.g. a network cut): nothing to refuse
+        except asyncio.TimeoutError:
             return await self._refuse(ws, 1007, "Request contains an invalid argument: no setup message.")
         try:
             setup = parse_client_frame(first)
