@@ -493,6 +493,7 @@ class ServerEngine:
         self.dirty = False
         self.closed = False
         self.last_usage: UsageMetadata | None = None
+        self.tool_call_usage: UsageMetadata | None = None  # reported if the call is cancelled
         setup_si = config.system_instruction_text
         if not resumed:
             state.system_instruction = state.setup_system_instruction = setup_si
@@ -841,6 +842,7 @@ class ServerEngine:
         call_id = f"fc-{self.state.tool_seq}"
         self.waiting_calls[call_id] = name
         text = f"[call {name}({json.dumps(dict(args), sort_keys=True)})]"
+        self.tool_call_usage = _usage(prompt, details, tok.text_tokens(text), "TEXT")
         self.state.add_turn("model", text, {"TEXT": float(tok.text_tokens(text))})
         return [Send(ToolCall((FunctionCall(name=name, args=dict(args), id=call_id),)))]
 
@@ -904,8 +906,9 @@ class ServerEngine:
             actions += [
                 Send(ToolCallCancellation(ids)),
                 Send(ServerContent(interrupted=True)),
-                Send(ServerContent(turn_complete=True)),
+                Send(ServerContent(turn_complete=True), self.tool_call_usage),
             ]
+            self.last_usage = self.tool_call_usage
         if actions and self.resumption:
             actions.append(self._checkpoint())
         return actions

@@ -826,6 +826,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chunk-delay", type=float, default=0.015, help="service seconds between reply chunks (0.015; 0 = none)"
     )
+    parser.add_argument(
+        "--retention", type=float, default=None,
+        help="service seconds a handle lives after the session's last connection (default 7200 gemini, 86400 vertex)",
+    )
+    parser.add_argument(
+        "--resume-grace", type=float, default=0.5,
+        help="wall seconds a resume waits for the session's old connection to close before refusing 1011 (0.5)",
+    )
+    parser.add_argument(
+        "--vad-threshold", type=float, default=500.0,
+        help="RMS of 16-bit input audio above which a chunk counts as speech (500)",
+    )
+    parser.add_argument(
+        "--consumed-limit", type=int, default=None,
+        help="keep about this many consumed client messages per session in memory (default all)",
+    )
     parser.add_argument("--text-frames", action="store_true", help="send server JSON in text frames, not binary")
     parser.add_argument("--compression", action="store_true", help="accept permessage-deflate (off by default)")
     parser.add_argument(
@@ -850,6 +866,10 @@ async def _run(args: argparse.Namespace) -> None:
         text_frames=args.text_frames,
         compression=args.compression,
         chunk_delay=args.chunk_delay,
+        retention=args.retention,
+        resume_grace=args.resume_grace,
+        vad_threshold=args.vad_threshold,
+        consumed_limit=args.consumed_limit,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
