@@ -104,7 +104,7 @@ class ChartState {
 
 function draw(state, dom, model) {
   const width = Math.max(280, Math.floor(dom.plot.clientWidth || 600));
-  const height = model.get("height") || 260;
+  const height = Math.max(model.get("height") || 260, Math.floor(dom.plot.clientHeight || 0));
   const left = 54, right = 14, top = 10, bottom = 26;
   const pw = width - left - right, ph = height - top - bottom;
   const window_ = model.get("window"), trigger = model.get("trigger"), target = model.get("target");
@@ -252,6 +252,7 @@ function render({ model, el }) {
   header.append(title, stats);
   const plot = document.createElement("div");
   plot.className = "lnb-plot";
+  plot.style.minHeight = `${model.get("height") || 260}px`;
   el.append(header, plot, leg);
   const dom = { el, plot, stats };
 
@@ -279,7 +280,9 @@ function render({ model, el }) {
   };
   model.on("msg:custom", onMsg);
   model.on("change:seq", onCheckpoint);
-  for (const name of ["window", "trigger", "target", "title", "height"]) model.on(`change:${name}`, schedule);
+  for (const name of ["window", "trigger", "target", "title"]) model.on(`change:${name}`, schedule);
+  const onHeight = () => { plot.style.minHeight = `${model.get("height") || 260}px`; schedule(); };
+  model.on("change:height", onHeight);
   // The tip moves with the clock: redraw a few times a second without any kernel message.
   const timer = setInterval(schedule, 500);
   const resize = new ResizeObserver(schedule);

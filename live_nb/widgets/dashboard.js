@@ -61,21 +61,22 @@ function renderConnection(model, root) {
   title.appendChild(badge);
   const table = el("dl", "lnb-kv");
   const rows = {};
-  const row = (key, label) => {
+  const row = (key, label, help) => {
     const dt = el("dt", "", label);
+    if (help) dt.title = help;
     const dd = el("dd", `lnb-v-${key}`);
     table.append(dt, dd);
     rows[key] = dd;
   };
   row("backend", "Backend");
   row("model", "Model");
-  row("age", "Connection age");
+  row("age", "Age", "How long this connection has been open, against its lifetime");
   row("goaway", "GoAway");
   row("reconnects", "Reconnects");
   row("handle", "Handle");
   row("resumable", "Resumable");
-  row("index", "Last consumed index");
-  row("replay", "Replay buffer");
+  row("index", "Last consumed", "lastConsumedClientMessageIndex: the last client message the server folded in");
+  row("replay", "Replay buffer", "Client messages kept to re-send after resuming");
   root.append(title, table);
 
   const ageBar = el("div", "lnb-bar");
@@ -134,7 +135,9 @@ function renderConnection(model, root) {
     badge.className = `lnb-badge lnb-state-${state}`;
     root.dataset.state = state;
     rows.backend.textContent = model.get("backend") || "–";
-    rows.model.textContent = model.get("model") || "–";
+    const modelName = model.get("model") || "–";
+    rows.model.textContent = modelName.replace(/^models\//, "");
+    rows.model.title = modelName;
     rows.reconnects.textContent = String(model.get("reconnects") || 0);
     const handle = model.get("handle") || "";
     handleText.textContent = shortHandle(handle);

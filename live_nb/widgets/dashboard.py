@@ -191,7 +191,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         super().__init__(
             children=[self.chart, self.connection, self.usage, self.transcript],
             layout=ipywidgets.Layout(
-                grid_template_columns="minmax(0, 2fr) minmax(240px, 1fr)",
+                grid_template_columns="minmax(0, 2fr) minmax(280px, 1fr)",
                 grid_template_rows="auto auto auto",
                 grid_template_areas='"chart connection" "chart usage" "transcript transcript"',
                 grid_gap="8px",

@@ -199,14 +199,14 @@ def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) ->
         )
 
     # Lifecycle markers.
-    for marker in chart.markers[-30:]:
+    for row, marker in enumerate(chart.markers[-30:]):
         x = sx(marker["t"])
         out.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top_pad}" y2="{top_pad + plot_h}" stroke="{c["marker"]}" '
             f'stroke-dasharray="1 3"/>'
         )
         out.append(
-            f'<text x="{x + 3:.1f}" y="{top_pad + 10}" fill="{c["marker"]}" font-size="10">'
+            f'<text x="{x + 3:.1f}" y="{top_pad + 10 + 11 * (row % 3)}" fill="{c["marker"]}" font-size="10">'
             f"{escape(str(marker.get('label', '')))}</text>"
         )
 
