@@ -12,7 +12,10 @@ import math
 import struct
 from typing import Any
 
+import pytest
+
 from live_nb.emulator.engine import (
+    SECONDS_PER_WORD,
     Action,
     Checkpoint,
     Close,
@@ -194,7 +197,7 @@ def test_audio_reply_is_a_tone_with_transcription() -> None:
                      if isinstance(c, ServerContent) and c.output_transcription)
     assert spoken.split() == plan.text.split()
     seconds = sum(len(c.audio) for c in audio_chunks) / 48_000
-    assert seconds == len(plan.text.split()) * 0.25
+    assert seconds == pytest.approx(len(plan.text.split()) * SECONDS_PER_WORD)
     usage = usage_of(actions)
     assert usage.response_tokens_by_modality() == {"AUDIO": round(seconds * 25)}
 

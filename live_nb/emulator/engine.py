@@ -92,7 +92,7 @@ KNOWN_MODELS: frozenset[str] = frozenset(
 AUDIO_ONLY_MODELS: frozenset[str] = frozenset(m for m in KNOWN_MODELS if "native-audio" in m)
 
 OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
-SECONDS_PER_WORD = 0.25  # how long the reply tone lasts per word of reply text
+SECONDS_PER_WORD = 0.15  # reply tone per word of reply text (brisk: it is a placeholder for speech)
 WORDS_PER_TEXT_CHUNK = 4
 
 
