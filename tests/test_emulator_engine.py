@@ -29,6 +29,7 @@ from live_nb.emulator.engine import (
 from live_nb.emulator.responder import ContextResponder, RequestContext, Turn, called_function
 from live_nb.protocol.config import ContextWindowCompressionConfig, LiveGenerationConfig, SessionResumptionConfig
 from live_nb.protocol.messages import (
+    Blob,
     ClientContent,
     ClientMessage,
     Content,
@@ -379,3 +380,10 @@ def test_engine_is_sans_io() -> None:
             alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
         } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         assert not imported & banned, (name, imported & banned)
+
+
+def test_input_audio_rate_from_mime_type() -> None:
+    engine = make_engine()
+    engine.receive(RealtimeInput(audio=Blob(b"\x00\x00" * 24_000, "audio/pcm;rate=24000")))  # 1 s at 24 kHz
+    engine.receive(RealtimeInput(audio=Blob(b"\x00\x00" * 16_000, "audio/pcm")))  # 1 s at the default 16 kHz
+    assert engine.state.pending_audio_tokens == 50

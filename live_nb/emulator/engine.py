@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -357,6 +358,17 @@ class ReplyPlan:
         return sum(self.chunk_tokens[: self.sent])
 
 
+_RATE = re.compile(r"rate=(\d+)")
+
+
+def _sample_rate(mime_type: str) -> int:
+    """The PCM rate a MIME type names (``audio/pcm;rate=24000``), 16 kHz when it names none."""
+    if mime_type == "audio/pcm;rate=16000" or "rate=" not in mime_type:
+        return tok.INPUT_AUDIO_RATE
+    match = _RATE.search(mime_type)
+    return int(match.group(1)) if match and int(match.group(1)) > 0 else tok.INPUT_AUDIO_RATE
+
+
 def _rms(pcm: bytes) -> float:
     if len(pcm) < 2:
         return 0.0
@@ -624,7 +636,7 @@ class ServerEngine:
             else:
                 self.state.pending_video_frames += 1
         for blob in audio:
-            actions += self._audio(blob.data)
+            actions += self._audio(blob.data, _sample_rate(blob.mime_type))
             if self.closed:
                 return actions
         if message.text is not None:
@@ -658,10 +670,10 @@ class ServerEngine:
                 actions += self._end_user_turn()
         return actions + self._check_exhausted()
 
-    def _audio(self, pcm: bytes) -> list[Action]:
+    def _audio(self, pcm: bytes, rate: int = tok.INPUT_AUDIO_RATE) -> list[Action]:
         state = self.state
-        seconds = tok.audio_seconds(len(pcm))
-        state.pending_audio_tokens += tok.audio_tokens(len(pcm))
+        seconds = tok.audio_seconds(len(pcm), rate)
+        state.pending_audio_tokens += seconds * tok.AUDIO_TOKENS_PER_SECOND
         if not self.automatic_vad:
             if state.in_activity:
                 state.pending_speech_seconds += seconds
