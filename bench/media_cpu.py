@@ -178,7 +178,7 @@ def main() -> int:
         rows.append(("idle (session open, no media)", c1 - c0, w1 - w0, "-"))
 
         seq = frame = 0
-        for label, with_video in (("audio (10 chunks/s)", False), ("audio + video (1 fps, %d B JPEG)" % len(jpeg), True)):
+        for label, with_video in (("audio (10 chunks/s)", False), (f"audio + video (1 fps, {len(jpeg)} B JPEG)", True)):
             counts = {}
             c0, w0 = cpu_seconds(pid), time.monotonic()
             sent, frames = stream(kc, comm_id, seconds, pcm, jpeg if with_video else None, seq, frame, counts)
