@@ -311,9 +311,9 @@ async def test_go_away_then_deadline_1011_with_time_scale() -> None:
         code, reason = await close_of(ws)
         closed_at = time.monotonic() - start
     assert go_away == {"goAway": {"timeLeft": "0.2s"}}
-    assert 1.6 < at < 2.2
+    assert 1.6 < at < 3.0  # generous upper bounds: the test machine is shared
     assert (code, reason) == (1011, "Deadline expired before operation could complete.")
-    assert 0.15 < closed_at - at < 0.5
+    assert 0.15 < closed_at - at < 1.0
 
 
 async def test_go_away_now_fault(emulator: Emulator) -> None:
@@ -404,9 +404,9 @@ async def test_forged_and_foreign_handles_refused(emulator: Emulator, tmp_path: 
             assert await close_of(ws) == (1008, "BidiGenerateContent session not found")
 
 
-@pytest.mark.parametrize(("mode", "scale", "hours"), [("gemini", 36_000, "2 h"), ("vertex", 432_000, "24 h")])
+@pytest.mark.parametrize(("mode", "scale", "hours"), [("gemini", 14_400, "2 h"), ("vertex", 172_800, "24 h")])
 async def test_expired_handle_refused(mode: str, scale: float, hours: str) -> None:
-    # Retention (2 h gemini, 24 h vertex) divided by the time scale = 0.2 s after the last connection ends.
+    # Retention (2 h gemini, 24 h vertex) divided by the time scale = 0.5 s after the last connection ends.
     async with Emulator(mode=mode, time_scale=scale, connection_lifetime=1e9, go_away_before=60, chunk_delay=0,
                         resumption_update_interval=1e9) as emu:
         async with connected(emu) as ws:
@@ -414,7 +414,7 @@ async def test_expired_handle_refused(mode: str, scale: float, hours: str) -> No
             handle = (await ask(ws, "hi", wait=resumable_update))[-1]["sessionResumptionUpdate"]["newHandle"]
         async with connected(emu) as ws:  # within retention: fine
             await setup(ws, sessionResumption={"handle": handle})
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(1.0)
         async with connected(emu) as ws:
             await send(ws, {"setup": {"model": TEXT_MODEL, "sessionResumption": {"handle": handle}}})
             code, reason = await close_of(ws)
