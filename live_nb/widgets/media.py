@@ -228,6 +228,16 @@ class FeedStats:
     speaking: bool
 
 
+def _unwrap(session: Any) -> Any:
+    """The ``LiveSession`` behind a notebook ``KernelSession`` proxy (``s = %live session``).
+
+    Why: the proxy's coroutine methods hop to the session's loop and wait; the feed already runs
+    there, and one streamer per session needs one key for the proxy and the session alike.
+    """
+    inner = getattr(session, "__dict__", {}).get("session") if type(session).__name__ == "KernelSession" else None
+    return inner if inner is not None else session
+
+
 def _session_loop(session: Any) -> asyncio.AbstractEventLoop:
     """The event loop the session's socket lives on (where its coroutines must run)."""
     for name in ("loop", "_loop"):
@@ -283,6 +293,7 @@ class MediaFeed:
         loop: asyncio.AbstractEventLoop | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
+        session = _unwrap(session)
         self.session = session
         self.loop = loop or _session_loop(session)
         self.manual_activity = (not _automatic_activity(session)) if manual_activity is None else manual_activity
@@ -509,6 +520,8 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
         """Reply audio chunks sent to the browser."""
         self.reply_samples_sent = 0
         self.interruptions = 0
+        self.turns_completed = 0
+        """Model turns that ended (complete or interrupted) since the widget was made."""
         self._reply_seq = 0
         self._generation = 0
         self._remove_listener: Callable[[], Any] | None = None
@@ -521,6 +534,7 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
     def attach(self, session: Any) -> None:
         """Listen to ``session`` and play its AUDIO replies (replacing any session heard before)."""
         self.detach()
+        session = _unwrap(session)
         self.session = session
         if hasattr(session, "add_listener"):
             self._remove_listener = session.add_listener(self._on_session_item)
@@ -580,6 +594,7 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
             if item.output_transcription is not None and item.output_transcription.text:
                 self.transcript = (self.transcript + item.output_transcription.text)[-2000:]
             if item.turn_complete:
+                self.turns_completed += 1
                 self.send({"type": "turn_complete"})
         except Exception:  # a closed comm must not break the session's listener chain
             log.exception("media player: could not forward a reply")
@@ -693,6 +708,8 @@ class MediaStreamer(_Playback):
         self._last_audio = 0.0
         self._last_video = 0.0
         super().__init__(session=None, role="streamer", source=source, **kwargs)
+        # What streams changes with these even when no chunk arrives (stop, mute, a closed tab).
+        self.observe(self._on_switch, names=["audio", "video", "muted", "capture_state"])
         if session is not None:
             self.attach(session)
 
@@ -778,6 +795,9 @@ class MediaStreamer(_Playback):
             self.video_on = self.video and now - self._last_video < 3 * self.frame_interval
             self.token_rate = round(feed.token_rate(now), 1)
 
+    def _on_switch(self, _change: dict[str, Any]) -> None:
+        self._publish(force=True)
+
     def _on_feed_error(self, exc: BaseException) -> None:
         self.error_kind = "session"
         self.error = f"the session refused media: {exc}"
@@ -831,6 +851,7 @@ def start_media(
     Raises:
         InvalidState: the session is closed.
     """
+    session = _unwrap(session)
     if getattr(session, "state", None) == "closed":
         raise InvalidState("the session is closed; connect a new one before streaming")
     streamer = _lookup(session)
@@ -858,7 +879,7 @@ def stop_media(session: Any, audio: bool = True, video: bool = True) -> MediaStr
     Returns:
         The session's streamer, or None when it never streamed.
     """
-    streamer = _lookup(session)
+    streamer = _lookup(_unwrap(session))
     if streamer is None:
         return None
     with streamer.hold_sync():
