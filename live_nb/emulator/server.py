@@ -405,6 +405,11 @@ class Emulator:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
 
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        scale = f"time_scale={self.time_scale:g}"
+        return f"<Emulator {self.url} {state} mode={self.mode} {scale} sessions={len(self.sessions)}>"
+
     # Lifecycle.
 
     @property
