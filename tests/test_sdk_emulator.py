@@ -251,3 +251,15 @@ async def test_close_codes_surface_as_api_error(emulator_tls: Emulator) -> None:
         async with client.aio.live.connect(model=TEXT_MODEL, config=config):
             pass
     assert bad_handle.value.code == 1008 and "session not found" in str(bad_handle.value)
+
+
+async def test_audio_stream_end_and_legacy_media_flush_a_turn(emulator_tls: Emulator) -> None:
+    client = make_client(emulator_tls)
+    async with client.aio.live.connect(model=TEXT_MODEL, config={"response_modalities": ["TEXT"]}) as session:
+        speech = tone(0.5)
+        await session.send_realtime_input(media=types.Blob(data=speech, mime_type="audio/pcm;rate=16000"))
+        await session.send_realtime_input(audio_stream_end=True)  # the mic paused: no silence needed
+        messages = await asyncio.wait_for(collect_turn(session), 20)
+    assert "You spoke to me [0.5 s of speech" in text_of(messages)
+    usage = messages[-1].usage_metadata
+    assert usage is not None and usage.prompt_token_count == 12  # 0.5 s x 25 tokens/s = 12.5, rounded
