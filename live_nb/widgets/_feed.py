@@ -236,12 +236,22 @@ class SessionFeed:
             window=int(ledger.window),
             trigger=ledger.trigger,
             target=ledger.target,
-            forecast=ledger.forecast(now),
+            forecast=ledger.forecast(now, self._rate_span(ledger, now)),
             connection=self._connection(),
             usage=self._usage(ledger),
             turns=self._turns(),
             markers=tuple(markers),
         )
+
+    @staticmethod
+    def _rate_span(ledger: ContextLedger, now: float, span: float = 10.0) -> float:
+        """Measure the rate since the last drop: across one, the context *shrank* and reads as 0."""
+        compressions = ledger.compressions
+        if compressions:
+            since = now - compressions[-1].time
+            if since < span:
+                return max(since, 1.0)
+        return span
 
     def history(self) -> tuple[list[PointJson], list[dict[str, Any]]]:
         """Every ledger point and compression so far (for a fresh trait or a static picture)."""

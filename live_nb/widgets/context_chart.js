@@ -152,9 +152,8 @@ function draw(state, dom, model) {
     svg("line", { x1: left, x2: left + pw, y1: sy(v), y2: sy(v) }, g);
     svg("text", { x: left + pw - 4, y: sy(v) - 4, "text-anchor": "end" }, g).textContent = `${name} ${formatTokens(v)}`;
   }
-  if (!showWindow) {
-    const g = svg("g", { class: "lnb-limit lnb-window" }, root);
-    svg("text", { x: left + pw - 4, y: top + 10, "text-anchor": "end" }, g).textContent = `window ${formatTokens(window_)} ↑ above`;
+  if (dom.windowLegend) {
+    dom.windowLegend.textContent = showWindow ? "window" : `window ${formatTokens(window_)} (above the chart)`;
   }
 
   // Lifecycle markers (GoAway, reconnect, resume).
@@ -163,7 +162,13 @@ function draw(state, dom, model) {
   for (const mk of state.markers.slice(-30)) {
     const x = sx(mk.t);
     svg("line", { x1: x, x2: x, y1: top, y2: top + ph, class: `lnb-marker lnb-marker-${mk.kind}` }, mg);
-    svg("text", { x: x + 3, y: top + 22 + 12 * (labelRow++ % 3), class: "lnb-marker-label" }, mg).textContent = mk.label;
+    const flip = x > left + pw - 90; // keep labels near the right edge inside the plot
+    svg("text", {
+      x: flip ? x - 3 : x + 3,
+      y: top + 10 + 12 * (labelRow++ % 3),
+      "text-anchor": flip ? "end" : "start",
+      class: "lnb-marker-label",
+    }, mg).textContent = mk.label;
   }
 
   // The estimate line, through every point and on to the tip at `now`.
@@ -193,7 +198,9 @@ function draw(state, dom, model) {
     const g = svg("g", { class: `lnb-compression lnb-by-${c.by}` }, cg);
     svg("line", { x1: x, x2: x, y1, y2: y2 - 5 }, g);
     svg("path", { d: `M${x - 4.5},${y2 - 7} L${x + 4.5},${y2 - 7} L${x},${y2} Z` }, g);
-    svg("text", { x: x + 6, y: (y1 + y2) / 2 + 4 }, g).textContent = `−${formatTokens(c.before - c.after)}`;
+    const flip = x > left + pw - 60;
+    svg("text", { x: flip ? x - 6 : x + 6, y: (y1 + y2) / 2 + 4, "text-anchor": flip ? "end" : "start" }, g)
+      .textContent = `−${formatTokens(c.before - c.after)}`;
     const t = svg("title", {}, g);
     t.textContent = `compression at ${formatDuration(c.t)}: ${formatTokens(c.before)} → ${formatTokens(c.after)} (${c.by === "reported" ? "server count" : "our estimate"})`;
   }
@@ -219,7 +226,7 @@ function draw(state, dom, model) {
   el.dataset.now = now.toFixed(2);
 }
 
-function legend(container) {
+function legend(container, dom) {
   const items = [
     ["lnb-sw-line", "estimate"],
     ["lnb-sw-reported", "server count"],
@@ -233,8 +240,11 @@ function legend(container) {
     span.className = "lnb-legend-item";
     const sw = document.createElement("i");
     sw.className = `lnb-swatch ${cls}`;
-    span.append(sw, document.createTextNode(label));
+    const text = document.createElement("span");
+    text.textContent = label;
+    span.append(sw, text);
     container.appendChild(span);
+    if (label === "window") dom.windowLegend = text;
   }
 }
 
@@ -248,13 +258,14 @@ function render({ model, el }) {
   stats.className = "lnb-stats";
   const leg = document.createElement("div");
   leg.className = "lnb-legend";
-  legend(leg);
+  const dom = { el, stats, windowLegend: null };
+  legend(leg, dom);
   header.append(title, stats);
   const plot = document.createElement("div");
   plot.className = "lnb-plot";
   plot.style.minHeight = `${model.get("height") || 260}px`;
   el.append(header, plot, leg);
-  const dom = { el, plot, stats };
+  dom.plot = plot;
 
   const state = new ChartState(model);
   let pending = false;
