@@ -87,14 +87,21 @@ class CuttingProxy:
 
 
 def audio(n: int) -> bytes:
-    return n.to_bytes(4, "big") + SILENCE[4:]
+    """100 ms of near-silence carrying ``n`` in its first four samples (6 bits each: RMS stays ~0,
+    so the emulator's VAD never hears speech and no turn starts by itself)."""
+    head = b"".join(((n >> (6 * k)) & 63).to_bytes(2, "little") for k in range(4))
+    return head + SILENCE[8:]
+
+
+def audio_number(data: bytes) -> int:
+    return sum(int.from_bytes(data[2 * k : 2 * k + 2], "little") << (6 * k) for k in range(4))
 
 
 def describe(message: Any) -> str:
     if isinstance(message, ClientContent):
         return "text:" + "|".join(t.text for t in message.turns)
     if isinstance(message, RealtimeInput) and message.audio is not None:
-        return f"audio:{int.from_bytes(message.audio.data[:4], 'big')}"
+        return f"audio:{audio_number(message.audio.data)}"
     return type(message).__name__
 
 

@@ -29,9 +29,10 @@ anything sent later. Messages sent while no connection is active wait in the sam
 modes) and go out after the replay.
 
 The bound: the buffer holds at most ``max_replay_bytes`` of frames. Past it, the oldest message
-that was already sent is dropped (a message never sent yet is dropped only when nothing sent is
-left). A dropped message is *possibly lost*: if a later ``lastConsumedClientMessageIndex``
-covers it, the server had it after all and it is forgotten; otherwise it is counted in the next
+is dropped (sent messages always come before those still waiting for a connection, so a message
+never sent is dropped only when nothing sent is left; it is then certainly lost). A dropped sent
+message is *possibly lost*: if a later ``lastConsumedClientMessageIndex`` covers it, the server
+had it after all and it is forgotten; otherwise it is counted in the next
 ``Resumed.possibly_lost``. ``dropped_total`` counts every drop for the curious.
 
 Without transparent mode the server says nothing about which messages it kept. The honest count
@@ -435,15 +436,14 @@ class ClientProtocol:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        # Prefer dropping a message already sent on this connection: the server may still have it.
-        for position, entry in enumerate(self._buffer):
-            if entry.index is not None:
-                del self._buffer[position]
-                self._dropped.append(entry.index)
-                break
+        # Messages sent on this connection always precede those waiting for one (a connection
+        # sends everything buffered), so the oldest is a sent one whenever any is: the server
+        # may still have it, and a later lastConsumedClientMessageIndex can clear it.
+        entry = self._buffer.popleft()
+        if entry.index is not None:
+            self._dropped.append(entry.index)
         else:
-            entry = self._buffer.popleft()
-            self._lost_pending += 1  # never sent anywhere: certainly lost
+            self._lost_pending += 1  # never reached any server: certainly lost
         self._buffer_bytes -= entry.size
         self.dropped_total += 1
 
