@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .client.reconnect import ReconnectPolicy
 from .exceptions import *  # noqa: F403
 from .exceptions import __all__ as _exceptions_all
 from .protocol.config import (
@@ -52,6 +53,7 @@ __all__ = [
     "LiveModel",  # noqa: F405 (lazy, see __getattr__)
     "LiveSession",  # noqa: F405
     "Part",
+    "ReconnectPolicy",
     "Reconnecting",
     "Resumed",
     "ServerContent",
