@@ -30,6 +30,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import ssl as ssl_module
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
@@ -128,8 +129,6 @@ class LiveModel:
         max_replay_bytes: int = DEFAULT_MAX_REPLAY_BYTES,
         open_timeout: float = 10.0,
     ) -> None:
-        import os
-
         if generation_config is not None and not isinstance(generation_config, LiveGenerationConfig):
             raise ConfigError("generation_config", type(generation_config).__name__, "a LiveGenerationConfig")
         if backend is None:
