@@ -20,7 +20,7 @@ missing).
 
 Helper API::
 
-    server = start_lab(root_dir, env=None, timeout=60.0)     # LabServer; server.stop() (idempotent)
+    server = start_lab(root_dir, env=None, timeout=60.0, python=None)   # LabServer; .stop() is idempotent
     server.url            "http://127.0.0.1:PORT/"   server.log_path: the server's stdout+stderr
     server.api(method, path, body=None) -> parsed JSON (REST calls to the Jupyter server)
     server.kernels()      -> list of running kernel models
@@ -167,7 +167,7 @@ class LabServer:
                     self.process.wait(timeout=5)
 
 
-def lab_environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+def lab_environment(home: Path, extra: dict[str, str] | None = None, python: str | None = None) -> dict[str, str]:
     """The environment for a test server: settings, workspaces and runtime files kept in ``home``.
 
     Why: JupyterLab saves the theme and workspaces under ``~/.jupyter``; tests that switch the theme
@@ -188,18 +188,21 @@ def lab_environment(home: Path, extra: dict[str, str] | None = None) -> dict[str
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env["PYTHONUNBUFFERED"] = "1"
     # The server's Python is the venv's: make its kernels use the same one.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.update(extra or {})
+    env["PATH"] = str(Path(python or sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 
 
-def start_lab(root_dir: Path, env: dict[str, str] | None = None, timeout: float = 60.0) -> LabServer:
+def start_lab(
+    root_dir: Path, env: dict[str, str] | None = None, timeout: float = 60.0, python: str | None = None
+) -> LabServer:
     """Start ``python -m jupyterlab`` on a free 127.0.0.1 port and wait for ``/api/status``.
 
     Args:
         root_dir: the server's root; notebooks the test opens live here.
         env: extra environment variables (they reach the kernels too).
         timeout: seconds to wait for the server to answer.
+        python: the interpreter to run JupyterLab with (default: this one), e.g. a fresh venv's.
 
     Returns:
         The running server. The caller must ``stop()`` it (the ``lab`` fixture does).
@@ -213,7 +216,7 @@ def start_lab(root_dir: Path, env: dict[str, str] | None = None, timeout: float 
     port = free_port()
     log_path = home / "jupyterlab.log"
     command = [
-        sys.executable,
+        python or sys.executable,
         "-m",
         "jupyterlab",
         "--no-browser",
@@ -234,7 +237,7 @@ def start_lab(root_dir: Path, env: dict[str, str] | None = None, timeout: float 
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=lab_environment(home, env),
+            env=lab_environment(home, env, python),
             cwd=root_dir,
             start_new_session=True,
         )

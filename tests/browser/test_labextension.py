@@ -8,7 +8,6 @@ context. Also: the status bar, the forget command, and the wheel built from a cl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import REPO_ROOT, LabPage, LabServer, emulator_in_thread, write_notebook
+from harness import REPO_ROOT, LabPage, LabServer, emulator_in_thread, launch_context, start_lab, write_notebook
 
 from live_nb.notebook.metadata import RECORD_KEYS
 
@@ -180,6 +179,7 @@ def test_persist_handles_false_keeps_the_notebook_clean(lab: LabServer, page: La
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.timeout(900)
 def test_wheel_from_a_clean_clone_ships_the_prebuilt_extension(tmp_path: Path) -> None:
     """``git clone`` + ``pip wheel`` builds the extension into the wheel; installing that wheel alone
@@ -207,19 +207,40 @@ def test_wheel_from_a_clean_clone_ships_the_prebuilt_extension(tmp_path: Path) -
     assert any(n.startswith(prefix + "static/remoteEntry.") for n in names)
     assert not any("node_modules" in n for n in names)
 
-    # Install the wheel alone into a fresh venv that borrows the test venv's packages (JupyterLab),
-    # with no Node on PATH, and ask JupyterLab whether the extension loads.
+    # Install the wheel alone into a fresh venv (its other dependencies borrowed from the test venv by a
+    # .pth line, which does not run the test venv's own .pth files, so the editable live_nb stays out),
+    # with no Node on PATH; then ask JupyterLab, and a browser, whether the extension loads.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
+    site_packages = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    borrowed = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "jupyterlab").is_dir())
+    Path(site_packages, "zz_borrow_test_venv.pth").write_text(borrowed + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True, timeout=300
+    )
+    path = ":".join(p for p in ("/usr/local/bin", "/usr/bin", "/bin") if not Path(p, "node").exists())
     env = {
-        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "PATH": f"{venv / 'bin'}:{path}",
         "HOME": str(tmp_path / "home"),
         "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
         "JUPYTER_DATA_DIR": str(tmp_path / "jupyter-data"),
     }
-    env["PATH"] = ":".join(p for p in env["PATH"].split(":") if not Path(p, "node").exists())
+    where = subprocess.run(
+        [str(python), "-c", "import live_nb; print(live_nb.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    ).stdout
+    assert where.startswith(site_packages), where  # the wheel's copy, not the work tree
     listing = subprocess.run(
         [str(python), "-m", "jupyterlab.labextensions", "list"],
         capture_output=True,
@@ -232,4 +253,23 @@ def test_wheel_from_a_clean_clone_ships_the_prebuilt_extension(tmp_path: Path) -
     line = next((ln for ln in text.splitlines() if "live-nb" in ln), "")
     assert "enabled" in line and "OK" in line, text
     assert str(venv) in text, text  # found in the fresh venv's share/, not the repo's dev link
-    assert os.path.exists(venv / "share" / "jupyter" / "labextensions" / "live-nb" / "static" / "style.js")
+
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / "nb"
+    root.mkdir()
+    write_notebook(root / "w.ipynb", ["1 + 1"])
+    server = start_lab(root, env={"PATH": env["PATH"]}, python=str(python))
+    try:
+        with sync_playwright() as playwright:
+            context = launch_context(playwright, tmp_path / "chromium")
+            try:
+                page = LabPage(server, context.pages[0] if context.pages else context.new_page())
+                page.open_notebook("w.ipynb")
+                assert page.evaluate("() => window.jupyterapp.commands.hasCommand('live-nb:forget-handles')")
+                assert page.evaluate("() => !!document.querySelector('.jp-live-nb-status')")
+                assert not [c for c in page.console if "live-nb" in c and "error" in c.lower()], page.console
+            finally:
+                context.close()
+    finally:
+        server.stop()
