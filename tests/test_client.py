@@ -392,3 +392,38 @@ def test_every_message_kind_we_send_validates_against_google_genai() -> None:
     audio = genai_types.LiveClientMessage.model_validate_json(frames[4])
     assert audio.realtime_input is not None and audio.realtime_input.audio is not None
     assert audio.realtime_input.audio.data == b"\x01\x02" * 100
+
+
+# Other backends' paths and auth forms, against the emulator (it accepts them as the service does).
+
+
+async def test_vertex_gateway_path_allows_system_update_and_reads_candidates_usage(emulator: Emulator) -> None:
+    model = LiveModel(
+        TEXT_MODEL, TEXT, backend="vertex", url=emulator.url + "/vertex-gateway", api_key=SECRET,
+        project="my-project", location="us-central1",
+    )
+    assert model.resolver.model == f"projects/my-project/locations/us-central1/publishers/google/models/{TEXT_MODEL}"
+    async with model.connect(session_resumption=SessionResumptionConfig(transparent=True)) as s:
+        await s.update_system_instruction("Answer like a sailor.")
+        items = await until_turn_complete(await _asked(s, "hello vertex"))
+        usage = next(i for i in items if isinstance(i, UsageMetadata))
+        assert usage.response_token_count  # Vertex spells it candidatesTokenCount on the wire
+        for text in (repr(s), s.url, repr(s.events), repr(model)):
+            assert SECRET not in text
+    (emu_session,) = emulator.sessions.values()
+    assert emu_session.context[0][:2] == ("system", "Answer like a sailor.")
+
+
+async def test_ephemeral_token_reaches_the_constrained_endpoint(emulator: Emulator) -> None:
+    token = "auth_tokens/ephemeral-secret-123"
+    model = LiveModel(TEXT_MODEL, TEXT, backend="gemini", url=emulator.url, api_key=token)
+    assert model.url.endswith("v1alpha.GenerativeService.BidiGenerateContentConstrained")
+    async with model.connect() as s:
+        items = await until_turn_complete(await _asked(s, "hello with a token"))
+        assert "Turn 1." in reply_text(items)
+        assert token not in repr(s) and token not in s.url
+
+
+async def _asked(session: LiveSession, text: str) -> LiveSession:
+    await session.send_text(text)
+    return session
