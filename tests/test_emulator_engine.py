@@ -27,7 +27,12 @@ from live_nb.emulator.engine import (
     check_setup,
 )
 from live_nb.emulator.responder import ContextResponder, RequestContext, Turn, called_function
-from live_nb.protocol.config import ContextWindowCompressionConfig, LiveGenerationConfig, SessionResumptionConfig
+from live_nb.protocol.config import (
+    ContextWindowCompressionConfig,
+    LiveGenerationConfig,
+    SessionResumptionConfig,
+    SlidingWindow,
+)
 from live_nb.protocol.messages import (
     Blob,
     ClientContent,
@@ -387,3 +392,18 @@ def test_input_audio_rate_from_mime_type() -> None:
     engine.receive(RealtimeInput(audio=Blob(b"\x00\x00" * 24_000, "audio/pcm;rate=24000")))  # 1 s at 24 kHz
     engine.receive(RealtimeInput(audio=Blob(b"\x00\x00" * 16_000, "audio/pcm")))  # 1 s at the default 16 kHz
     assert engine.state.pending_audio_tokens == 50
+
+
+def test_vertex_sliding_window_example() -> None:
+    """The Vertex docs' example: trigger 32k, target 16k, turns of 12k + 12k + 14k: turns 1 and 2 go."""
+    cwc = ContextWindowCompressionConfig(trigger_tokens=32_000, sliding_window=SlidingWindow(target_tokens=16_000))
+    engine = make_engine(compression=cwc)
+    engine.receive(
+        ClientContent(
+            (Content("user", (Part(text="a" * 48_000),)), Content("model", (Part(text="b" * 48_000),))), False
+        )
+    )
+    actions = ask(engine, "c" * 56_000)
+    assert [t.number for t in engine.state.turns] == [3, 4]  # the 14k user turn and the reply to it
+    assert usage_of(actions).prompt_token_count == 14_000
+    assert engine.state.forgotten_turns == 2 and engine.state.compressions == 1
