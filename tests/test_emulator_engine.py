@@ -407,3 +407,27 @@ def test_vertex_sliding_window_example() -> None:
     assert [t.number for t in engine.state.turns] == [3, 4]  # the 14k user turn and the reply to it
     assert usage_of(actions).prompt_token_count == 14_000
     assert engine.state.forgotten_turns == 2 and engine.state.compressions == 1
+
+
+def media_seconds_until_close(engine: ServerEngine, video: bool) -> int:
+    """Stream 1 s of (silent) audio, plus one video frame when asked, per second until the engine closes."""
+    second = Blob(b"\x00\x00" * 16_000, "audio/pcm;rate=16000")
+    frame = Blob(b"\xff\xd8 jpeg", "image/jpeg")
+    for seconds in range(1, 20_000):
+        actions = engine.receive(RealtimeInput(audio=second))
+        if video:
+            actions += engine.receive(RealtimeInput(video=frame))
+        if any(isinstance(a, Close) for a in actions):
+            return seconds
+    raise AssertionError("never closed")
+
+
+def test_session_limits_follow_from_the_token_rates() -> None:
+    """Without compression the window ends the session: at 25 tokens/s audio and 258 per video frame,
+    a 32k window (the older Vertex figure) lasts ~2 min of audio+video (the documented limit) and
+    ~21 min of audio; the 128k window ~7.5 min and ~85 min."""
+    for window, video, low, high in ((32_000, True, 110, 115), (32_000, False, 1_270, 1_290),
+                                     (128_000, True, 450, 455), (128_000, False, 5_110, 5_130)):
+        engine = make_engine()
+        engine.settings = type(engine.settings)(context_window=window)
+        assert low <= media_seconds_until_close(engine, video) <= high, (window, video)
