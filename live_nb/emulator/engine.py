@@ -568,12 +568,6 @@ class ServerEngine:
             return [Send(SessionResumptionUpdate(new_handle=None, resumable=False))]
         return [self._checkpoint()]
 
-    def checkpoint_now(self) -> list[Action]:
-        """A resumption update now if resumable (e.g. just before a GoAway), whether or not dirty."""
-        if not self.resumption or self.closed or not self.resumable:
-            return []
-        return [self._checkpoint()]
-
     # Public: the reply stream, driven by the asyncio layer.
 
     def chunk_sent(self, plan: ReplyPlan) -> None:
@@ -934,10 +928,3 @@ class ServerEngine:
         if self.plan is not None:
             self.plan.cancelled = True
         return [Close(code, reason)]
-
-
-def describe_context(state: SessionState) -> str:
-    """A one-line human summary of a session's context (for logs and the CLI)."""
-    first = state.turns[0] if state.turns else None
-    head = f"turn {first.number} {quote(first.text, 5)}" if first else "nothing"
-    return f"{len(state.turns)} turns, {state.context_tokens:,.0f} tokens, earliest {head}"
