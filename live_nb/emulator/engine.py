@@ -59,7 +59,7 @@ from ..protocol.messages import (
     UsageMetadata,
     parse_client_frame,
 )
-from .responder import Reply, RequestContext, Responder, Turn, quote
+from .responder import Reply, RequestContext, Responder, Turn
 
 __all__ = [
     "AUDIO_ONLY_MODELS",
