@@ -1,0 +1,232 @@
+"""Every notebook in notebooks/ runs top to bottom under nbclient, and its outputs say the right things.
+
+Table-driven: ``NOTEBOOKS`` maps each notebook's file name to the checks of its outputs. A check
+names a cell by a piece of its source and gives regular expressions its text output must match
+(``present``) or must not match (``absent``). Text output is every stream, plus the
+``text/markdown`` / ``text/plain`` / ``text/html`` of displays and results, joined. To add a
+notebook, add one entry. A notebook without an entry fails, so none is only checked for "no error".
+
+Every notebook also must: produce no error output, produce output in every cell listed, run
+against the bundled emulator (no key in the environment, a fresh emulator database), and run in a
+temporary working directory so nothing is written beside the notebooks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What one cell's output must say. ``cell``: a substring of the cell's source (first match)."""
+
+    cell: str
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    image: bool = False
+
+
+@dataclass(frozen=True)
+class NotebookCheck:
+    expects: tuple[Expect, ...]
+    timeout: float = 120.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+NOTEBOOKS: dict[str, NotebookCheck] = {
+    "quickstart.ipynb": NotebookCheck(
+        (
+            Expect(
+                "Hello! What makes the tides",
+                present=(r"bundled Live API emulator", r'Turn 1\. You asked: "Hello! What makes the tides'),
+            ),
+            Expect(
+                "What did I say first?",
+                present=(r"Turn 2\.", r'first thing you said .* was "Hello! What makes the tides'),
+            ),
+            Expect("harbour of {city}", present=(r'You asked: "What is the harbour of Lisbon',)),
+            Expect("%live status", present=(r"status 'default': emulator", r"state=active", r"handle=\S")),
+            Expect("%live history", present=(r"\buser\b", r"\bmodel\b")),
+            Expect("s = %live session", present=(r"^active \| turns in the transcript: 7$",)),
+            Expect("What do you remember?", present=(r"Turn 4\.", r"I hold 8 turns")),
+            Expect("%live close", present=(r"closed 'default'",)),
+        )
+    ),
+    "incremental_context.ipynb": NotebookCheck(
+        (
+            Expect("%live connect tutor", present=(r"connected 'tutor'",)),
+            Expect(
+                "%%live tutor\nWhat did I say first?",
+                present=(r"Turn 1\.", r'was "I am learning about lighthouses\."', r"I hold 4 turns"),
+            ),
+            Expect("%live history tutor", present=(r"Tower of Hercules", r"\bmodel\b")),
+            Expect(
+                "What is your system instruction?",
+                present=(r'My system instruction is "Answer in one short sentence, like a lighthouse keeper\."',),
+            ),
+            Expect(
+                "What is your system instruction now?",
+                present=(r"My system instruction is \"Answer like a ship's captain\.\"",),
+                absent=(r"lighthouse keeper",),
+            ),
+            Expect('history[["role", "text"]]', present=(r"\bsystem\b", r"Answer like a ship's captain")),
+        )
+    ),
+    "compression.ipynb": NotebookCheck(
+        (
+            Expect("--compress 1000:500", present=(r"UsageError - .*trigger_tokens=1000 .* 5,000 to 128,000",)),
+            Expect("connect squeeze --compress 6000:3000", present=(r"compress 6,000→3,000",)),
+            Expect("for n in range(1, 6)", present=(r"Compression ran 1 time",)),
+            Expect(
+                "%%live squeeze\nWhat did I say first?",
+                present=(r"compressed away", r"Compression ran \d+ time"),
+                absent=(r'was "Remember this first',),
+            ),
+            Expect('context[context.source == "compression"]', present=(r"reported|estimate",)),
+            Expect("import matplotlib.pyplot", image=True),
+            Expect("usage = %live history squeeze --view usage", present=(r"prompt_tokens", r"prompt_TEXT")),
+        )
+    ),
+    "goaway_resumption.ipynb": NotebookCheck(
+        (
+            Expect("%live connect voyage --time-scale 60", present=(r"connected 'voyage'.*time x60",)),
+            Expect("while time.time() - start < 25", present=(r"done computing",)),
+            Expect("%live status voyage", present=(r"state=active", r"reconnects=[2-9]")),
+            Expect('events.event.isin', present=(r"GoAway", r"Reconnecting", r"Resumed", r"state_restored=True")),
+            Expect(
+                "%%live voyage\nWhat did I say first?",
+                present=(r'was "Remember this: we sail at dawn from Porto\."',),
+            ),
+            Expect("%live resume voyage", present=(r"resumed 'voyage'",)),
+            Expect("%live close voyage", present=(r"closed 'voyage'",)),
+            Expect(
+                "%live connect relay --transparent",
+                present=(r"last consumed index: \d+ \| waiting for replay: 0",),
+            ),
+        ),
+        timeout=180.0,
+    ),
+    "mic_and_camera.ipynb": NotebookCheck(
+        (
+            Expect("%live connect voice", present=(r"connected 'voice'.*AUDIO",)),
+            Expect("streamer = start_media", present=(r"MediaStreamer",)),
+            Expect('print("capture:", streamer.capture_state, "| streaming', present=(r"capture: idle",)),
+            Expect("path.write_bytes", present=(r"96,000 bytes = 3\.0 s",)),
+            Expect(
+                "streamer.feed_recorded(pcm)",
+                present=(
+                    r"chunks pushed: 30, received: 30, gaps: 0",
+                    r"3\.0 s = 75 tokens",
+                    r"signals: \['audio_stream_end'\]",
+                    r"reply: [1-9]\d* chunks, [1-9][\d.]* s of 24 kHz audio",
+                ),
+            ),
+            Expect("s.transcript[-2:]", present=(r"1\.5 s of speech", r"model: Turn 1\.")),
+            Expect("--view usage", present=(r"prompt_AUDIO",)),
+            Expect("VoiceActivityDetector(", present=(r"t = 0\.3 s: speech_start", r"t = 2\.2 s: speech_end")),
+            Expect("raise_for_error()", present=(r"no error: ''",)),
+            Expect("stop_media(s)", present=(r"closed 'voice'", r"audio: False \| video: False")),
+        )
+    ),
+    "dashboard.ipynb": NotebookCheck(
+        (
+            Expect("dash = Dashboard(", present=(r"Dashboard\(state='active'\)",)),
+            Expect(
+                "await asyncio.sleep(14)",
+                present=(
+                    r"compressions so far: [1-9]",
+                    r"[\d,]+ -> [\d,]+ tokens \(seen in the (reported|estimate) numbers\)",
+                ),
+            ),
+            Expect(
+                "await until(lambda: session.reconnects >= 1)",
+                present=(
+                    r"reconnects: [1-9]; state: active",
+                    r"GoAway: GoAway\(time_left=10\.0\)",
+                    r"Resumed: Resumed\(state_restored=True, replayed=\d+, possibly_lost=0\)",
+                ),
+            ),
+            Expect("ContextChart(session, title=", present=(r"ContextChart\(points=[1-9]\d*",)),
+            Expect("ticks = await _loop.wait(feeder)", present=(r"[2-9] compressions, [1-9] reconnects",), image=True),
+            Expect("svg = dash.snapshot()", present=(r"static picture: [\d,]+ characters of SVG",)),
+            Expect("await _loop.wait(_loop.submit(stop()))", present=(r"closed: closed",)),
+        ),
+        timeout=120.0,
+    ),
+}
+
+
+def notebook_names() -> list[str]:
+    return sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def cell_text(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type in ("display_data", "execute_result", "update_display_data"):
+            data = output.get("data", {})
+            for mime in ("text/markdown", "text/plain", "text/html"):
+                if mime in data:
+                    parts.append(str(data[mime]))
+    return "\n".join(parts)
+
+
+def test_every_notebook_has_checks() -> None:
+    missing = [name for name in notebook_names() if name not in NOTEBOOKS]
+    assert not missing, f"add an entry to NOTEBOOKS in tests/test_notebooks.py for: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_runs_and_says_the_right_things(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = NOTEBOOK_DIR / name
+    if not path.exists():
+        pytest.fail(f"{name} is in NOTEBOOKS but not in notebooks/")
+    check = NOTEBOOKS[name]
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
+    for key, value in check.env.items():
+        monkeypatch.setenv(key, value)
+    original = nbformat.read(path, as_version=4)
+    nbformat.validate(original)
+    assert all(
+        not c.get("outputs") for c in original.cells if c.cell_type == "code"
+    ) or all(o.output_type != "error" for c in original.cells for o in c.get("outputs", [])), (
+        "saved notebooks carry no error outputs"
+    )
+    beside_before = set(NOTEBOOK_DIR.glob("*.live_nb.json"))
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=int(check.timeout), kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    errors = [(c.source[:60], o.get("ename"), o.get("evalue")) for c in nb.cells for o in c.get("outputs", [])
+              if o.output_type == "error"]
+    assert errors == []
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    for expect in check.expects:
+        cell = next((c for c in code_cells if expect.cell in c.source), None)
+        assert cell is not None, f"{name}: no cell contains {expect.cell!r}"
+        text = cell_text(cell)
+        for pattern in expect.present:
+            assert re.search(pattern, text, re.M | re.S), f"{name}: cell {expect.cell!r} lacks /{pattern}/:\n{text}"
+        for pattern in expect.absent:
+            assert not re.search(pattern, text, re.M | re.S), f"{name}: cell {expect.cell!r} has /{pattern}/:\n{text}"
+        if expect.image:
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), f"{name}: {expect.cell!r} drew nothing"
+    # Nothing was written beside the notebooks (the kernel ran in tmp_path).
+    assert set(NOTEBOOK_DIR.glob("*.live_nb.json")) <= beside_before
