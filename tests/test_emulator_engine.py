@@ -319,6 +319,8 @@ def test_barge_in_cancels_pending_function_calls() -> None:
     actions = engine.receive(audio(pcm_tone(0.1)))
     assert isinstance(actions[0], Send) and isinstance(actions[0].message, ToolCallCancellation)
     assert actions[0].message.ids == ("fc-1",)
+    late = ToolResponse((FunctionResponse("lookup", {"too": "late"}, id="fc-1"),))
+    assert engine.receive(late) == [] and not engine.closed  # ignored, as the cancelled call's answer
     done = actions[2]
     assert isinstance(done, Send) and isinstance(done.message, ServerContent) and done.message.turn_complete
     assert done.usage is not None and done.usage.prompt_token_count == 3  # "lookup it": every turnComplete has usage

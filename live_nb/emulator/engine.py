@@ -538,14 +538,14 @@ class ServerEngine:
         """Fold one client message (after setup) into the session and say what to do."""
         if self.closed:
             return []
-        self.index += 1
-        self.consumed.append(message)
-        self.state.consumed_count += 1
-        self.dirty = True
         if isinstance(message, Setup):
             return self._close(
                 1007, "Request contains an invalid argument: setup must be the first and only setup message."
             )
+        self.index += 1
+        self.consumed.append(message)
+        self.state.consumed_count += 1
+        self.dirty = True
         if isinstance(message, ClientContent):
             return self._client_content(message)
         if isinstance(message, RealtimeInput):
@@ -688,21 +688,18 @@ class ServerEngine:
         return actions
 
     def _tool_response(self, message: ToolResponse) -> list[Action]:
-        if not self.waiting_calls:
-            return self._close(1007, "Request contains an invalid argument: toolResponse without a pending toolCall.")
         for response in message.function_responses:
             call_id = response.id
             if call_id is None:  # match by name (the Developer API insists on ids; Vertex does not)
                 call_id = next((i for i, n in self.waiting_calls.items() if n == response.name), None)
             if call_id not in self.waiting_calls:
-                return self._close(
-                    1007, f"Request contains an invalid argument: unknown function call id {response.id!r}."
-                )
+                # A late answer to a call a barge-in cancelled (or never made): the model ignores it.
+                continue
             name = self.waiting_calls.pop(call_id)
             self.tool_results.append((name, dict(response.response)))
             text = f"[{name} returned {json.dumps(dict(response.response), sort_keys=True)}]"
             self.state.add_turn("user", text, {"TEXT": float(tok.text_tokens(text))})
-        if self.waiting_calls:
+        if self.waiting_calls or not self.tool_results:
             return []
         results, self.tool_results = self.tool_results, []
         asked = [t for t in self.state.turns if t.role == "user" and not t.text.startswith("[")]
