@@ -341,3 +341,101 @@ async def test_feed_reports_each_point_once(emulator: Emulator) -> None:
         assert final.head[1] == pytest.approx(75, abs=1)
         # Every ledger point but a last, still-mergeable estimate went out exactly once.
         assert len(seen) >= len(s.ledger.points) - 1
+
+
+# --- in a real kernel: deltas while idle, and the saved picture refreshed by display id -----
+
+KERNEL_SETUP = r"""
+import asyncio, json, time
+from live_nb import _loop
+from live_nb.client.session import LiveModel
+from live_nb.emulator import Emulator
+from live_nb.protocol.config import LiveGenerationConfig
+from live_nb.widgets import Dashboard
+
+async def _start():
+    emu = Emulator(chunk_delay=0.005)
+    await emu.start()
+    s = await LiveModel("gemini-live-2.5-flash-preview", LiveGenerationConfig(response_modalities=["TEXT"]),
+                        url=emu.url).connect()
+    return emu, s
+
+async def _stream(seconds):
+    for _ in range(int(seconds * 10)):
+        await session.send_audio(bytes(3200))
+        await asyncio.sleep(0.1)
+
+emu, session = _loop.block(_loop.submit(_start()))
+dash = Dashboard(session, auto_snapshot=None)
+display(dash)
+print("CHART=" + dash.chart.model_id)
+"""
+
+
+@pytest.mark.kernel
+def test_in_a_kernel_deltas_flow_while_idle_and_snapshot_updates_the_saved_picture() -> None:
+    import queue
+
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+
+    def run(code: str) -> list[dict[str, Any]]:
+        msg_id = kc.execute(code)
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                msg = kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            seen.append(msg)
+            if msg["msg_type"] == "error":
+                raise AssertionError("\n".join(msg["content"]["traceback"]))
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                return seen
+        raise AssertionError(f"cell did not finish: {code[:60]}")
+
+    try:
+        setup = run(KERNEL_SETUP)
+        shown = next(m for m in setup if m["msg_type"] == "display_data")
+        display_id = shown["content"]["transient"]["display_id"]
+        data = shown["content"]["data"]
+        assert "application/vnd.jupyter.widget-view+json" in data and data["image/svg+xml"].startswith("<svg")
+        chart_id = (
+            next(m["content"]["text"] for m in setup if m["msg_type"] == "stream" and "CHART=" in m["content"]["text"])
+            .split("CHART=")[1]
+            .strip()
+        )
+
+        # Start streaming in the background; the kernel then sits idle while the sampler sends.
+        run("feeder = _loop.submit(_stream(3.0))")
+        deltas = []
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            try:
+                msg = kc.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                continue
+            content = msg["content"]
+            is_chart = msg["msg_type"] == "comm_msg" and content["comm_id"] == chart_id
+            if is_chart and content["data"].get("method") == "custom":
+                deltas.append(content["data"]["content"])
+        assert 6 <= len(deltas) <= 14, len(deltas)  # ~4 a second, never more
+        heads = [d["head"][1] for d in deltas]
+        assert heads == sorted(heads) and heads[-1] > heads[0]
+
+        # snapshot() re-renders the saved picture under the same display id.
+        after = run("_loop.block(feeder); svg = dash.snapshot()")
+        update = next(m for m in after if m["msg_type"] == "update_display_data")
+        assert update["content"]["transient"]["display_id"] == display_id
+        new_svg = update["content"]["data"]["image/svg+xml"]
+        assert new_svg != data["image/svg+xml"] and "tokens in: audio 7" in new_svg
+        run("_loop.block(_loop.submit(session.close())); _loop.block(_loop.submit(emu.stop())); dash.close()")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -219,13 +219,14 @@ class SessionFeed:
         self._compressions_sent = current
 
         # Lifecycle markers from session.events (time, event).
-        events = list(getattr(session, "events", None) or ())
+        events = getattr(session, "events", None) or []
+        fresh = events[self._events_seen :]  # one slice: only what is new (the list only grows)
         markers = []
-        for when, event in events[self._events_seen :]:
+        for when, event in fresh:
             marker = _event_marker(when, event, origin)
             if marker is not None:
                 markers.append(marker)
-        self._events_seen = len(events)
+        self._events_seen += len(fresh)
 
         return FeedFrame(
             now=round(now - origin, 2),
@@ -297,9 +298,10 @@ class SessionFeed:
         }
 
     def _turns(self) -> tuple[dict[str, Any], ...] | None:
-        transcript = list(getattr(self.session, "transcript", None) or ())
-        latest = transcript[-self.transcript_turns :]
-        key = (len(transcript), *(len(str(turn[2])) for turn in latest))
+        transcript = getattr(self.session, "transcript", None) or []
+        count = len(transcript)
+        latest = transcript[max(0, count - self.transcript_turns) : count]
+        key = (count, *(len(str(turn[2])) for turn in latest))
         if key == self._turns_key:
             return None
         self._turns_key = key
