@@ -8,6 +8,7 @@ behaviour (awaited cells, parent ids, interrupts, comms) is in test_kernel_magic
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -361,3 +362,70 @@ def test_resume_after_reload_reads_the_stored_handle(
         assert '"Today I saw a kingfisher."' in out
     finally:
         shell.run_line_magic("unload_ext", "live_nb")
+
+
+def test_history_after_close_and_ended_sessions(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ask(ip, capsys, "brief", "One short turn.")
+    session = magics_of(ip).sessions["brief"].session
+    assert session is not None
+    # The session ends under the magics (as after a fatal close): the next cell says what to do.
+    _loop.block(_loop.submit(session.close()), 5)
+    with pytest.raises(UsageError, match=r"has ended; `%live resume brief`"):
+        ip.run_cell_magic("live", "brief", "Anyone there?")
+    ip.run_line_magic("live", "close brief")
+    frame = ip.run_line_magic("live", "history brief")
+    assert list(frame.role) == ["user", "model"]
+
+
+def test_ctrl_c_in_a_blocking_cell_cancels_fast_and_keeps_the_session(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Terminal IPython: the cell blocks on the future; Ctrl-C cancels the request, not the session."""
+    from live_nb.emulator import Emulator
+
+    slow = Emulator(host="127.0.0.1", port=0, chunk_delay=1.0)
+    _loop.block(_loop.submit(slow.start()), 10)
+    try:
+        ip.run_line_magic("live", f"connect slowterm --url {slow.url}")
+        timer = threading.Timer(1.5, _thread_interrupt_main)
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            ip.run_cell_magic("live", "slowterm", "Tell me a long story about the sea, slowly.")
+        assert time.monotonic() - start < 1.5 + 1.0
+        out = ask(ip, capsys, "slowterm", "What is two plus two?")
+        assert 'You asked: "What is two plus two?"' in out
+        assert "story" not in out.split("You asked:")[0]
+        session = magics_of(ip).sessions["slowterm"].session
+        assert session is not None and session.state == "active" and session.reconnects == 0
+    finally:
+        ip.run_line_magic("live", "close --all")
+        _loop.block(_loop.submit(slow.stop()), 10)
+        slow.cleanup()
+
+
+def _thread_interrupt_main() -> None:
+    # A real SIGINT, as Ctrl-C in a terminal sends (it interrupts the blocking wait; a simulated
+    # interrupt_main() would only be seen once the wait had ended).
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_dashboard_and_media_subcommands(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from live_nb.widgets import media
+
+    capsys.readouterr()
+    ip.run_line_magic("live", "dashboard studio")  # opens the session on first use
+    assert "Dashboard" in capsys.readouterr().out
+    session = magics_of(ip).sessions["studio"].session
+    ip.run_line_magic("live", "mic on studio")
+    streamer = media._lookup(session)
+    assert streamer is not None and streamer.audio and not streamer.video
+    ip.run_line_magic("live", "camera on studio")
+    assert streamer.audio and streamer.video
+    ip.run_line_magic("live", "mic off studio")
+    assert not streamer.audio and streamer.video
+    ip.run_line_magic("live", "camera off studio")
+    assert not streamer.video

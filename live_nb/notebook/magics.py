@@ -534,6 +534,8 @@ class LiveMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.sessions: dict[str, Entry] = {}
         self.handles: dict[str, tuple[str, ConnectOptions]] = {}
+        self.ended: dict[str, LiveSession] = {}
+        """The last session of each closed name, so ``%live history NAME`` still works after close."""
         self._emulators: dict[float, Any] = {}
         self._told_emulator = False
 
@@ -639,38 +641,49 @@ class LiveMagics(Magics):
         entry = await self._ensure(request.name, options)
         session = entry.session
         assert session is not None and entry.router is not None
-        if request.kind == "system":
-            await session.update_system_instruction(request.text)
-            return ""
-        if request.kind == "context":
-            turn_content = Content(role=request.role, parts=(Part(text=request.text),))
-            await session.send_content([turn_content], turn_complete=False)
-            return ""
-        assert renderer is not None
-        loop = asyncio.get_running_loop()
+        # One request at a time per session, in the order the cells ran: a turn sent while a reply
+        # streams would interrupt it (the Live API treats new content as a barge-in).
         async with entry.lock:
-            turn = Turn(renderer, loop)
-            entry.router.current = turn
-            sent = False
-            try:
-                sent = True
-                await session.send_content([Content(role="user", parts=(Part(text=request.text),))], turn_complete=True)
-                timeout = self.reply_timeout or None
-                return await asyncio.wait_for(asyncio.shield(turn.done), timeout)
-            except asyncio.TimeoutError:
-                entry.router.discard += 1
-                turn.note(f"no reply after {self.reply_timeout:.0f} s")
+            if session.closed:
+                raise _SessionEnded(
+                    f"session {entry.name!r} has ended; `%live resume {entry.name}` continues it with its "
+                    f"last handle, `%live connect {entry.name}` starts a new one"
+                )
+            if request.kind == "system":
+                await session.update_system_instruction(request.text)
+                return ""
+            if request.kind == "context":
+                turn_content = Content(role=request.role, parts=(Part(text=request.text),))
+                await session.send_content([turn_content], turn_complete=False)
+                return ""
+            assert renderer is not None
+            return await self._ask(entry, session, request.text, renderer)
+
+    async def _ask(self, entry: Entry, session: LiveSession, text: str, renderer: Renderer) -> str:
+        """Send one complete user turn and collect the model's turn (under ``entry.lock``)."""
+        assert entry.router is not None
+        turn = Turn(renderer, asyncio.get_running_loop())
+        entry.router.current = turn
+        sent = False
+        try:
+            sent = True
+            await session.send_content([Content(role="user", parts=(Part(text=text),))], turn_complete=True)
+            timeout = self.reply_timeout or None
+            return await asyncio.wait_for(asyncio.shield(turn.done), timeout)
+        except asyncio.TimeoutError:
+            entry.router.discard += 1
+            turn.note(f"no reply after {self.reply_timeout:.0f} s")
+            turn.render_now()
+            raise _SessionEnded(f"no reply within {self.reply_timeout:.0f} s (LiveMagics.reply_timeout)") from None
+        except asyncio.CancelledError:
+            if sent and not turn.done.done():
+                entry.router.discard += 1  # its reply is still coming: keep it out of the next cell
+            if not turn.done.done():
+                turn.note("cancelled")
                 turn.render_now()
-                raise _SessionEnded(f"no reply within {self.reply_timeout:.0f} s (LiveMagics.reply_timeout)") from None
-            except asyncio.CancelledError:
-                if sent and not turn.done.done():
-                    entry.router.discard += 1
-                if not turn.done.done():
-                    turn.note("cancelled")
-                    turn.render_now()
-                raise
-            finally:
-                entry.router.current = None
+            raise
+        finally:
+            entry.router.current = None
 
     # Line magic.
 
@@ -831,7 +844,10 @@ class LiveMagics(Magics):
         parser.add_argument("name", nargs="?", default=None)
         parser.add_argument("--view", choices=sorted(history_views.VIEWS), default="transcript")
         args = _parse_with(parser, rest)
-        entry = self._entry(args.name)
+        name = args.name or self.default_session
+        if name not in self.sessions and name in self.ended:
+            return history_views.view(self.ended[name], args.view)
+        entry = self._entry(name)
         return history_views.view(entry.session, args.view)
 
     def _cmd_help(self, rest: str) -> None:
@@ -1052,6 +1068,7 @@ class LiveMagics(Magics):
         if entry.router is not None and entry.router.current is not None:
             entry.router.current.fail(_SessionEnded(f"session {name!r} was closed"))
         if entry.session is not None:
+            self.ended[name] = entry.session
             handle = entry.session.handle or entry.handle
             if handle:
                 self.handles[name] = (handle, entry.options)
@@ -1065,6 +1082,7 @@ class LiveMagics(Magics):
         for emulator in emulators.values():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(emulator.stop(), 5.0)
+                emulator.cleanup()
 
     def _block(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop thread and wait (for short operations: connect, close, resume)."""
