@@ -88,6 +88,7 @@ class ContextLedger:
         self.resolution = resolution
         self.system_tokens = 0.0
         self._turns: list[_Turn] = []
+        self._turns_tokens = 0.0  # running sum of the turns: ``estimated`` runs on every audio chunk
         self.points: list[ContextPoint] = []
         self.compressions: list[CompressionEvent] = []
         self.usage: list[UsagePoint] = []
@@ -101,7 +102,7 @@ class ContextLedger:
     @property
     def estimated(self) -> float:
         """Our current estimate of the tokens in the context."""
-        return self.system_tokens + sum(t.tokens for t in self._turns)
+        return self.system_tokens + self._turns_tokens
 
     def record_system(self, tokens: float, time: float) -> None:
         """A system instruction was set or replaced."""
@@ -115,6 +116,7 @@ class ContextLedger:
             event = self._maybe_compress(time)
             self._turns.append(_Turn("user", 0.0))
         self._turns[-1].tokens += tokens
+        self._turns_tokens += tokens
         self.input_by_modality[modality] = self.input_by_modality.get(modality, 0.0) + tokens
         self._point(time, modality.lower())
         return event
@@ -122,6 +124,7 @@ class ContextLedger:
     def record_history(self, role: str, tokens: float, time: float) -> None:
         """A whole turn restored by the client (``--role model`` history), counted as its role."""
         self._turns.append(_Turn(role, tokens))
+        self._turns_tokens += tokens
         self._point(time, "text")
 
     def record_output(self, modality: str, tokens: float, time: float) -> None:
@@ -129,6 +132,7 @@ class ContextLedger:
         if not self._turns or self._turns[-1].role != "model":
             self._turns.append(_Turn("model", 0.0))
         self._turns[-1].tokens += tokens
+        self._turns_tokens += tokens
         self.output_by_modality[modality] = self.output_by_modality.get(modality, 0.0) + tokens
         self._point(time, "output")
 
@@ -196,17 +200,21 @@ class ContextLedger:
             return None
         before = self.estimated
         while self._turns and self.estimated > self.target:
-            self._turns.pop(0)
+            self._turns_tokens -= self._turns.pop(0).tokens
         # The kept window starts at a user turn.
         while self._turns and self._turns[0].role != "user":
-            self._turns.pop(0)
+            self._turns_tokens -= self._turns.pop(0).tokens
+        self._turns_tokens = self._exact_turns_tokens()
         event = CompressionEvent(time, before, self.estimated, "estimate")
         self.compressions.append(event)
         self._point(time, "compression", merge=False)
         return event
 
+    def _exact_turns_tokens(self) -> float:
+        return float(sum(t.tokens for t in self._turns))
+
     def _rebase(self, reported_total: float) -> None:
-        turns_total = sum(t.tokens for t in self._turns)
+        turns_total = self._exact_turns_tokens()
         wanted = max(0.0, reported_total - self.system_tokens)
         if turns_total > 0:
             scale = wanted / turns_total
@@ -214,6 +222,7 @@ class ContextLedger:
                 turn.tokens *= scale
         elif wanted:
             self._turns.append(_Turn("user", wanted))
+        self._turns_tokens = self._exact_turns_tokens()
 
     def _point(self, time: float, source: str, merge: bool = True) -> None:
         point = ContextPoint(time, self.estimated, None, source)
