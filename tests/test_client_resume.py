@@ -280,3 +280,54 @@ async def test_go_away_waits_for_the_turn_in_flight(emulator: Emulator) -> None:
         assert items[-1].replayed == 0
         (sess,) = emulator.sessions.values()
         assert [t[0] for t in sess.context] == ["user", "model"]
+
+
+async def test_replay_buffer_bound_drops_oldest_and_reports_possibly_lost() -> None:
+    # Periodic updates off: only the turn's checkpoint confirms anything.
+    async with Emulator(chunk_delay=0.001, resumption_update_interval=3600.0) as emu:
+        frame_bytes = len(
+            '{"realtimeInput":{"audio":{"data":"","mimeType":"audio/pcm;rate=16000"}}}'
+        ) + 4 * ((len(SILENCE) + 2) // 3)
+        model = LiveModel(TEXT_MODEL, TEXT, url=emu.url, max_replay_bytes=3 * frame_bytes)
+        async with model.connect(session_resumption=TRANSPARENT) as s:
+            await turn(s, "before the burst")
+            await wait_for(lambda: s.handle is not None and s.replay_depth == 0)
+            for i in range(10):
+                await s.send_audio(chunk(i))
+            assert s.replay_depth == 3 and s.replay_bytes <= 3 * frame_bytes
+            await emu.drop_connections()
+            items = await collect_until(s, lambda i: isinstance(i, Resumed))
+            resumed = items[-1]
+            assert (resumed.state_restored, resumed.replayed, resumed.possibly_lost) == (True, 3, 7)
+            await wait_for(lambda: s.session_id is not None and len(emu.sessions[s.session_id].consumed) == 4)
+            consumed = [describe(m) for m in emu.sessions[s.session_id or ""].consumed]
+            # The snapshot behind the handle predates the burst; only the newest three came back.
+            assert consumed == ["text:before the burst", *[f"audio:{chunk(i)[:4].hex()}" for i in (7, 8, 9)]]
+
+
+async def test_drop_with_on_drop_off_is_session_lost(emulator: Emulator) -> None:
+    policy = ReconnectPolicy(on_drop=False)
+    s = await LiveModel(TEXT_MODEL, TEXT, url=emulator.url, reconnect=policy).connect(
+        session_resumption=SessionResumptionConfig()
+    )
+    await emulator.drop_connections()
+    with pytest.raises(SessionLost, match="dropped and automatic resumption is off"):
+        await collect_until(s, lambda i: False)
+    assert s.state == "closed"
+
+
+async def test_connect_with_handle_waits_for_the_old_socket_to_close() -> None:
+    async with Emulator(chunk_delay=0.001, resume_grace=0.05) as emu:
+        model = LiveModel(TEXT_MODEL, TEXT, url=emu.url, reconnect=ReconnectPolicy(min_delay=0.05, max_delay=0.2))
+        old = await model.connect(session_resumption=SessionResumptionConfig())
+        await turn(old, "keep me")
+        await wait_for(lambda: old.handle is not None and old.resumable)
+        # A second client resumes while the first socket is still open (say, after a kernel restart).
+        resuming = asyncio.ensure_future(model.connect(session_resumption=SessionResumptionConfig(handle=old.handle)))
+        await asyncio.sleep(0.3)
+        assert not resuming.done()
+        assert any(code == 1011 for code, _ in emu.refused)  # refused at least once meanwhile
+        await old.close()
+        new = await asyncio.wait_for(resuming, 10)
+        assert "keep me" in await turn(new, "what did I say first?")
+        await new.close()

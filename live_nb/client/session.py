@@ -470,19 +470,39 @@ class LiveSession:
     # Private: connections.
 
     async def _start(self) -> None:
-        try:
-            await self._open_connection()
-        except BaseException as exc:
-            await self._drop_connection(wait=False)
-            self._protocol.close()
-            self._closed = True
-            if isinstance(exc, ConnectionClosed):
-                fatal = process_exception(exc)
-                if fatal is None:
-                    fatal = SessionLost(exc.code, exc.reason, "the server closed the connection during setup")
-                raise fatal from None
-            raise
-        self._emit(Connected(self.url, resumed=bool(self._protocol.resumed_with_handle), connection=1))
+        """Open the first connection.
+
+        A resume (``connect`` with a handle) is retried with backoff when the server closes during
+        setup with a retryable code: the service refuses a resume while the session's previous
+        socket is still open (1011), e.g. right after a kernel restart. A fresh session is not
+        retried: a refusal there is better reported at once.
+        """
+        policy = self.policy
+        delays = backoff(policy.initial_delay, policy.min_delay, policy.max_delay, policy.factor)
+        attempts = policy.max_attempts if self._protocol.handle else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._open_connection()
+                break
+            except BaseException as exc:
+                await self._drop_connection(wait=False)
+                retry = isinstance(exc, ConnectionClosed) and process_exception(exc) is None
+                if retry and attempt < attempts:
+                    self._protocol.connection_lost()
+                    self._protocol.connection_made()
+                    await asyncio.sleep(next(delays) or policy.min_delay)
+                    continue
+                self._protocol.close()
+                self._closed = True
+                if isinstance(exc, ConnectionClosed):
+                    fatal = process_exception(exc)
+                    if fatal is None:
+                        fatal = SessionLost(exc.code, exc.reason, "the server closed the connection during setup")
+                    raise fatal from None
+                raise
+        self._emit(
+            Connected(self.url, resumed=bool(self._protocol.resumed_with_handle), connection=self._protocol.connections)
+        )
 
     async def _open_connection(self) -> None:
         """Open a websocket, send setup, wait for setupComplete, then write the replay."""
