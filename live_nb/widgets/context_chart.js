@@ -211,7 +211,8 @@ function draw(state, dom, model) {
   const rate = fc.rate || 0;
   const bits = [`<b>${formatTokens(headV)}</b> tokens`];
   bits.push(rate > 0 ? `${rate.toFixed(0)} tok/s` : "steady");
-  if (fc.to_trigger !== null && fc.to_trigger !== undefined) bits.push(`next compression in ~${formatDuration(fc.to_trigger)}`);
+  if (trigger !== null && trigger !== undefined && headV >= trigger) bits.push("above the trigger: compresses when the next turn starts");
+  else if (fc.to_trigger !== null && fc.to_trigger !== undefined) bits.push(`next compression in ~${formatDuration(fc.to_trigger)}`);
   if (fc.to_window !== null && fc.to_window !== undefined) bits.push(`window full in ~${formatDuration(fc.to_window)}`);
   const n = state.compressions.size;
   bits.push(`${n} compression${n === 1 ? "" : "s"}`);

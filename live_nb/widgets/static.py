@@ -149,7 +149,9 @@ def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) ->
     rate = forecast.get("rate")
     if rate:
         parts.append(f"{rate:.0f} tok/s")
-    if forecast.get("to_trigger") is not None:
+    if chart.trigger is not None and head_value >= chart.trigger:
+        parts.append("above the trigger: compresses when the next turn starts")
+    elif forecast.get("to_trigger") is not None:
         parts.append(f"next compression in ~{format_duration(forecast['to_trigger'])}")
     if forecast.get("to_window") is not None:
         parts.append(f"window full in ~{format_duration(forecast['to_window'])}")

@@ -143,6 +143,21 @@ def test_dashboard_renders_climbs_compresses_and_counts_down_in_both_themes(lab:
     assert after is not None and after["compressions"] >= 2 and after["turns"] >= 1
     shoot(page, "dashboard-dark")
 
+    # A page reload (after saving) rebuilds the chart from the kernel: the saved traits plus a
+    # resync checkpoint, so nothing streamed before the reload is missing.
+    before = state(page)
+    assert before is not None
+    page.save()
+    page.open_notebook("dashboard.ipynb")
+    page._panel_call("panel.content.activeCellIndex = 3; panel.content.scrollToItem(3);")
+    restored = page.wait_for(
+        "the dashboard after a reload",
+        lambda: (s := state(page)) and s["points"] >= before["points"] and s,
+        30,
+    )
+    assert restored["compressions"] >= before["compressions"] and restored["handle"] not in ("", "\u2013")
+    shoot(page, "dashboard-dark-reloaded")
+
     # The rest of the notebook runs cleanly, and its checks printed what the dashboard showed.
     for index in range(6, 17):
         page.run_cell(index, timeout=90)
