@@ -253,6 +253,9 @@ def test_malformed_frame_raises_remote_protocol_error_with_excerpt() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         proto.receive(b"{not json at all", now=0.0)
     assert "not json" in info.value.excerpt
+    with pytest.raises(RemoteProtocolError) as info:
+        proto.receive(b'{"goAway": {"timeLeft": "soon"}}', now=0.0)
+    assert info.value.excerpt == '{"goAway": {"timeLeft": "soon"}}' and "soon" in info.value.reason
 
 
 def test_events_received_drains() -> None:

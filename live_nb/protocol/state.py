@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import InvalidState, LocalProtocolError
+from ..exceptions import InvalidState, LocalProtocolError, RemoteProtocolError
 from .config import LiveGenerationConfig, SessionResumptionConfig
 from .messages import (
     INPUT_AUDIO_MIME,
@@ -73,6 +73,7 @@ from .messages import (
     as_turns,
     encode_client_frame,
     encode_realtime_audio,
+    excerpt,
     parse_server_frame,
 )
 
@@ -393,7 +394,15 @@ class ClientProtocol:
         Raises:
             RemoteProtocolError: the frame is not a valid server message.
         """
-        messages = parse_server_frame(frame)
+        try:
+            messages = parse_server_frame(frame)
+        except RemoteProtocolError as exc:
+            # Field errors carry the bad value; the caller also wants to see the frame it came in.
+            shown = excerpt(frame)
+            if exc.excerpt == shown:
+                raise
+            reason = f"{exc.reason} (got {exc.excerpt})" if exc.excerpt else exc.reason
+            raise RemoteProtocolError(reason, shown) from None
         for message in messages:
             self._process(message, now)
         self._events.extend(messages)
