@@ -156,7 +156,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return;
       }
       state.comm = comm;
-      comm.onMsg = (msg: CommMsg) => handleMessage(panel, state, msg.content.data);
+      comm.onMsg = (msg: CommMsg) => {
+        state.comm = comm; // the comm that talks is the kernel bridge's (see reattach)
+        handleMessage(panel, state, msg.content.data);
+      };
       comm.onClose = () => {
         if (state.comm === comm) {
           state.comm = null;
@@ -168,9 +171,37 @@ const plugin: JupyterFrontEndPlugin<void> = {
       comm.send({ type: 'records', sessions: storedRecords(panel) } as any);
     };
 
+    /*
+     * A kernel that loaded live_nb before this page did (a browser reload, a second tab) holds its
+     * comm already: no comm_open will come. Ask the kernel for comms of our target and attach to
+     * them, so records and status flow again. A fresh kernel simply has none.
+     */
+    const reattach = async (panel: NotebookPanel, kernel: KernelConnection): Promise<void> => {
+      try {
+        const reply = await kernel.requestCommInfo({ target_name: COMM_TARGET });
+        const content = reply.content as { status: string; comms?: { [id: string]: unknown } };
+        if (content.status !== 'ok' || kernel.isDisposed) {
+          return;
+        }
+        for (const id of Object.keys(content.comms ?? {})) {
+          if (!kernel.hasComm(id)) {
+            openComm(panel, kernel.createComm(COMM_TARGET, id));
+          }
+        }
+      } catch (reason) {
+        console.debug('live_nb: comm info failed', reason);
+      }
+    };
+
+    const watched = new WeakSet<KernelConnection>();
     const watchKernel = (panel: NotebookPanel, kernel: KernelConnection | null | undefined): void => {
+      if (!kernel || watched.has(kernel)) {
+        return;
+      }
+      watched.add(kernel);
       // Comm targets live on the kernel connection and survive restarts of that kernel.
-      kernel?.registerCommTarget(COMM_TARGET, comm => openComm(panel, comm));
+      kernel.registerCommTarget(COMM_TARGET, comm => openComm(panel, comm));
+      void reattach(panel, kernel);
     };
 
     tracker.widgetAdded.connect((_, panel) => {

@@ -154,6 +154,60 @@ def test_handle_saved_restarted_and_resumed(lab: LabServer, page: LabPage, emula
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_reloaded_page_reattaches_and_the_status_bar_counts_down(
+    lab: LabServer, page: LabPage, emulator_thread: tuple[Any, Any]
+) -> None:
+    write_notebook(lab.root_dir / "reload.ipynb", ["%load_ext live_nb", "%%live main\nFirst."])
+    page.open_notebook("reload.ipynb")
+    page.run_all(timeout=120)
+
+    def latest_handle() -> str:
+        handles = emulator_state(emulator_thread)[0]["handles"]
+        return str(handles[-1]) if handles else ""
+
+    def stored_handle() -> str:
+        return str(page.notebook_metadata().get("live_nb", {}).get("sessions", {}).get("main", {}).get("handle", ""))
+
+    page.wait_for("the first handle", lambda: stored_handle() and stored_handle() == latest_handle(), timeout=30)
+    first = stored_handle()
+    page.save()
+
+    # A browser reload: a new page attaches to the same kernel, whose bridge opened its comm long ago.
+    page.open_notebook("reload.ipynb")
+    ask = page.insert_cell("%%live main\nSecond.")
+    page.run_cell(ask, timeout=60)
+    assert "Second" in page.cell_outputs(ask), page.outputs()
+    page.wait_for(
+        "the new handle in the reloaded page",
+        lambda: stored_handle() != first and stored_handle() == latest_handle(),
+        timeout=30,
+    )
+    assert page.is_dirty()
+
+    # The status bar counts a GoAway down by itself between status messages. The client resumes at
+    # once on a real GoAway, so a session object pinned in going_away drives the real comm here.
+    pinned = page.insert_cell(
+        "import time\n"
+        "class Pinned:\n"
+        "    state, backend, model, handle, resumable = 'going_away', 'emulator', 'm', None, False\n"
+        "    go_away_deadline = time.time() + 42\n"
+        "    def add_listener(self, callback):\n"
+        "        return lambda: None\n"
+        "from live_nb.notebook.metadata import get_bridge\n"
+        "get_bridge(get_ipython()).track('demo', Pinned())"
+    )
+    page.run_cell(pinned)
+    shown = page.wait_for("the countdown", lambda: "demo: going_away (GoAway 0:4" in status_text(page), timeout=15)
+    first_count = status_text(page)
+    time.sleep(2.2)
+    later = status_text(page)
+    assert shown and first_count != later and "demo: going_away (GoAway 0:" in later, (first_count, later)
+    assert "main: active" in later
+    page.screenshot("labextension-countdown")
+
+
+@pytest.mark.browser
 @pytest.mark.timeout(200)
 def test_persist_handles_false_keeps_the_notebook_clean(lab: LabServer, page: LabPage) -> None:
     write_notebook(
