@@ -143,13 +143,19 @@ async def test_system_instruction_update_on_emulator(session: LiveSession, emula
     assert session.ledger.system_tokens > 0
 
 
-async def test_system_instruction_update_on_gemini_backend_is_refused_clearly(emulator: Emulator) -> None:
+async def test_system_instruction_update_on_gemini_backend_is_refused_clearly(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # websockets would log every handshake header at DEBUG
     model = LiveModel(TEXT_MODEL, TEXT, backend="gemini", url=emulator.url, api_key=SECRET)
     async with model.connect() as s:
         with pytest.raises(UnsupportedOnBackend, match="Vertex"):
             await s.update_system_instruction("new rules")
         await s.send_text("still works over the gemini path")
         assert "Turn 1." in reply_text(await until_turn_complete(s))
+    client_logs = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.server"))
+    assert SECRET not in client_logs
+    assert "live_nb" in " ".join({r.name for r in caplog.records})  # logging was on and captured
 
 
 async def test_audio_in_and_audio_out_with_transcription(emulator: Emulator) -> None:

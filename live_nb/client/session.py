@@ -83,6 +83,22 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 RECEIVE_QUEUE_LIMIT = 100_000
 """Items kept for ``receive()`` when nobody iterates it (listeners still see everything)."""
 
+class _NoHeaderLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger handed to websockets: never at DEBUG.
+
+    Why: at DEBUG websockets logs every handshake header line, ``x-goog-api-key`` and
+    ``Authorization`` included; a user turning on debug logging must not leak a key.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+    def debug(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_WS_LOGGER = _NoHeaderLogger(logging.getLogger("live_nb.client.websockets"), {})
+
 Item = Any  # a ServerMessage or a lifecycle event
 Listener = Callable[[Item], None]
 
@@ -519,6 +535,7 @@ class LiveSession:
                 max_size=MAX_MESSAGE_BYTES,
                 open_timeout=self._live_model.open_timeout,
                 user_agent_header="live_nb/0.1",
+                logger=_WS_LOGGER,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
