@@ -38,6 +38,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import ConfigError
+
 __all__ = [
     "COMM_TARGET",
     "RECORD_KEYS",
@@ -372,9 +374,12 @@ class MetadataBridge:
             session: a ``LiveSession``; its listener runs on the session's loop thread.
             retention: seconds the service keeps a handle, when not the backend's usual (emulator
                 time scale); default ``session.handle_retention`` or ``retention_seconds(backend)``.
+
+        Raises:
+            ConfigError: ``name`` is not a session name the notebook metadata accepts.
         """
         if not _NAME.match(name):
-            raise ValueError(f"not a session name: {name!r}")
+            raise ConfigError("name", name, "a session name: a letter or _, then up to 63 of A-Z a-z 0-9 _ . -")
         with self._lock:
             entry = self._tracked.get(name)
             if entry is None or entry.session is not session:
