@@ -236,7 +236,6 @@ class LiveSession:
         self.events: list[tuple[float, Any]] = []
         self.reconnects = 0
         self.connection_started: float | None = None
-        self.go_away_deadline: float | None = None
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._mover: asyncio.Task[None] | None = None
@@ -267,6 +266,11 @@ class LiveSession:
     def handle(self) -> str | None:
         """The latest resumable handle (what a resume would use)."""
         return self._protocol.handle
+
+    @property
+    def go_away_deadline(self) -> float | None:
+        """When the current connection ends after a GoAway (``time.time()`` seconds), else None."""
+        return self._protocol.go_away_deadline
 
     @property
     def resumable(self) -> bool:
@@ -617,7 +621,6 @@ class LiveSession:
         # Retire the old connection first: sends from now on wait in the protocol for the new one.
         ws = self._ws
         self._protocol.connection_lost()
-        self.go_away_deadline = None
         await self._drop_connection(wait=reason != "dropped" and ws is not None)
         policy = self.policy
         delays = backoff(policy.initial_delay, policy.min_delay, policy.max_delay, policy.factor)
@@ -758,12 +761,10 @@ class LiveSession:
         elif isinstance(message, SessionResumptionUpdate):
             self.events.append((now, message))
         elif isinstance(message, GoAway):
-            self.go_away_deadline = self._protocol.go_away_deadline
             self.events.append((now, message))
             if self.policy.on_go_away and (self._waiter is None or self._waiter.done()):
                 self._waiter = asyncio.get_running_loop().create_task(self._go_away(message.time_left))
         elif isinstance(message, SetupComplete):
-            self.go_away_deadline = None
             return  # internal to the connection; Connected / Resumed tell the user
         self._deliver(message)
 
@@ -791,7 +792,6 @@ class LiveSession:
         self._closed = True
         self._error = error
         self._protocol.close()
-        self.go_away_deadline = None
         self._emit(event)
         self._wakeup.set()
 
