@@ -439,3 +439,45 @@ def test_in_a_kernel_deltas_flow_while_idle_and_snapshot_updates_the_saved_pictu
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_an_hour_of_audio_keeps_traits_svg_and_messages_bounded() -> None:
+    """A simulated hour (the ledger is real, its clock is scripted): nothing grows without bound.
+
+    A real session cannot run for an hour in a test, so the ledger is driven at the rates a
+    streaming microphone gives (a 100 ms chunk = 2.5 tokens) with a usage report every 30 s, and
+    the chart is sampled at 4 Hz, as the Sampler would.
+    """
+    from types import SimpleNamespace
+
+    from live_nb.protocol.ledger import ContextLedger
+
+    ledger = ContextLedger(
+        compression=ContextWindowCompressionConfig(trigger_tokens=20_000, sliding_window=SlidingWindow(10_000))
+    )
+    start = 1_700_000_000.0
+    session = SimpleNamespace(ledger=ledger, state="active", connection_started=start, transcript=[], events=[])
+    chart = ContextChart(max_points=600, checkpoint_interval=1e9)  # checkpoints scripted below
+    feed = SessionFeed(session)
+    rec = comm_of(chart)
+    for i in range(36_000):  # one hour of 100 ms chunks
+        now = start + i * 0.1
+        ledger.record_input("AUDIO", 2.5, now)
+        if i % 300 == 299:  # a question and a usage report every 30 s
+            ledger.record_output("TEXT", 40, now)
+            ledger.record_usage(UsageMetadata(prompt_token_count=round(ledger.estimated), response_token_count=40), now)
+        if i % 10 == 0 and ledger.estimated > 0:
+            ledger.record_input("AUDIO", 0.0, now)  # a new user turn starts after the reply
+        if i % 3 == 0:  # the sampler at ~4 Hz
+            chart.apply(feed.sample(now))
+        if i % 300 == 0:  # a checkpoint every 30 s (checkpoint_interval's default)
+            chart.checkpoint()
+    assert len(ledger.compressions) >= 4
+    assert len(chart.series) <= 600 and len(json.dumps(chart.series)) < 20_000
+    assert len(chart.compressions) == len(ledger.compressions)  # every drop kept
+    svg = chart.to_svg()
+    assert len(svg) < 60_000
+    deltas = rec.deltas()
+    assert len(deltas) <= 36_000 / 3 + 1  # never more than one per sample
+    assert max(len(json.dumps(d)) for d in deltas) < 1_000  # each delta is small
+    chart.close()
