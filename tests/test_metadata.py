@@ -5,6 +5,7 @@ protocol spoken by a real kernel to a frontend played by the test (the browser t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -297,9 +298,21 @@ def test_comm_protocol_with_a_real_kernel(tmp_path: Path) -> None:
             ),
             timeout=20,
         )
+        msg_id, _ = kernel.run("%%live main\nAnd my cat is called Miso.", timeout=60)
+        assert not kernel.errors(msg_id)
+        time.sleep(1.0)  # let the trailing status land
         with kernel._lock:
-            everything = json.dumps([r.msg["content"] for r in kernel.messages if r.type == "comm_msg"])
+            comm_msgs = [r for r in kernel.messages if r.type == "comm_msg" and r.content["comm_id"] == comm_id]
+        everything = json.dumps([r.content for r in comm_msgs])
         assert ENV_SECRET not in everything and "AIza" not in everything
+        # Status at most 4 a second (sent >= 0.25 s apart; arrival jitter allowed), the last one current.
+        statuses = [r for r in comm_msgs if r.content["data"]["type"] == "status"]
+        assert len(statuses) >= 2
+        gaps = [b.at - a.at for a, b in itertools.pairwise(statuses)]
+        assert min(gaps) >= 0.2, gaps
+        assert statuses[-1].content["data"]["sessions"]["main"]["state"] == "active"
+        records = [r.content["data"]["record"]["handle"] for r in comm_msgs if r.content["data"]["type"] == "record"]
+        assert len(records) >= 2 and len(set(records)) == len(records)  # one record per new handle
 
         # The frontend's "Forget stored live session handles" reaches the kernel.
         kernel.send_shell("comm_msg", {"comm_id": comm_id, "data": {"type": "forget", "name": None}})

@@ -319,7 +319,7 @@ class _Tracked:
         self.session = session
         self.retention = retention
         self.remove: Callable[[], None] = lambda: None
-        self.published: tuple[str, bool] | None = None
+        self.published: str | None = None
 
 
 class MetadataBridge:
@@ -398,7 +398,7 @@ class MetadataBridge:
             entry = self._tracked.pop(name, None)
         if entry is not None:
             entry.remove()
-            self._send_status(force=True)
+            self._send_status()
 
     def forget(self, name: str | None = None) -> None:
         """Remove the stored record of ``name`` (all when None) here, in the notebook, or in the sidecar."""
@@ -465,7 +465,7 @@ class MetadataBridge:
             if self._persist_enabled():
                 for name, record in missing.items():
                     self._send({"type": "record", "name": name, "record": record})
-            self._send_status(force=True)
+            self._send_status()
         elif kind == "forget":
             forgotten = data.get("name")
             with self._lock:
@@ -501,10 +501,12 @@ class MetadataBridge:
             if entry is None or self._closed:
                 return
             session = entry.session
-            key = (getattr(session, "handle", None), bool(getattr(session, "resumable", False)))
-            fresh = key[0] is not None and key != entry.published
+            # Only a new handle makes a record: a later `resumable: false` (the server mid-turn)
+            # does not void the handle already issued, and would only dirty the notebook.
+            handle = getattr(session, "handle", None)
+            fresh = bool(handle) and handle != entry.published
             if fresh:
-                entry.published = (str(key[0]), key[1])
+                entry.published = str(handle)
             retention = entry.retention
         if fresh and self._persist_enabled():
             record = make_record(session, retention=retention)
