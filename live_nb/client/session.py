@@ -431,7 +431,10 @@ class LiveSession:
         """Yield server messages and lifecycle events for the whole session.
 
         It does not stop at ``turnComplete``; it ends after ``close()`` and raises the error that
-        ended the session otherwise (``SessionLost``, ``RemoteProtocolError``).
+        ended the session otherwise (``SessionLost``, ``RemoteProtocolError``). Iterate it from one
+        task (several iterators would split the items; use ``add_listener`` to observe). Items wait
+        for the iterator in a queue of at most ``RECEIVE_QUEUE_LIMIT``; past that the oldest go
+        (listeners still saw them).
         """
         while True:
             while self._queue:
@@ -658,6 +661,12 @@ class LiveSession:
                           connection=self._protocol.connections)
             )
             if report is not None:
+                if not report.state_restored or report.possibly_lost:
+                    logger.warning(
+                        "live_nb: session resumed %s; %d client message(s) may be lost",
+                        "with its context" if report.state_restored else "WITHOUT its context (fresh session)",
+                        report.possibly_lost,
+                    )
                 self._emit(Resumed(report.state_restored, report.replayed, report.possibly_lost))
             return
         error = SessionLost(
