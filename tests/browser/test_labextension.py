@@ -327,3 +327,17 @@ def test_wheel_from_a_clean_clone_ships_the_prebuilt_extension(tmp_path: Path) -
                 context.close()
     finally:
         server.stop()
+
+
+def test_versions_agree() -> None:
+    """The npm package, the Python project and the extension JupyterLab loads carry one version."""
+    import tomllib
+
+    import live_nb
+
+    package = json.loads((REPO_ROOT / "labextension" / "package.json").read_text())
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert package["version"] == project["version"] == live_nb.__version__
+    assert package["jupyterlab"]["outputDir"] == "../live_nb/labextension"
+    assert live_nb._jupyter_labextension_paths() == [{"src": "labextension", "dest": "live-nb"}]
+    assert package["name"] == "live-nb"
