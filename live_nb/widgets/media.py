@@ -554,6 +554,11 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
         """
         if self.error:
             raise MediaError(self.error_kind or "unsupported", self.error)
+        if "suspended" in (self.output_context_state, getattr(self, "input_context_state", "")):
+            raise MediaError(
+                "suspended_audio",
+                'the browser is holding audio until you click: press "Enable audio" in the widget',
+            )
 
     def play(self, pcm: bytes, rate: int = OUTPUT_AUDIO_RATE) -> None:
         """Send PCM16 mono audio to the browser's player (any thread)."""

@@ -83,7 +83,8 @@ def browser_context(tmp_path: Path) -> Iterator[Any]:
             user_data_dir=str(user_data_dir),
             executable_path=CHROMIUM,
             headless=False,
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"],
+            # Autoplay as a desktop browser has it (headless Chromium would let any AudioContext run).
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=user-gesture-required"],
             viewport={"width": 1400, "height": 900},
         )
         try:
@@ -275,7 +276,12 @@ def test_fallback_capture_mute_and_stop_buttons(lab: LabServer, page: LabPage, e
         ".filter(t => t.readyState === 'live').length"
     )
     assert live_tracks == 0
-    index = page.insert_cell("print('state', streamer.capture_state, streamer.audio, streamer.error or 'no-error')")
+    # The browser's state update may wait behind earlier ones (ipywidgets sends one at a time); an
+    # awaiting cell lets the kernel take comm messages meanwhile.
+    index = page.insert_cell(
+        "import asyncio\nfor _ in range(100):\n    if streamer.capture_state == 'stopped':\n        break\n"
+        "    await asyncio.sleep(0.1)\nprint('state', streamer.capture_state, streamer.audio, streamer.error or 'no-error')"
+    )
     page.run_cell(index)
     assert "state stopped False no-error" in page.wait_for_output(index, "state ")
 
@@ -316,3 +322,45 @@ def test_refused_permission_is_shown_in_the_widget_and_in_python(lab: LabServer,
             page.screenshot("media-permission-refused")
         finally:
             context.close()
+
+
+PLAYER = """
+from live_nb.widgets.media import AudioPlayer
+player = AudioPlayer(label="browser-test")
+player
+"""
+
+
+def test_suspended_audio_offers_enable_audio_and_a_click_starts_it(lab: LabServer, page: LabPage) -> None:
+    """A suspended playback context shows "Enable audio"; a real click on it starts the audio.
+
+    Why the test suspends the context itself: Playwright's ``page.evaluate`` counts as a user gesture
+    and Chromium carries activation across same-origin reloads (media.md), so a driven page cannot
+    be made to start without activation; the browser's own suspension goes through the same
+    ``statechange`` handler.
+    """
+    write_notebook(lab.root_dir / "player.ipynb", [PLAYER])
+    page.open_notebook("player.ipynb")
+    page.run_cell(0, timeout=90)
+    page.wait_for("the player", lambda: state(page).get("outputContext") == "running", 30)
+    button = page.page.locator(".live-nb-media-enable").first
+    assert not button.is_visible()
+    page.evaluate(
+        "async () => { const s = globalThis.__live_nb_media.find((x) => x.label === 'browser-test');"
+        " await s.player.ctx.suspend(); }"
+    )
+    button.wait_for(state="visible", timeout=10_000)
+    assert "click" in page.page.locator(".live-nb-media-error").first.inner_text()
+    assert state(page)["playerState"] == "suspended"
+    index = page.insert_cell(
+        "import asyncio\nfor _ in range(100):\n    if player.output_context_state == 'suspended':\n        break\n"
+        "    await asyncio.sleep(0.1)\nprint('python sees', player.output_context_state, player.player_state)\n"
+        "try:\n    player.raise_for_error()\nexcept Exception as e:\n    print('raised', type(e).__name__, e.kind)"
+    )
+    page.run_cell(index)
+    out = page.wait_for_output(index, "raised")
+    assert "python sees suspended suspended" in out and "raised MediaError suspended_audio" in out
+    button.click()
+    page.wait_for("audio to run", lambda: state(page).get("outputContext") == "running", 10)
+    page.wait_for("the button to go", lambda: not button.is_visible(), 10)
+    assert state(page)["playerState"] == "idle"
