@@ -19,6 +19,7 @@ import {
   forgetRecords,
   isValidName,
   mergeRecords,
+  sameRecords,
   sanitizeRecord,
   sanitizeRecords,
   sanitizeStatuses,
@@ -59,8 +60,8 @@ export function storedRecords(panel: NotebookPanel): SessionRecords {
 /** Write `sessions` into the notebook's metadata and mark it dirty, so a save keeps it. */
 function writeRecords(panel: NotebookPanel, sessions: SessionRecords): void {
   const model = panel.model;
-  if (!model) {
-    return;
+  if (!model || sameRecords(storedRecords(panel), sessions)) {
+    return; // nothing changes: do not make the user save for nothing
   }
   model.setMetadata(METADATA_KEY, withSessions(model.getMetadata(METADATA_KEY), sessions));
   model.dirty = true;

@@ -139,6 +139,15 @@ export function mergeRecords(stored: SessionRecords, incoming: SessionRecords): 
   return result;
 }
 
+/** Whether two record maps hold the same records (sanitised records have a fixed key order). */
+export function sameRecords(a: SessionRecords, b: SessionRecords): boolean {
+  const names = Object.keys(a).sort();
+  if (names.join('\n') !== Object.keys(b).sort().join('\n')) {
+    return false;
+  }
+  return names.every(name => JSON.stringify(a[name]) === JSON.stringify(b[name]));
+}
+
 /** Remove one named record, or all of them when `name` is null. */
 export function forgetRecords(stored: SessionRecords, name: string | null): SessionRecords {
   if (name === null) {

@@ -8,6 +8,7 @@ import {
   looksSecret,
   mergeRecords,
   RECORD_KEYS,
+  sameRecords,
   sanitizeRecord,
   sanitizeRecords,
   sanitizeStatuses,
@@ -110,6 +111,14 @@ describe('mergeRecords and forgetRecords', () => {
     const newer = mergeRecords(merged, { main: record({ handle: 'newer', updated: '2026-11-21T11:00:01Z' }) });
     expect(newer.main.handle).toBe('newer');
     expect(stored.main.handle).toBe('new'); // inputs untouched
+  });
+
+  it('tells unchanged records apart from changed ones', () => {
+    expect(sameRecords({}, {})).toBe(true);
+    expect(sameRecords({ a: record() }, sanitizeRecords({ a: { ...record(), extra: 1 } }))).toBe(true);
+    expect(sameRecords({ a: record() }, { a: record({ handle: 'h-2' }) })).toBe(false);
+    expect(sameRecords({ a: record() }, { b: record() })).toBe(false);
+    expect(sameRecords({ a: record() }, {})).toBe(false);
   });
 
   it('forgets one name or all', () => {
