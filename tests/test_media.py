@@ -329,7 +329,7 @@ async def test_nothing_is_lost_across_a_go_away_while_streaming(emulator: Emulat
         emu = next(iter(emulator.sessions.values()))
         audio = [m.audio.data for m in realtime(emu) if m.audio is not None]
         assert b"".join(audio) == pcm
-        assert streamer.feed.errors == []
+        assert list(streamer.feed.errors) == []
     finally:
         streamer.close()
         await session.close()
@@ -371,6 +371,7 @@ async def test_a_closed_session_is_reported_in_the_widget(emulator: Emulator) ->
         assert len(streamer.feed.errors) == 2
         assert all(isinstance(e, InvalidState) for e in streamer.feed.errors)
         assert streamer.error_kind == "session" and "refused media" in streamer.error
+        assert not streamer.audio and not streamer.video  # capture turned off: the mic light goes out
         with pytest.raises(MediaError) as info:
             streamer.raise_for_error()
         assert info.value.kind == "session"

@@ -485,8 +485,9 @@ class Capture {
       throw Object.assign(new Error('The source stream has no audio track: make the CameraStream with audio=True, e.g. CameraStream.facing_user(audio=True).'), { liveKind: 'source' });
     }
     let ctx;
+    const asked = Number(this.model.get('capture_context_rate')) || 0;
     try {
-      ctx = new AudioContext({ sampleRate: 16000, latencyHint: 'interactive' });
+      ctx = asked ? new AudioContext({ sampleRate: asked, latencyHint: 'interactive' }) : new AudioContext();
     } catch (e) {
       ctx = new AudioContext(); // e.g. Firefox refuses a 16 kHz context on a 48 kHz stream: resample
     }

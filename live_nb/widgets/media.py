@@ -306,7 +306,9 @@ class MediaFeed:
         self.chunks_sent = 0
         self.frames_sent = 0
         self.signals_sent: list[str] = []
-        self.errors: list[BaseException] = []
+        self.errors: deque[BaseException] = deque(maxlen=50)
+        """The latest send errors (at most 50; ``error_count`` counts them all)."""
+        self.error_count = 0
         self._pending = 0
         self._lock = threading.Lock()
         self._queue: asyncio.Queue[tuple[str, bytes] | None] | None = None
@@ -394,7 +396,7 @@ class MediaFeed:
             frames_sent=self.frames_sent,
             signals_sent=tuple(self.signals_sent),
             backlog=self._pending,
-            errors=len(self.errors),
+            errors=self.error_count,
             level=self.level,
             speaking=self.vad.speaking,
         )
@@ -416,8 +418,11 @@ class MediaFeed:
     # Private methods.
 
     def _count_tokens(self, tokens: float, now: float | None) -> None:
+        now = time.monotonic() if now is None else now
         with self._lock:
-            self._tokens.append((time.monotonic() if now is None else now, tokens))
+            self._tokens.append((now, tokens))
+            while self._tokens[0][0] < now - TOKEN_RATE_WINDOW:
+                self._tokens.popleft()
 
     def _put(self, kind: str, data: bytes, marker: Future[None] | None = None) -> None:
         if self._closed:
@@ -463,8 +468,11 @@ class MediaFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a closed session, a lost connection: report, keep draining
+                previous = self.errors[-1] if self.errors else None
                 self.errors.append(exc)
-                log.warning("media feed: %s failed: %s", kind, exc)
+                self.error_count += 1
+                if previous is None or type(previous) is not type(exc):  # once per kind of failure
+                    log.warning("media feed: %s failed: %s", kind, exc)
                 if self.on_error is not None:
                     self.on_error(exc)
             finally:
@@ -684,6 +692,11 @@ class MediaStreamer(_Playback):
     capture_rate = traitlets.Int(0, help="Sample rate the browser captures at before resampling to 16 kHz.").tag(
         sync=True
     )
+    capture_context_rate = traitlets.Int(
+        16_000,
+        help="Sample rate asked of the capture AudioContext; 0 = the device's own rate (the worklet then "
+        "resamples to 16 kHz, as it does when a browser refuses a 16 kHz context).",
+    ).tag(sync=True)
 
     audio_on = traitlets.Bool(False, help="Audio chunks are arriving in the kernel.").tag(sync=True)
     video_on = traitlets.Bool(False, help="Video frames are arriving in the kernel.").tag(sync=True)
@@ -804,8 +817,13 @@ class MediaStreamer(_Playback):
         self._publish(force=True)
 
     def _on_feed_error(self, exc: BaseException) -> None:
-        self.error_kind = "session"
-        self.error = f"the session refused media: {exc}"
+        # Runs on the session's loop. A closed session will refuse every later chunk too: say so
+        # once and turn capture off, so the browser's mic and camera lights go out.
+        if self.error_kind != "session":
+            self.error_kind = "session"
+            self.error = f"the session refused media: {exc}"
+        if isinstance(exc, InvalidState) or getattr(self.session, "state", None) == "closed":
+            self.stop()
 
 
 # ---------------------------------------------------------------------------------------------

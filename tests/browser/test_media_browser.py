@@ -244,7 +244,9 @@ async def _open():
     return await model.connect()
 
 session = _loop.block(_loop.submit(_open()), timeout=30)
-streamer = start_media(session, audio=True, label="browser-test")   # no ipywebrtc source: getUserMedia
+# No ipywebrtc source: getUserMedia. capture_context_rate=0: capture at the device's rate and let the
+# worklet resample to 16 kHz (the path Firefox takes, which refuses 16 kHz contexts).
+streamer = start_media(session, audio=True, label="browser-test", capture_context_rate=0)
 streamer
 """
 
@@ -256,6 +258,20 @@ def test_fallback_capture_mute_and_stop_buttons(lab: LabServer, page: LabPage, e
     page.wait_for("capture to stream", lambda: state(page).get("captureState") == "streaming", 30)
     page.wait_for("20 chunks in the emulator", lambda: len(audio_inputs(emulator)) >= 20, 30)
     assert not any(m.video is not None for m in audio_inputs(emulator))
+    assert state(page)["captureRate"] != 16000  # really the resampling path
+
+    # Resampled audio keeps real time (10 chunks of 3,200 bytes a second) and the fake mic's pitch.
+    t0, n0 = time.monotonic(), len(audio_inputs(emulator))
+    time.sleep(6.0)
+    rate = (len(audio_inputs(emulator)) - n0) * 2.5 / (time.monotonic() - t0)
+    assert 22.5 <= rate <= 27.5, rate
+    audio = b"".join(m.audio.data for m in audio_inputs(emulator) if m.audio is not None)
+    samples = np.frombuffer(audio, dtype="<i2").astype(np.float64)
+    loud = max(range(0, len(samples) - 16_000, 1600), key=lambda i: float(np.abs(samples[i : i + 8000]).mean()))
+    window = samples[loud : loud + 8000] * np.hanning(8000)
+    peak_hz = float(np.argmax(np.abs(np.fft.rfft(window))[20:]) + 20) * 16_000 / 8000
+    print(f"resampled capture: {rate:.2f} tokens/s, pitch {peak_hz:.0f} Hz")
+    assert abs(peak_hz - 180) <= 6, peak_hz
 
     # Mute with the widget's own button (a real click): audio stops reaching the session.
     page.page.locator(".live-nb-media-mute").first.click()
