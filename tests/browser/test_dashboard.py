@@ -128,6 +128,21 @@ def test_dashboard_renders_climbs_compresses_and_counts_down_in_both_themes(lab:
     assert luminance(light["background"]) > 0.8 and luminance(light["color"]) < 0.4
     shoot(page, "dashboard-light")
 
+    # The handle is shown shortened; the copy button copies all of it.
+    page.page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url.rstrip("/"))
+    full = page.evaluate("() => document.querySelector('.lnb-dashboard .lnb-handle').title")
+    assert len(full) > len(light["handle"]) and light["handle"].startswith(full[:6])
+    page.page.locator(".lnb-dashboard .lnb-copy").first.click()
+    page.wait_for(
+        "the copy button to confirm",
+        lambda: page.evaluate("() => document.querySelector('.lnb-dashboard .lnb-copy').textContent") == "Copied",
+        5,
+        0.05,
+    )
+    copied = page.evaluate("async () => await navigator.clipboard.readText()")
+    now_shown = page.evaluate("() => document.querySelector('.lnb-dashboard .lnb-handle').title")
+    assert copied in (full, now_shown), (copied, full, now_shown)  # a newer handle may arrive meanwhile
+
     # Dark theme: the same dashboard, re-coloured from the theme's variables.
     page.set_theme("dark")
     time.sleep(0.5)
