@@ -48,7 +48,8 @@ Helper API::
     lp.save(timeout=30)                       # docmanager:save, waits until the model is clean
     lp.restart_kernel(timeout=60)             # restart without the dialog, waits for idle
     lp.set_theme("light" | "dark")            # apputils:change-theme, waits for <body> to show it
-    lp.command(id, args=None)                 # any command through window.jupyterapp.commands
+    lp.command(id, args=None)                 # any command through window.jupyterapp.commands (awaited)
+    token = lp.start_command(id, args=None); lp.command_done(token)   # the same, without waiting
     lp.evaluate(js, arg=None)                 # page.evaluate, for anything else
     lp.screenshot(name) -> Path               # test-artifacts/<name>.png (gitignored)
     lp.console                                # list of browser console lines seen so far
@@ -491,16 +492,38 @@ class LabPage:
             )
         )
 
+    def start_command(self, command_id: str, args: dict[str, Any] | None = None) -> str:
+        """Start a command without waiting for it; ``command_done(token)`` tells when it has finished.
+
+        Why: ``run-all-cells`` resolves only when every cell has run, and ``page.evaluate`` has no
+        timeout of its own; polling keeps every wait bounded by the caller's timeout.
+        """
+        token = "c" + uuid.uuid4().hex[:10]
+        self.page.evaluate(
+            "([token, id, args]) => { const runs = (window.__liveNbRuns = window.__liveNbRuns || {});"
+            " runs[token] = 'running'; window.jupyterapp.commands.execute(id, args || {}).then("
+            " () => { runs[token] = 'done'; }, e => { runs[token] = 'error: ' + e; }); }",
+            [token, command_id, args],
+        )
+        return token
+
+    def command_done(self, token: str) -> bool:
+        """Whether the command started as ``token`` has finished (raises if it failed)."""
+        state = self.page.evaluate("(token) => (window.__liveNbRuns || {})[token] || 'unknown'", token)
+        if str(state).startswith("error"):
+            raise HarnessError(f"command failed: {state}")
+        return state == "done"
+
     def run_all(self, timeout: float = 120.0) -> None:
         """Run every cell (``notebook:run-all-cells``) and wait until none is running or queued."""
-        self.command("notebook:run-all-cells")
-        self._wait("all cells to finish", self._cells_done, timeout)
+        token = self.start_command("notebook:run-all-cells")
+        self._wait("all cells to finish", lambda: self.command_done(token) and self._cells_done(), timeout)
 
     def run_cell(self, index: int, timeout: float = 60.0) -> None:
         """Run the cell at ``index`` and wait for it (and the kernel) to finish."""
         self._panel_call("panel.content.activeCellIndex = arg;", index)
-        self.command("notebook:run-cell")
-        self._wait(f"cell {index} to finish", self._cells_done, timeout)
+        token = self.start_command("notebook:run-cell")
+        self._wait(f"cell {index} to finish", lambda: self.command_done(token) and self._cells_done(), timeout)
 
     def set_cell_source(self, index: int, text: str) -> None:
         """Replace the source of the cell at ``index``."""
