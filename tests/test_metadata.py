@@ -349,3 +349,19 @@ def test_frontend_without_the_extension_gets_a_sidecar(tmp_path: Path) -> None:
         assert told.count("session handles are kept in") == 1 and str(sidecar) in told
     finally:
         kernel.shutdown()
+
+
+def test_notebook_and_sidecar_locations(shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """VS Code names the notebook in the namespace; Jupyter Server in JPY_SESSION_NAME; else the cwd."""
+    shell.user_ns["__vsc_ipynb_file__"] = str(tmp_path / "vs" / "code.ipynb")
+    try:
+        assert metadata.notebook_path(shell) == tmp_path / "vs" / "code.ipynb"
+        assert metadata.sidecar_path(metadata.notebook_path(shell)) == tmp_path / "vs" / "code.live_nb.json"
+    finally:
+        del shell.user_ns["__vsc_ipynb_file__"]
+    (tmp_path / "rel.ipynb").write_text("{}")
+    monkeypatch.setenv("JPY_SESSION_NAME", "some/dir/rel.ipynb")  # relative: the kernel runs in its dir
+    assert metadata.notebook_path(shell, cwd=tmp_path) == tmp_path / "rel.ipynb"
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    assert metadata.notebook_path(shell) is None
+    assert metadata.sidecar_path(None, cwd=tmp_path) == tmp_path / "live_nb_sessions.live_nb.json"
