@@ -425,9 +425,13 @@ class Sampler:
             self._task.cancel()
             self._task = None
 
-    def tick(self, now: float | None = None) -> FeedFrame:
-        """Sample once and hand the frame to every sink."""
-        frame = self.feed.sample(now)
+    def tick(self, now: float | None = None) -> FeedFrame | None:
+        """Sample once and hand the frame to every sink; None if the session could not be read."""
+        try:
+            frame = self.feed.sample(now)
+        except Exception as exc:  # a half-built or torn-down session: try again next period
+            self.errors.append(exc)
+            return None
         self.frames += 1
         for sink in self.sinks:
             try:
@@ -450,6 +454,9 @@ class Sampler:
         while True:
             frame = self.tick()
             self._last_tick = time.monotonic()
+            if frame is None:
+                await asyncio.sleep(self.idle_period)
+                continue
             if str(getattr(self.feed.session, "state", "")) == "closed":
                 # The frame above was the last: a closed session changes no more.
                 self.stop_listener_only()

@@ -211,6 +211,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         self._last_snapshot = 0.0
         self._snapshot_key: Any = None
         self._hook: Any = None
+        self._in_snapshot = False
         self.sampler.tick()
         if start:
             self.sampler.start()
@@ -219,14 +220,20 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
 
     def snapshot(self) -> str:
         """Refresh the static SVG picture saved with the notebook, and return it."""
-        self.sampler.tick()
-        self.chart.checkpoint()
-        svg = self.to_svg()
-        if self._handle is not None:
-            with contextlib.suppress(Exception):
-                self._handle.update(self._bundle(svg), raw=True)
-        self._last_snapshot = time.monotonic()
-        self._snapshot_key = self._key()
+        if self._in_snapshot:  # called back from the tick below (the session just closed)
+            return self.to_svg()
+        self._in_snapshot = True
+        try:
+            self.sampler.tick()
+            self.chart.checkpoint()
+            svg = self.to_svg()
+            if self._handle is not None:
+                with contextlib.suppress(Exception):
+                    self._handle.update(self._bundle(svg), raw=True)
+            self._last_snapshot = time.monotonic()
+            self._snapshot_key = self._key()
+        finally:
+            self._in_snapshot = False
         return svg
 
     def to_svg(self, width: int = 760) -> str:
@@ -277,8 +284,9 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
 
     def _remember(self, frame: FeedFrame) -> None:
         self.last_frame = frame
+        # A closed session changes no more: keep its final picture in the saved notebook.
         closed = frame.connection.get("state") == "closed"
-        if closed and self._handle is not None and self._snapshot_key != self._key():
+        if closed and self._handle is not None and not self._in_snapshot and self._snapshot_key != self._key():
             self.snapshot()
 
     def _key(self) -> Any:
