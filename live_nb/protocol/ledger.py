@@ -88,7 +88,12 @@ class ContextLedger:
         self.resolution = resolution
         self.system_tokens = 0.0
         self._turns: list[_Turn] = []
-        self._turns_tokens = 0.0  # running sum of the turns: ``estimated`` runs on every audio chunk
+        # Turn sizes are stored unscaled: a turn holds ``tokens * self._scale``. Re-basing on the
+        # server's count then multiplies one number instead of every turn (it runs on every
+        # usageMetadata, and a long session holds thousands of turns), and ``_turns_tokens`` keeps
+        # the scaled sum so ``estimated`` (read on every audio chunk) is O(1).
+        self._scale = 1.0
+        self._turns_tokens = 0.0
         self.points: list[ContextPoint] = []
         self.compressions: list[CompressionEvent] = []
         self.usage: list[UsagePoint] = []
@@ -115,7 +120,7 @@ class ContextLedger:
         if not self._turns or self._turns[-1].role != "user":
             event = self._maybe_compress(time)
             self._turns.append(_Turn("user", 0.0))
-        self._turns[-1].tokens += tokens
+        self._turns[-1].tokens += tokens / self._scale
         self._turns_tokens += tokens
         self.input_by_modality[modality] = self.input_by_modality.get(modality, 0.0) + tokens
         self._point(time, modality.lower())
@@ -123,7 +128,7 @@ class ContextLedger:
 
     def record_history(self, role: str, tokens: float, time: float) -> None:
         """A whole turn restored by the client (``--role model`` history), counted as its role."""
-        self._turns.append(_Turn(role, tokens))
+        self._turns.append(_Turn(role, tokens / self._scale))
         self._turns_tokens += tokens
         self._point(time, "text")
 
@@ -131,7 +136,7 @@ class ContextLedger:
         """Model output was generated (it joins the context as a model turn)."""
         if not self._turns or self._turns[-1].role != "model":
             self._turns.append(_Turn("model", 0.0))
-        self._turns[-1].tokens += tokens
+        self._turns[-1].tokens += tokens / self._scale
         self._turns_tokens += tokens
         self.output_by_modality[modality] = self.output_by_modality.get(modality, 0.0) + tokens
         self._point(time, "output")
@@ -200,10 +205,10 @@ class ContextLedger:
             return None
         before = self.estimated
         while self._turns and self.estimated > self.target:
-            self._turns_tokens -= self._turns.pop(0).tokens
+            self._turns_tokens -= self._turns.pop(0).tokens * self._scale
         # The kept window starts at a user turn.
         while self._turns and self._turns[0].role != "user":
-            self._turns_tokens -= self._turns.pop(0).tokens
+            self._turns_tokens -= self._turns.pop(0).tokens * self._scale
         self._turns_tokens = self._exact_turns_tokens()
         event = CompressionEvent(time, before, self.estimated, "estimate")
         self.compressions.append(event)
@@ -211,18 +216,23 @@ class ContextLedger:
         return event
 
     def _exact_turns_tokens(self) -> float:
-        return float(sum(t.tokens for t in self._turns))
+        return float(sum(t.tokens for t in self._turns)) * self._scale
 
     def _rebase(self, reported_total: float) -> None:
-        turns_total = self._exact_turns_tokens()
+        turns_total = self._turns_tokens
         wanted = max(0.0, reported_total - self.system_tokens)
-        if turns_total > 0:
-            scale = wanted / turns_total
+        if turns_total > 0 and wanted > 0:
+            self._scale *= wanted / turns_total
+            if not 1e-6 < self._scale < 1e6:  # keep the stored sizes well inside float range
+                for turn in self._turns:
+                    turn.tokens *= self._scale
+                self._scale = 1.0
+        elif turns_total > 0:  # the server counts nothing besides the system instruction
             for turn in self._turns:
-                turn.tokens *= scale
+                turn.tokens = 0.0
         elif wanted:
-            self._turns.append(_Turn("user", wanted))
-        self._turns_tokens = self._exact_turns_tokens()
+            self._turns.append(_Turn("user", wanted / self._scale))
+        self._turns_tokens = wanted if self._turns else 0.0
 
     def _point(self, time: float, source: str, merge: bool = True) -> None:
         point = ContextPoint(time, self.estimated, None, source)
