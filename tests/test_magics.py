@@ -218,6 +218,7 @@ def test_usage_error_shows_no_traceback(ip: Any, capsys: pytest.CaptureFixture[s
     assert not result.success
     assert "UsageError" in captured.err and "Traceback" not in captured.err + captured.out
     assert "5,000" in captured.err
+    assert "bundled Live API emulator" not in captured.out  # nothing opened, nothing announced
 
 
 # Sessions against the embedded emulator.

@@ -927,10 +927,9 @@ class LiveMagics(Magics):
                 raise UsageError("--url points at an emulator; it cannot be combined with --backend " + chosen)
             if not re.match(r"^wss?://", url):
                 raise UsageError(f"--url wants a ws:// or wss:// URL, not {url!r}")
-        if chosen == "auto":
+        automatic = chosen == "auto"
+        if automatic:
             chosen = "gemini" if find_api_key() is not None else "emulator"
-            if chosen == "emulator" and not emulator_url:
-                self._announce_emulator()
         scale = self.time_scale if time_scale is None else time_scale
         if scale <= 0:
             raise UsageError(f"time scale must be positive, not {scale}")
@@ -953,6 +952,8 @@ class LiveMagics(Magics):
             options.generation_config()
         except LiveError as exc:
             raise UsageError(_one_line(exc)) from None
+        if chosen == "emulator" and not emulator_url:
+            self._announce_emulator(automatic)
         return options
 
     def _known_handle(self, name: str) -> str | None:
@@ -1115,14 +1116,17 @@ class LiveMagics(Magics):
 
     # Extension lifecycle.
 
-    def _announce_emulator(self) -> None:
-        """Say once, plainly, that the bundled emulator is in use because no key was found."""
-        if not self._told_emulator:
-            self._told_emulator = True
-            print(
-                "live_nb: no GEMINI_API_KEY or GOOGLE_API_KEY in the environment or .env, so sessions use the "
-                "bundled Live API emulator, running offline in this kernel on 127.0.0.1."
-            )
+    def _announce_emulator(self, automatic: bool) -> None:
+        """Say once, plainly, that the bundled emulator is in use, and why."""
+        if self._told_emulator:
+            return
+        self._told_emulator = True
+        why = (
+            "no GEMINI_API_KEY or GOOGLE_API_KEY in the environment or .env, so sessions use"
+            if automatic
+            else "LiveMagics.backend is 'emulator', so sessions use"
+        )
+        print(f"live_nb: {why} the bundled Live API emulator, running offline in this kernel on 127.0.0.1.")
 
     def shutdown(self) -> None:
         """Close every session and stop the in-process emulators (``%unload_ext``)."""
