@@ -284,6 +284,20 @@ def test_config_errors_come_before_anything_is_sent(emulator: Emulator) -> None:
     assert emulator.sessions == {} and emulator.refused == []
 
 
+def test_default_backend_follows_what_is_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_EMULATOR_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"LIVE_NB_EMULATOR_URL.*GEMINI_API_KEY"):
+        LiveModel(TEXT_MODEL, TEXT)
+    assert LiveModel(TEXT_MODEL, TEXT, url="ws://127.0.0.1:1").backend == "emulator"
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET)
+    model = LiveModel(TEXT_MODEL, TEXT)
+    assert model.backend == "gemini" and SECRET not in repr(model)
+    monkeypatch.setenv("LIVE_NB_EMULATOR_URL", "ws://127.0.0.1:1")
+    assert LiveModel(TEXT_MODEL, TEXT).backend == "emulator"
+
+
 def test_gemini_backend_without_key_is_a_credentials_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)

@@ -71,7 +71,7 @@ from ..protocol.messages import (
     as_turns,
 )
 from ..protocol.state import CLOSED, DEFAULT_MAX_REPLAY_BYTES, ClientProtocol
-from .endpoints import EMULATOR_URL_ENV, EndpointResolver
+from .endpoints import EMULATOR_URL_ENV, EndpointResolver, read_dotenv
 from .reconnect import ReconnectPolicy, backoff, process_exception
 
 __all__ = ["LiveModel", "LiveSession"]
@@ -112,6 +112,25 @@ def _closed_from_ws(exc: WsConnectionClosed) -> ConnectionClosed:
     return ConnectionClosedError(code, reason)
 
 
+def default_backend(url: str | None, api_key: str | None) -> str:
+    """The backend when none is named: the emulator if there is a URL for it, else Gemini if a key exists.
+
+    Raises:
+        ConfigError: neither an emulator URL nor a Gemini key was found.
+    """
+    if url or os.environ.get(EMULATOR_URL_ENV):
+        return "emulator"
+    dotenv = read_dotenv()
+    if api_key or any(os.environ.get(n) or dotenv.get(n) for n in ("GEMINI_API_KEY", "GOOGLE_API_KEY")):
+        return "gemini"
+    raise ConfigError(
+        "backend",
+        None,
+        f'"emulator" with url= (or {EMULATOR_URL_ENV}), or "gemini" with GEMINI_API_KEY / GOOGLE_API_KEY, '
+        'or "vertex"; none of them was found',
+    )
+
+
 class LiveModel:
     """A Live API model on one backend; ``connect()`` opens sessions with it.
 
@@ -119,7 +138,8 @@ class LiveModel:
         model_name: e.g. ``gemini-2.5-flash-native-audio-preview-12-2025`` (prefixed per backend).
         generation_config: the connection config (``LiveGenerationConfig``).
         backend: ``"emulator"``, ``"gemini"`` or ``"vertex"``; default: ``emulator`` when a URL is
-            given or ``LIVE_NB_EMULATOR_URL`` is set, else ``gemini``.
+            given or ``LIVE_NB_EMULATOR_URL`` is set, else ``gemini`` when a key is found (argument,
+            environment or ``.env``), else a ConfigError naming both ways.
         url, api_key, project, location, api_version: see ``EndpointResolver``.
         ssl: an ``ssl.SSLContext`` for ``wss://`` (e.g. trusting the emulator's self-signed cert).
         reconnect: the ``ReconnectPolicy`` (``ReconnectPolicy.off()`` for none).
@@ -148,7 +168,7 @@ class LiveModel:
         if generation_config is not None and not isinstance(generation_config, LiveGenerationConfig):
             raise ConfigError("generation_config", type(generation_config).__name__, "a LiveGenerationConfig")
         if backend is None:
-            backend = "emulator" if (url or os.environ.get(EMULATOR_URL_ENV)) else "gemini"
+            backend = default_backend(url, api_key)
         self.model_name = model_name
         self.generation_config = generation_config or LiveGenerationConfig()
         self.backend = backend
