@@ -15,7 +15,11 @@ Goal (issue 4): p99 while streaming under 2x idle and under 50 ms. The table say
 phase met it, with how much audio went in and how many replies came back (so a quiet phase
 cannot pass by doing nothing).
 
-Usage: ``python bench/kernel_responsiveness.py [--samples N] [--gap SECONDS]``.
+The emulator runs in its own process by default (``--emulator process``), as the real service is
+remote: the kernel then hosts only the client. ``--emulator kernel`` uses the one the magics start
+inside the kernel (the offline default), which adds the server's work to the kernel's process.
+
+Usage: ``python bench/kernel_responsiveness.py [--samples N] [--gap SECONDS] [--emulator process|kernel]``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import ast
 import math
 import os
 import queue
+import socket
 import statistics
 import struct
 import subprocess
@@ -85,6 +90,22 @@ def _bench_target(comm, open_msg):
 
 get_comm_manager().register_target("live_nb_bench", _bench_target)
 '''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the emulator did not listen on {port} within {timeout} s")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -179,6 +200,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300, help="round trips per phase (300)")
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between round trips (0.02)")
+    parser.add_argument("--emulator", choices=["process", "kernel"], default="process",
+                        help="where the emulator runs: its own process (default) or inside the kernel")
     parser.add_argument("--comm-streamer", nargs=2, metavar=("CONNECTION_FILE", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.comm_streamer:
@@ -189,6 +212,15 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
     env["LIVE_NB_EMULATOR_DB"] = str(workdir / "emulator.sqlite3")
     env["LIVE_NB_BACKEND"] = "emulator"
+    emulator = None
+    if args.emulator == "process":
+        port = free_port()
+        emulator = subprocess.Popen(
+            [sys.executable, "-m", "live_nb.emulator", "--port", str(port), "--db", str(workdir / "server.sqlite3"),
+             "--log-level", "WARNING"]
+        )
+        wait_for_port(port)
+        env["LIVE_NB_EMULATOR_URL"] = f"ws://127.0.0.1:{port}"
     km = KernelManager(kernel_name="python3")
     km.start_kernel(env=env, cwd=str(workdir))
     client = Client(km)
@@ -224,11 +256,15 @@ def main() -> None:
     finally:
         client.close()
         km.shutdown_kernel(now=True)
+        if emulator is not None:
+            emulator.terminate()
+            emulator.wait(10)
 
     idle_p99 = percentile(idle, 99)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"kernel responsiveness: RTT of execute_request('pass'), {args.samples} samples per phase, "
-          f"{args.gap * 1000:.0f} ms apart; {os.cpu_count()} CPUs, load average {load}")
+          f"{args.gap * 1000:.0f} ms apart; emulator in {'its own process' if emulator else 'the kernel'}; "
+          f"{os.cpu_count()} CPUs, load average {load}")
     header = (
         f"{'phase':<26} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'mean ms':>8} "
         f"{'chunks in':>9} {'replies':>7} {'barge-ins':>9} {'audio out s':>11}  goal"
