@@ -430,3 +430,50 @@ def test_dashboard_and_media_subcommands(ip: Any, capsys: pytest.CaptureFixture[
     assert not streamer.audio and streamer.video
     ip.run_line_magic("live", "camera off studio")
     assert not streamer.video
+
+
+class RecordingRenderer(live_magics.Renderer):
+    def __init__(self) -> None:
+        self.updates: list[str] = []
+        self.finished: list[tuple[str, list[str], bytes]] = []
+
+    def update(self, text: str, notes: list[str]) -> None:
+        self.updates.append(text)
+
+    def finish(self, text: str, notes: list[str], audio: bytes) -> None:
+        self.finished.append((text, list(notes), audio))
+
+
+def _content(text: str = "", turn_complete: bool = False, interrupted: bool = False) -> Any:
+    from live_nb.protocol.messages import Content, Part, ServerContent
+
+    turn = Content(role="model", parts=(Part(text=text),)) if text else None
+    return ServerContent(model_turn=turn, turn_complete=turn_complete, interrupted=interrupted)
+
+
+@pytest.mark.parametrize(
+    "old_turn_ends",
+    [
+        # The service interrupts the cancelled reply when the next turn arrives...
+        [_content("old words "), _content(interrupted=True), _content(turn_complete=True)],
+        # ... or it had already finished it.
+        [_content("old words "), _content("more old", turn_complete=True)],
+    ],
+)
+def test_router_keeps_a_cancelled_reply_out_of_the_next_cell(old_turn_ends: list[Any]) -> None:
+    import asyncio
+
+    async def scenario() -> RecordingRenderer:
+        entry = live_magics.Entry(name="x", options=None, magics=None)  # type: ignore[arg-type]
+        router = live_magics.Router(entry)
+        router.discard = 1  # a request was cancelled after its turn was sent
+        renderer = RecordingRenderer()
+        router.current = live_magics.Turn(renderer, asyncio.get_running_loop())
+        for item in [*old_turn_ends, _content("new answer"), _content(turn_complete=True)]:
+            router(item)
+        assert router.current.done.done()
+        return renderer
+
+    renderer = asyncio.run(scenario())
+    assert renderer.finished == [("new answer", [], b"")]
+    assert all("old" not in text for text in renderer.updates)

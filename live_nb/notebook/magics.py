@@ -432,7 +432,6 @@ class Entry:
     router: Router | None = None
     remove_listener: Callable[[], None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pending: list[concurrent.futures.Future[Any]] = field(default_factory=list)
 
 
 # The cell transformer.
