@@ -7,6 +7,7 @@ BIN="$1"
 if [ -f labextension/package.json ]; then
   (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
   if [ -f live_nb/labextension/package.json ]; then
-    "$BIN/jupyter" labextension develop --overwrite . >/dev/null
+    # jupyter labextension develop finds jupyter-builder through PATH.
+    PATH="$BIN:$PATH" "$BIN/jupyter" labextension develop --overwrite . >/dev/null
   fi
 fi
