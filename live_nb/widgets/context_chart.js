@@ -150,7 +150,8 @@ function draw(state, dom, model) {
     if (v === null || v === undefined) continue;
     const g = svg("g", { class: `lnb-limit lnb-${name}` }, root);
     svg("line", { x1: left, x2: left + pw, y1: sy(v), y2: sy(v) }, g);
-    svg("text", { x: left + pw - 4, y: sy(v) - 4, "text-anchor": "end" }, g).textContent = `${name} ${formatTokens(v)}`;
+    // Labels sit at the left: the newest data (and its drop labels) is at the right.
+    svg("text", { x: left + 4, y: sy(v) - 4, "text-anchor": "start" }, g).textContent = `${name} ${formatTokens(v)}`;
   }
   if (dom.windowLegend) {
     dom.windowLegend.textContent = showWindow ? "window" : `window ${formatTokens(window_)} (above the chart)`;

@@ -205,7 +205,10 @@ function renderUsage(model, root) {
         c.append(el("div", "lnb-stat-value", fmtTokens(v || 0)), el("div", "lnb-stat-label", label));
         server.appendChild(c);
       }
-      server.appendChild(el("div", "lnb-note", `server count, last of ${reports} report${reports === 1 ? "" : "s"}`));
+      const byModality = Object.entries(model.get("prompt_by_modality") || {})
+        .map(([k, v]) => `${k.toLowerCase()} ${fmtTokens(v)}`).join(", ");
+      const note = `server count, last of ${reports} report${reports === 1 ? "" : "s"}` + (byModality ? ` · prompt: ${byModality}` : "");
+      server.appendChild(el("div", "lnb-note", note));
     }
     root.replaceChildren(
       title,
@@ -228,17 +231,20 @@ function renderTranscript(model, root) {
   const title = el("div", "lnb-panel-title", "Transcript");
   const list = el("div", "lnb-turns");
   root.append(title, list);
+  let first = true;
   const update = () => {
     const turns = model.get("turns") || [];
-    const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+    // Follow the newest turn unless the reader scrolled up to read an older one.
+    const stick = first || list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
     list.replaceChildren();
     if (!turns.length) list.appendChild(el("div", "lnb-empty", "no turns yet"));
     for (const t of turns) {
-      const item = el("div", `lnb-turn lnb-role-${t.role}`);
+      const item = el("div", `lnb-turn lnb-role-${String(t.role).split(" ")[0].replace(/[^a-z]/gi, "")}`);
       item.append(el("span", "lnb-role", t.role), el("span", "lnb-text", t.text));
       list.appendChild(item);
     }
-    if (stick) list.scrollTop = list.scrollHeight;
+    if (stick) requestAnimationFrame(() => { list.scrollTop = list.scrollHeight; });
+    if (turns.length) first = false;
     root.dataset.turns = String(turns.length);
   };
   model.on("change:turns", update);

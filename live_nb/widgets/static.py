@@ -190,10 +190,7 @@ def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) ->
             f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{c[name]}" '
             f'stroke-width="1.5"{dash_attr}/>'
         )
-        out.append(
-            f'<text x="{left + plot_w - 4}" y="{y - 4:.1f}" text-anchor="end" fill="{c[name]}">'
-            f"{name} {format_tokens(value)}</text>"
-        )
+        out.append(f'<text x="{left + 4}" y="{y - 4:.1f}" fill="{c[name]}">{name} {format_tokens(value)}</text>')
     if not show_window:
         out.append(
             f'<text x="{left + plot_w - 4}" y="{top_pad - 2}" text-anchor="end" fill="{c["window"]}">'
