@@ -312,6 +312,11 @@ async def test_static_svg_and_plot_context_show_the_session(emulator: Emulator) 
         await stream_audio(s, 1.0, pace=0.02)
         dash = Dashboard(s, start=False)
         bundle = dash._repr_mimebundle_()
+        chart = ContextChart(s)
+        chart_data, _metadata = chart._repr_mimebundle_()
+        chart.close()
+        assert "application/vnd.jupyter.widget-view+json" in chart_data
+        assert chart_data["image/svg+xml"].startswith("<svg") and "Context window" in chart_data["image/svg+xml"]
         fig = plot_context(s)
         dash.close()
     assert "application/vnd.jupyter.widget-view+json" in bundle

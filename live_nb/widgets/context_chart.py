@@ -194,9 +194,12 @@ class ContextChart(anywidget.AnyWidget):
         return f"ContextChart(points={len(self._series.points)}, window={self.window})"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # The widget view for JupyterLab, plus a picture for GitHub / nbconvert (anywidget returns
+        # a (data, metadata) pair; ipywidgets a bare dict).
         bundle = super()._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, dict):
-            bundle["image/svg+xml"] = self.to_svg()
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["image/svg+xml"] = self.to_svg()
         return bundle
 
     # Private methods.
