@@ -106,19 +106,36 @@ async def connect(emulator: Emulator, **config: Any) -> Any:
 # Sans-I/O pieces.
 
 
-def test_sequence_tracker_counts_gaps_and_drops_repeats() -> None:
-    tracker = SequenceTracker()
-    assert [tracker.receive(s, "a") for s in (0, 1, 2)] == [0, 0, 0]
-    assert tracker.receive(5, "a") == 2  # 3 and 4 lost
-    assert tracker.receive(4, "a") == -1  # late or repeated: dropped
-    assert tracker.receive(5, "a") == -1
-    assert tracker.receive(6, "a") == 0
-    assert (tracker.received, tracker.gaps, tracker.missing, tracker.duplicates) == (5, 1, 2, 2)
-    # A new capture epoch (stop/start, page reload) numbers from 0 again: not a gap, not a repeat.
-    assert tracker.receive(0, "b") == 0
-    # A new epoch whose first chunks never arrived is a gap.
-    assert tracker.receive(3, "c") == 3
-    assert (tracker.gaps, tracker.missing) == (2, 5)
+def test_sequence_tracker_releases_in_order_and_puts_swapped_chunks_back() -> None:
+    tracker = SequenceTracker(hold=3)
+    assert [tracker.receive(s, "a", s) for s in (0, 1)] == [[0], [1]]
+    # 3 arrives before 2 (ipykernel can swap comm messages): it waits, then both go, in order.
+    assert tracker.receive(3, "a", 3) == []
+    assert tracker.held == 1
+    assert tracker.receive(2, "a", 2) == [2, 3]
+    assert (tracker.received, tracker.reordered, tracker.gaps, tracker.missing) == (4, 1, 0, 0)
+    assert tracker.receive(3, "a", 3) == []  # a repeat
+    assert tracker.duplicates == 1
+
+
+def test_sequence_tracker_declares_a_chunk_lost_after_hold_and_drops_the_straggler() -> None:
+    tracker = SequenceTracker(hold=3)
+    tracker.receive(0, "a", 0)
+    assert [tracker.receive(s, "a", s) for s in (2, 3, 4)] == [[], [], []]
+    assert tracker.receive(5, "a", 5) == [2, 3, 4, 5]  # a fourth early chunk: 1 is lost
+    assert (tracker.gaps, tracker.missing, list(tracker.recent_gaps)) == (1, 1, [("a", 1, 2)])
+    assert tracker.receive(1, "a", 1) == []  # too late now
+    assert tracker.duplicates == 1
+    # A pause flushes what waits; a new capture epoch starts from 0 again.
+    assert tracker.receive(7, "a", 7) == []
+    assert tracker.flush() == [7]
+    assert (tracker.gaps, tracker.missing) == (2, 2)
+    assert tracker.receive(0, "b", "b0") == ["b0"]
+    # A new epoch whose first chunk never came: its successors wait, then the hole is counted.
+    for s in (1, 2, 3):
+        tracker.receive(s, "c", s)
+    assert tracker.receive(4, "c", 4) == [1, 2, 3, 4]
+    assert (tracker.gaps, tracker.missing, tracker.received) == (3, 3, 11)
 
 
 def test_vad_opens_on_speech_and_closes_after_the_silence_limit() -> None:
@@ -243,22 +260,31 @@ async def test_manual_activity_brackets_speech_and_never_sends_audio_stream_end(
 
 
 @pytest.mark.timeout(60)
-async def test_gaps_are_counted_and_repeats_never_reach_the_session(emulator: Emulator) -> None:
+async def test_gaps_are_counted_and_swapped_or_repeated_chunks_reach_the_session_once_in_order(
+    emulator: Emulator,
+) -> None:
     session = await connect(emulator)
     streamer = MediaStreamer(session)
     try:
-        pcm = silence(1.0)
-        await stream_from_thread(streamer, pcm, skip=frozenset({3, 4, 7}))
-        # A repeat of chunk 9 and a late chunk 4.
-        await stream_from_thread(streamer, pcm[:CHUNK], first_seq=9)
-        await stream_from_thread(streamer, pcm[:CHUNK], first_seq=4)
+        pcm = b"".join(np.full(1600, i + 1, dtype="<i2").tobytes() for i in range(20))  # distinct chunks
+        order = [0, 1, 3, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 8, 15, 16, 16, 17, 18, 19]
+        # 2 and 3 swapped: put back. 8 comes after 5 later chunks: declared lost, then dropped.
+
+        def run() -> None:
+            for seq in order:
+                custom(streamer, {"type": "audio", "seq": seq, "epoch": "e"}, [pcm[seq * CHUNK:(seq + 1) * CHUNK]])
+
+        await asyncio.to_thread(run)
         assert streamer.feed is not None
         await asyncio.wrap_future(streamer.feed.drain())
         streamer._publish(force=True)
-        assert (streamer.chunks_received, streamer.gaps, streamer.missing_chunks) == (7, 2, 3)
+        assert (streamer.chunks_received, streamer.gaps, streamer.missing_chunks) == (19, 1, 1)
+        stats = streamer.feed.stats()
+        assert stats.duplicates == 2 and stats.reordered == 7  # 3, and 9..14 waited
         emu = next(iter(emulator.sessions.values()))
-        assert len([m for m in realtime(emu) if m.audio is not None]) == 7
-        assert streamer.feed.stats().duplicates == 2
+        audio = [m.audio.data for m in realtime(emu) if m.audio is not None]
+        expected = [pcm[i * CHUNK:(i + 1) * CHUNK] for i in range(20) if i != 8]
+        assert audio == expected
     finally:
         streamer.close()
         await session.close()

@@ -111,16 +111,16 @@ class LiveNbPlayer extends AudioWorkletProcessor {
         this.started = false;
         this.ending = false;
         this.interrupts++;
-        this.report();
+        this.report(true);
       } else if (m.type === 'end') {
         this.ending = true;
       }
     };
   }
-  report() {
+  report(cleared) {
     this.port.postMessage({
       played: this.played, queued: this.queued, playing: this.started,
-      underruns: this.underruns, interrupts: this.interrupts,
+      underruns: this.underruns, interrupts: this.interrupts, cleared: !!cleared,
     });
   }
   process(inputs, outputs) {
@@ -209,6 +209,12 @@ function makeState(model) {
     dropped: 0,
     needsGesture: false,
     listeners: new Set(),
+    log: [],
+    clears: 0,
+    interruptAt: 0,
+    playedAtInterrupt: 0,
+    clearLatencyMs: -1,
+    playedBeforeClear: -1,
     notify() { for (const f of st.listeners) f(); },
   };
   return st;
@@ -280,6 +286,12 @@ class Player {
     const st = this.st;
     const scale = this.ctx ? 24000 / this.ctx.sampleRate : 1;
     st.playedSamples = Math.round(r.played * scale);
+    if (r.cleared) {
+      // How fast a barge-in silenced the player: interrupt message -> queue dropped in the worklet.
+      st.clears++;
+      st.clearLatencyMs = performance.now() - st.interruptAt;
+      st.playedBeforeClear = st.playedSamples - st.playedAtInterrupt;
+    }
     st.queuedSamples = Math.round(r.queued * scale);
     st.underruns = r.underruns;
     if (st.playerState !== 'suspended') {
@@ -326,6 +338,9 @@ class Player {
   handleNow(msg, buffers) {
     const st = this.st;
     const node = this.node;
+    // A short history of what the kernel sent, for debugging and tests (bounded).
+    st.log.push([Math.round(performance.now()), msg.type, msg.generation || 0, buffers && buffers[0] ? buffers[0].byteLength : 0]);
+    if (st.log.length > 400) st.log.splice(0, 100);
     if (msg.type === 'play') {
       if (!this.model.get('playback')) return;
       // A chunk of a reply that was interrupted after it was sent: never play it.
@@ -344,6 +359,8 @@ class Player {
       if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
     } else if (msg.type === 'interrupt') {
       this.generation = Math.max(this.generation, msg.generation || 0);
+      st.interruptAt = performance.now();
+      st.playedAtInterrupt = st.playedSamples;
       st.interrupts++;
       st.playerState = 'interrupted';
       node.port.postMessage({ type: 'clear' });

@@ -83,50 +83,86 @@ TOKEN_RATE_WINDOW = 5.0
 
 
 class SequenceTracker:
-    """Detects lost and repeated chunks of one stream from their sequence numbers.
+    """Puts the chunks of one stream back in order, and counts the ones that never came.
 
     The browser numbers each stream from 0 per capture ``epoch`` (a new epoch each time capture
-    starts: stop/start, a page reload, a new source). Custom messages travel over one ordered
-    websocket, so a gap means the browser dropped something (a tab throttled, a send failed), not
-    reordering; a repeat or an older number is counted and the chunk discarded.
+    starts: stop/start, a page reload, a new source). The websocket keeps them in order, but the
+    kernel may not: ipykernel 7 dispatches a comm message that arrives while another shell message
+    holds its lock in a task of its own, so two chunks can reach ``on_msg`` swapped (seen under
+    load in the browser test as "2 missing, 2 repeats"). So a chunk that arrives early waits here
+    until the ones before it come, for at most ``hold`` chunks; then the missing ones are declared
+    lost and a straggler that comes later still is dropped (sending it late would garble the
+    audio more than the gap does).
+
+    Args:
+        hold: how many early chunks may wait for a missing one (5 audio chunks = 500 ms).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hold: int = 5) -> None:
+        self.hold = hold
         self.epoch: str | None = None
-        self.next_seq: int | None = None
+        self.next_seq = 0
+        self._held: dict[int, Any] = {}
         self.received = 0
-        """Chunks accepted."""
+        """Chunks accepted (released in order)."""
+        self.reordered = 0
+        """Chunks that arrived before an earlier one and had to wait."""
         self.gaps = 0
-        """How many times one or more chunks were missing."""
+        """How many times one or more chunks were declared lost."""
         self.missing = 0
-        """How many chunks were missing in all."""
+        """How many chunks were declared lost in all."""
         self.duplicates = 0
-        """Chunks discarded as repeats or out of order."""
+        """Chunks dropped as repeats or as stragglers after their gap was declared."""
+        self.recent_gaps: deque[tuple[str | None, int, int]] = deque(maxlen=20)
+        """The latest gaps as (epoch, first lost seq, next seq released), for diagnosis."""
 
-    def receive(self, seq: int, epoch: str | None = None) -> int:
-        """Account for chunk ``seq`` and say how many chunks went missing right before it.
+    @property
+    def held(self) -> int:
+        """Chunks waiting for an earlier one."""
+        return len(self._held)
 
-        Returns:
-            0 for the expected chunk, n > 0 when n chunks were skipped, -1 when the chunk is a
-            repeat or older than one already seen (the caller drops it).
-        """
+    def receive(self, seq: int, epoch: str | None, item: Any) -> list[Any]:
+        """Take chunk ``seq`` of ``epoch``; return the chunks now ready, in order (maybe none)."""
+        ready: list[Any] = []
         if epoch != self.epoch:
+            ready += self.flush()
             self.epoch = epoch
-            self.next_seq = None
-        if self.next_seq is None:
-            # A new epoch may start anywhere; only a start above 0 means its first chunks were lost.
-            skipped = max(seq, 0)
-        elif seq < self.next_seq:
+            self.next_seq = 0
+        if seq < self.next_seq or seq in self._held:
             self.duplicates += 1
-            return -1
-        else:
-            skipped = seq - self.next_seq
-        if skipped:
+            return ready
+        if seq > self.next_seq:
+            self.reordered += 1
+            self._held[seq] = item
+            if len(self._held) > self.hold:
+                self._skip_to(min(self._held))
+                ready += self._release()
+            return ready
+        self._held[seq] = item
+        return ready + self._release()
+
+    def flush(self) -> list[Any]:
+        """Give up waiting (the stream paused or ended): release every held chunk, holes counted."""
+        ready: list[Any] = []
+        while self._held:
+            self._skip_to(min(self._held))
+            ready += self._release()
+        return ready
+
+    def _skip_to(self, seq: int) -> None:
+        if seq > self.next_seq:
             self.gaps += 1
-            self.missing += skipped
-        self.next_seq = seq + 1
-        self.received += 1
-        return skipped
+            self.missing += seq - self.next_seq
+            self.recent_gaps.append((self.epoch, self.next_seq, seq))
+            self.next_seq = seq
+
+    def _release(self) -> list[Any]:
+        ready = []
+        while self.next_seq in self._held:
+            ready.append(self._held.pop(self.next_seq))
+            self.next_seq += 1
+            self.received += 1
+        return ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +255,7 @@ class FeedStats:
     gaps: int
     missing_chunks: int
     duplicates: int
+    reordered: int
     chunks_sent: int
     frames_sent: int
     signals_sent: tuple[str, ...]
@@ -299,7 +336,7 @@ class MediaFeed:
         self.manual_activity = (not _automatic_activity(session)) if manual_activity is None else manual_activity
         self.vad = VoiceActivityDetector(vad)
         self.audio_seq = SequenceTracker()
-        self.video_seq = SequenceTracker()
+        self.video_seq = SequenceTracker(hold=2)
         self.on_error = on_error
         self.level = 0.0
         self.audio_seconds = 0.0
@@ -320,58 +357,52 @@ class MediaFeed:
 
     def push_audio(self, pcm: bytes | memoryview, seq: int | None = None, epoch: str | None = None,
                    now: float | None = None) -> int:
-        """Queue one PCM16 16 kHz mono chunk for the session.
+        """Queue one PCM16 16 kHz mono chunk for the session (after any earlier ones still missing).
 
         Returns:
-            How many chunks were missing right before this one (-1: a repeat, dropped).
+            How many chunks this one released to the session (0 while it waits for an earlier one).
 
         Raises:
             InvalidState: the feed was closed.
         """
-        if seq is not None:
-            skipped = self.audio_seq.receive(seq, epoch)
-            if skipped < 0:
-                return skipped
-        else:
-            self.audio_seq.received += 1
-            skipped = 0
+        if self._closed:
+            raise InvalidState("this media feed is closed; start the media again")
         data = bytes(pcm)
-        seconds = len(data) / (2 * INPUT_AUDIO_RATE)
-        self.level = pcm16_level(data)
-        self.audio_seconds += seconds
-        self._count_tokens(seconds * AUDIO_TOKENS_PER_SECOND, now)
-        signal = self.vad.process(self.level, seconds)
-        if signal == "speech_start" and self.manual_activity:
-            self._put("activity_start", b"")
-        self._put("audio", data)
-        if signal == "speech_end":
-            self._put("activity_end" if self.manual_activity else "audio_stream_end", b"")
-        return skipped
+        if seq is None:
+            self.audio_seq.received += 1
+            self._accept_audio(data, now)
+            return 1
+        ready = self.audio_seq.receive(seq, epoch, data)
+        for chunk in ready:
+            self._accept_audio(chunk, now)
+        return len(ready)
 
     def push_video(self, jpeg: bytes | memoryview, seq: int | None = None, epoch: str | None = None,
                    now: float | None = None) -> int:
-        """Queue one JPEG frame for the session; returns the frames missing before it (-1: dropped).
+        """Queue one JPEG frame for the session; returns how many frames it released.
 
         Raises:
             InvalidState: the feed was closed.
         """
-        if seq is not None:
-            skipped = self.video_seq.receive(seq, epoch)
-            if skipped < 0:
-                return skipped
-        else:
+        if self._closed:
+            raise InvalidState("this media feed is closed; start the media again")
+        data = bytes(jpeg)
+        ready = [data] if seq is None else self.video_seq.receive(seq, epoch, data)
+        if seq is None:
             self.video_seq.received += 1
-            skipped = 0
-        self._count_tokens(VIDEO_TOKENS_PER_FRAME, now)
-        self._put("video", bytes(jpeg))
-        return skipped
+        for frame in ready:
+            self._count_tokens(VIDEO_TOKENS_PER_FRAME, now)
+            self._put("video", frame)
+        return len(ready)
 
     def end_audio(self) -> None:
-        """The mic paused (muted or stopped): close any open speech turn now.
+        """The mic paused (muted or stopped): send what waited for a lost chunk, close the speech turn.
 
         Raises:
             InvalidState: the feed was closed.
         """
+        for chunk in self.audio_seq.flush():
+            self._accept_audio(chunk, None)
         if self.vad.reset() == "speech_end":
             self._put("activity_end" if self.manual_activity else "audio_stream_end", b"")
 
@@ -392,6 +423,7 @@ class MediaFeed:
             gaps=self.audio_seq.gaps + self.video_seq.gaps,
             missing_chunks=self.audio_seq.missing,
             duplicates=self.audio_seq.duplicates + self.video_seq.duplicates,
+            reordered=self.audio_seq.reordered + self.video_seq.reordered,
             chunks_sent=self.chunks_sent,
             frames_sent=self.frames_sent,
             signals_sent=tuple(self.signals_sent),
@@ -416,6 +448,18 @@ class MediaFeed:
             self.loop.call_soon_threadsafe(self._enqueue, None)
 
     # Private methods.
+
+    def _accept_audio(self, data: bytes, now: float | None) -> None:
+        seconds = len(data) / (2 * INPUT_AUDIO_RATE)
+        self.level = pcm16_level(data)
+        self.audio_seconds += seconds
+        self._count_tokens(seconds * AUDIO_TOKENS_PER_SECOND, now)
+        signal = self.vad.process(self.level, seconds)
+        if signal == "speech_start" and self.manual_activity:
+            self._put("activity_start", b"")
+        self._put("audio", data)
+        if signal == "speech_end":
+            self._put("activity_end" if self.manual_activity else "audio_stream_end", b"")
 
     def _count_tokens(self, tokens: float, now: float | None) -> None:
         now = time.monotonic() if now is None else now
