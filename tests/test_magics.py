@@ -477,3 +477,28 @@ def test_router_keeps_a_cancelled_reply_out_of_the_next_cell(old_turn_ends: list
     renderer = asyncio.run(scenario())
     assert renderer.finished == [("new answer", [], b"")]
     assert all("old" not in text for text in renderer.updates)
+
+
+def test_a_turn_sent_while_an_async_reply_streams_waits_for_it(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Requests on one session run in cell order: a --no-reply turn must not barge into a streaming reply."""
+    from live_nb.emulator import Emulator
+
+    slow = Emulator(host="127.0.0.1", port=0, chunk_delay=0.3)
+    _loop.block(_loop.submit(slow.start()), 10)
+    try:
+        ip.run_line_magic("live", f"connect queue --url {slow.url}")
+        capsys.readouterr()
+        ip.run_cell_magic("live", "queue --async", "Please answer in a long sentence.")
+        start = time.monotonic()
+        ip.run_cell_magic("live", "queue --no-reply", "A note for later.")
+        waited = time.monotonic() - start
+        out = capsys.readouterr().out
+        assert waited > 0.5, "the --no-reply turn should have waited for the streaming reply"
+        assert 'You asked: "Please answer in a long sentence."' in out
+        assert "interrupted" not in out
+        transcript = magics_of(ip).sessions["queue"].session.transcript  # type: ignore[union-attr]
+        assert [role for _, role, _ in transcript] == ["user", "model", "user"]
+    finally:
+        ip.run_line_magic("live", "close --all")
+        _loop.block(_loop.submit(slow.stop()), 10)
+        slow.cleanup()
