@@ -51,7 +51,7 @@ from IPython.display import display as _display
 from traitlets import Bool, CaselessStrEnum, Float, Unicode, default
 
 from .. import _loop
-from ..exceptions import LiveError
+from ..exceptions import InvalidState, LiveError
 from ..protocol.config import (
     ContextWindowCompressionConfig,
     LiveGenerationConfig,
@@ -412,11 +412,7 @@ class Router:
                 self.current.note(f"resumed on a new connection: {kept}")
             elif isinstance(item, SessionClosed):
                 reason = item.error or item.reason or f"close {item.code}"
-                self.current.fail(_SessionEnded(f"the session ended: {reason}"))
-
-
-class _SessionEnded(LiveError):
-    """Internal: the session closed while a reply was awaited (shown as a one-line error)."""
+                self.current.fail(InvalidState(f"the session ended: {reason}"))
 
 
 @dataclass
@@ -644,7 +640,7 @@ class LiveMagics(Magics):
         # streams would interrupt it (the Live API treats new content as a barge-in).
         async with entry.lock:
             if session.closed:
-                raise _SessionEnded(
+                raise InvalidState(
                     f"session {entry.name!r} has ended; `%live resume {entry.name}` continues it with its "
                     f"last handle, `%live connect {entry.name}` starts a new one"
                 )
@@ -673,7 +669,7 @@ class LiveMagics(Magics):
             entry.router.discard += 1
             turn.note(f"no reply after {self.reply_timeout:.0f} s")
             turn.render_now()
-            raise _SessionEnded(f"no reply within {self.reply_timeout:.0f} s (LiveMagics.reply_timeout)") from None
+            raise InvalidState(f"no reply within {self.reply_timeout:.0f} s (LiveMagics.reply_timeout)") from None
         except asyncio.CancelledError:
             if sent and not turn.done.done():
                 entry.router.discard += 1  # its reply is still coming: keep it out of the next cell
@@ -1022,7 +1018,7 @@ class LiveMagics(Magics):
             if self.sessions.get(name) is entry:
                 del self.sessions[name]
             if isinstance(exc, asyncio.TimeoutError):
-                raise _SessionEnded(f"could not open session {name!r} within {CONNECT_TIMEOUT:.0f} s") from None
+                raise InvalidState(f"could not open session {name!r} within {CONNECT_TIMEOUT:.0f} s") from None
             raise
         return entry
 
@@ -1066,7 +1062,7 @@ class LiveMagics(Magics):
                 entry.remove_listener()
         _untrack(self.shell, name)
         if entry.router is not None and entry.router.current is not None:
-            entry.router.current.fail(_SessionEnded(f"session {name!r} was closed"))
+            entry.router.current.fail(InvalidState(f"session {name!r} was closed"))
         if entry.session is not None:
             self.ended[name] = entry.session
             handle = entry.session.handle or entry.handle
