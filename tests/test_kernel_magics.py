@@ -146,6 +146,17 @@ def test_audio_replies_show_a_transcript_and_a_player(kernel: Kernel) -> None:
     assert "audio/wav" in players[0].content["data"]["text/html"]
 
 
+def test_nested_live_cells_take_the_blocking_path(kernel: Kernel) -> None:
+    """%%capture / run_cell from code run %%live nested: it cannot await there, so it blocks instead."""
+    msg_id, _ = kernel.run("%%capture captured\n%%live nested\nhello from inside capture\n")
+    assert_ok(kernel, msg_id)
+    shown, _ = kernel.run("print(captured.outputs[-1].data['text/markdown'])")
+    assert 'You asked: "hello from inside capture"' in kernel.stdout(shown)
+    msg_id, records = kernel.run("get_ipython().run_cell('%%live nested\\nand from run_cell\\n')")
+    assert_ok(kernel, msg_id)
+    assert any('You asked: "and from run_cell"' in t for t in texts(records))
+
+
 def test_async_reply_lands_in_its_cell_while_a_later_cell_runs(kernel: Kernel, emulators: dict[str, Emulator]) -> None:
     connect_id, _ = kernel.run(f"%live connect slow_async --url {emulators['slow'].url}")
     assert_ok(kernel, connect_id)

@@ -453,9 +453,30 @@ def transform_live_cells(lines: list[str]) -> list[str]:
     ip = get_ipython()
     if ip is None or not _in_kernel(ip) or "LiveMagics" not in ip.magics_manager.registry:
         return lines
+    if _inside_a_running_cell(ip):
+        # A nested run (%%capture, %%time, run_cell from code) cannot await: IPython would call
+        # run_until_complete on the running kernel loop. The cell magic's blocking path serves it.
+        return lines
     line = first[len("%%live") :].strip()
     body = "".join(lines[1:])
     return [f"await get_ipython().magics_manager.registry['LiveMagics'].live_cell_async({line!r}, {body!r})\n"]
+
+
+def _inside_a_running_cell(ip: Any) -> bool:
+    """True when a cell of ``ip`` is already executing further up the stack (a nested run).
+
+    The kernel transforms a cell (to decide whether it is async) before it starts running it, so
+    at top level no ``run_cell*`` frame of the shell is on the stack yet.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name in _RUN_CELL_NAMES and frame.f_locals.get("self") is ip:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+_RUN_CELL_NAMES = frozenset({"run_cell", "_run_cell", "run_cell_async", "run_cell_magic", "run_line_magic"})
 
 
 # The magics.
