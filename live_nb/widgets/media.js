@@ -462,6 +462,12 @@ class Capture {
       this.setState('starting');
       await this.acquire(ref, wantAudio, wantVideo);
     }
+    if (!this.owned && !this.muteTimer) {
+      // ipywebrtc's preview <video> plays the stream's audio: the mic would echo through the
+      // speakers (and back into the mic). Mute every element showing our stream, now and later.
+      this.mutePreviews();
+      this.muteTimer = setInterval(() => this.mutePreviews(), 1000);
+    }
     if (wantAudio && !this.audio) await this.startAudio();
     if (wantVideo && !this.video) await this.startVideo();
     this.st.error = '';
@@ -624,7 +630,18 @@ class Capture {
     v.el.remove();
   }
 
+  mutePreviews() {
+    if (!this.stream) return;
+    for (const v of document.querySelectorAll('video')) {
+      if (v.srcObject === this.stream && !v.muted) {
+        v.muted = true;
+        this.st.mutedPreviews = (this.st.mutedPreviews || 0) + 1;
+      }
+    }
+  }
+
   releaseStream() {
+    if (this.muteTimer) { clearInterval(this.muteTimer); this.muteTimer = null; }
     // Never stop tracks we did not open: the ipywebrtc preview shares them.
     if (this.stream && this.owned) for (const t of this.stream.getTracks()) t.stop();
     this.stream = null;

@@ -87,12 +87,12 @@ class SequenceTracker:
 
     The browser numbers each stream from 0 per capture ``epoch`` (a new epoch each time capture
     starts: stop/start, a page reload, a new source). The websocket keeps them in order, but the
-    kernel may not: ipykernel 7 dispatches a comm message that arrives while another shell message
-    holds its lock in a task of its own, so two chunks can reach ``on_msg`` swapped (seen under
-    load in the browser test as "2 missing, 2 repeats"). So a chunk that arrives early waits here
-    until the ones before it come, for at most ``hold`` chunks; then the missing ones are declared
-    lost and a straggler that comes later still is dropped (sending it late would garble the
-    audio more than the gap does).
+    kernel might not: ipykernel 7 dispatches a comm message that arrives while another shell
+    message holds its lock in a task of its own. Once, under heavy load, the browser test saw two
+    chunks counted missing that the page had sent (whether lost or swapped was not determined;
+    not seen again). So a chunk that arrives early waits here until the ones before it come, for
+    at most ``hold`` chunks; then the missing ones are declared lost and a straggler that comes
+    later still is dropped (sending it late would garble the audio more than the gap does).
 
     Args:
         hold: how many early chunks may wait for a missing one (5 audio chunks = 500 ms).

@@ -108,6 +108,7 @@ async def _open():
 session = _loop.block(_loop.submit(_open()), timeout=30)
 cam = CameraStream.facing_user(audio=True)
 streamer = start_media(session, audio=True, video=True, source=cam, label="browser-test")
+display(cam)   # ipywebrtc's own preview, showing the same stream
 streamer
 """
 
@@ -160,6 +161,19 @@ def test_stream_play_barge_in_and_resume(lab: LabServer, page: LabPage, emulator
     page.run_cell(0, timeout=90)
     page.wait_for("capture to stream", lambda: state(page).get("captureState") == "streaming", 30)
     page.wait_for("the first chunks in the emulator", lambda: len(audio_inputs(emulator)) > 5, 30)
+    # The ipywebrtc preview shows the same stream (tapped, not reopened) and was muted: no echo.
+    previews = page.wait_for(
+        "the preview",
+        lambda: page.evaluate(
+            "() => Array.from(document.querySelectorAll('.jp-OutputArea video'))"
+            ".filter(v => v.srcObject && v.srcObject.getAudioTracks().length).map(v => v.muted)"
+        ),
+        30,
+    )
+    page.wait_for("the preview to be muted", lambda: all(page.evaluate(
+        "() => Array.from(document.querySelectorAll('.jp-OutputArea video'))"
+        ".filter(v => v.srcObject && v.srcObject.getAudioTracks().length).map(v => v.muted)")), 5)
+    assert len(previews) == 1
 
     # 1. Audio reaches the emulator at real-time rate: 10 chunks (25 tokens) per second; frames ~1 fps.
     def counts() -> tuple[float, int, int]:
