@@ -21,6 +21,7 @@ from IPython.testing.globalipapp import start_ipython
 from live_nb import _loop
 from live_nb.notebook import magics as live_magics
 from live_nb.notebook._credentials import find_api_key, read_dotenv
+from live_nb.notebook._reply import Renderer, Router, Turn
 from live_nb.notebook.magics import LiveMagics, interpolate, parse_compress, transform_live_cells
 
 pytestmark = pytest.mark.timeout(60)
@@ -432,7 +433,7 @@ def test_dashboard_and_media_subcommands(ip: Any, capsys: pytest.CaptureFixture[
     assert not streamer.video
 
 
-class RecordingRenderer(live_magics.Renderer):
+class RecordingRenderer(Renderer):
     def __init__(self) -> None:
         self.updates: list[str] = []
         self.finished: list[tuple[str, list[str], bytes]] = []
@@ -464,11 +465,11 @@ def test_router_keeps_a_cancelled_reply_out_of_the_next_cell(old_turn_ends: list
     import asyncio
 
     async def scenario() -> RecordingRenderer:
-        entry = live_magics.Entry(name="x", options=None, magics=None)  # type: ignore[arg-type]
-        router = live_magics.Router(entry)
+        handles: list[str] = []
+        router = Router(on_handle=handles.append)
         router.discard = 1  # a request was cancelled after its turn was sent
         renderer = RecordingRenderer()
-        router.current = live_magics.Turn(renderer, asyncio.get_running_loop())
+        router.current = Turn(renderer, asyncio.get_running_loop())
         for item in [*old_turn_ends, _content("new answer"), _content(turn_complete=True)]:
             router(item)
         assert router.current.done.done()
