@@ -576,6 +576,7 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
         """Model turns that ended (complete or interrupted) since the widget was made."""
         self._reply_seq = 0
         self._generation = 0
+        self._turn_ended = True
         self._remove_listener: Callable[[], Any] | None = None
         self._send_lock = threading.Lock()
         self.on_msg(self._handle_custom_msg_dispatch)
@@ -649,9 +650,13 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
             if audio:
                 self.play(audio, _rate_of(item))
             if item.output_transcription is not None and item.output_transcription.text:
-                self.transcript = (self.transcript + item.output_transcription.text)[-2000:]
+                # The widget shows what is being said now: a new turn replaces the last one's text.
+                before = "" if self._turn_ended else self.transcript
+                self.transcript = (before + item.output_transcription.text)[-2000:]
+                self._turn_ended = False
             if item.turn_complete:
                 self.turns_completed += 1
+                self._turn_ended = True
                 self.send({"type": "turn_complete"})
         except Exception:  # a closed comm must not break the session's listener chain
             log.exception("media player: could not forward a reply")

@@ -135,8 +135,8 @@ JS_STATE = """(label) => {
 }"""
 
 
-def state(page: LabPage) -> dict[str, Any]:
-    result: dict[str, Any] = page.evaluate(JS_STATE, "browser-test") or {}
+def state(page: LabPage, label: str = "browser-test") -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(JS_STATE, label) or {}
     return result
 
 
@@ -393,3 +393,32 @@ def test_suspended_audio_offers_enable_audio_and_a_click_starts_it(lab: LabServe
     page.wait_for("audio to run", lambda: state(page).get("outputContext") == "running", 10)
     page.wait_for("the button to go", lambda: not button.is_visible(), 10)
     assert state(page)["playerState"] == "idle"
+
+
+MAGICS = [
+    "%load_ext live_nb",
+    "import os\nurl = os.environ['LIVE_NB_EMULATOR_URL']\n%live connect talk --modality audio --url {url}",
+    "%live mic on talk",
+]
+
+
+def test_live_mic_magics_start_and_stop_streaming(lab: LabServer, page: LabPage, emulator: Emulator) -> None:
+    """The contract with the magics: `%live mic on|off NAME` drives the session's one streamer."""
+    write_notebook(lab.root_dir / "magics.ipynb", MAGICS)
+    page.open_notebook("magics.ipynb")
+    page.run_all(timeout=120)
+    assert "connected 'talk'" in page.cell_outputs(1), page.outputs()
+    page.wait_for("capture to stream", lambda: state(page, "").get("captureState") == "streaming", 30)
+    page.wait_for("chunks in the emulator", lambda: len(audio_inputs(emulator)) >= 10, 30)
+    page.run_cell(page.insert_cell("%live camera on talk"))
+    page.wait_for("frames", lambda: any(m.video is not None for m in audio_inputs(emulator)), 15)
+    assert page.evaluate("() => globalThis.__live_nb_media.length") == 1  # one streamer, two views
+    page.run_cell(page.insert_cell("%live mic off talk"))
+    time.sleep(1.0)
+    n = sum(1 for m in audio_inputs(emulator) if m.audio is not None)
+    frames = sum(1 for m in audio_inputs(emulator) if m.video is not None)
+    time.sleep(2.5)
+    assert sum(1 for m in audio_inputs(emulator) if m.audio is not None) == n  # mic off
+    assert sum(1 for m in audio_inputs(emulator) if m.video is not None) > frames  # camera still on
+    page.run_cell(page.insert_cell("%live camera off talk"))
+    page.wait_for("capture to stop", lambda: state(page, "").get("captureState") == "stopped", 20)
