@@ -5,7 +5,9 @@
 set -euo pipefail
 BIN="$1"
 if [ -f labextension/package.json ]; then
-  (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
+  # npm install, not npm ci: the lock omits optional rspack binaries for other platforms that this
+  # registry does not list, which npm ci refuses and npm install accepts.
+  (cd labextension && npm install --no-audit --no-fund --loglevel=error)
   if [ -f live_nb/labextension/package.json ]; then
     # jupyter labextension develop finds jupyter-builder through PATH.
     PATH="$BIN:$PATH" "$BIN/jupyter" labextension develop --overwrite . >/dev/null
