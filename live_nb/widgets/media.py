@@ -860,7 +860,8 @@ class MediaStreamer(_Playback):
             self.speaking = stats.speaking
             self.audio_on = self.audio and not self.muted and now - self._last_audio < 1.0
             self.video_on = self.video and now - self._last_video < 3 * self.frame_interval
-            self.token_rate = round(feed.token_rate(now), 1)
+            # What streaming costs from now on: nothing once both kinds are off.
+            self.token_rate = round(feed.token_rate(now), 1) if (self.audio_on or self.video_on) else 0.0
 
     def _on_switch(self, _change: dict[str, Any]) -> None:
         self._publish(force=True)
