@@ -50,6 +50,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ..exceptions import ConfigError, ProtocolError
+from ..protocol.config import CONNECTION_LIFETIME_SECONDS, GO_AWAY_LEAD_SECONDS, HANDLE_RETENTION_SECONDS
 from ..protocol.messages import (
     ClientMessage,
     GoAway,
@@ -104,7 +105,7 @@ class _RedactCredentials(logging.Filter):
 ws_logger = logging.getLogger("live_nb.emulator.websockets")
 ws_logger.addFilter(_RedactCredentials())
 
-RETENTION_SECONDS = {"gemini": 2 * 3600.0, "vertex": 24 * 3600.0}
+RETENTION_SECONDS = HANDLE_RETENTION_SECONDS
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close reason fits in a 125-byte control frame
 
 _GEMINI_PATH = re.compile(
@@ -353,8 +354,8 @@ class Emulator:
         mode: str = "gemini",
         db_path: str | None = None,
         context_window: int = 128_000,
-        connection_lifetime: float = 600.0,
-        go_away_before: float = 60.0,
+        connection_lifetime: float = CONNECTION_LIFETIME_SECONDS,
+        go_away_before: float = GO_AWAY_LEAD_SECONDS,
         resumption_update_interval: float = 10.0,
         responder: Responder | None = None,
         text_frames: bool = False,

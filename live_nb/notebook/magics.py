@@ -49,6 +49,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Unicode, default
 from .. import _loop
 from ..exceptions import InvalidState, LiveError
 from ..protocol.config import (
+    CONNECTION_LIFETIME_SECONDS,
     ContextWindowCompressionConfig,
     LiveGenerationConfig,
     SessionResumptionConfig,
@@ -598,7 +599,15 @@ class LiveMagics(Magics):
             options = self._options(name, backend=backend, model=model)
         if entry is not None:
             self._block(self._close(name))
-        entry = self._block(self._ensure(name, replace(options, handle=handle)))
+        record = self._stored_record(name)
+        try:
+            entry = self._block(self._ensure(name, replace(options, handle=handle)))
+        except UsageError:
+            # Our expiry is an estimate (counted from when the handle arrived), so we always try; when
+            # the service refuses a handle we believe expired, say that plainly instead of its close code.
+            if record.get("handle") == handle and _metadata_says_expired(record):
+                raise UsageError(_metadata_description(record)) from None
+            raise
         print(self._describe(entry, "resumed"))
 
     def _cmd_close(self, rest: str) -> None:
@@ -614,13 +623,17 @@ class LiveMagics(Magics):
             print(f"closed {name!r}")
 
     def _cmd_sessions(self, rest: str) -> None:
-        _parse_with(_parser("sessions", "List open sessions."), rest)
+        _parse_with(_parser("sessions", "List open sessions and the handles stored in the notebook."), rest)
         if not self.sessions:
             print("no open sessions")
         for name in sorted(self.sessions):
             entry = self.sessions[name]
             state = entry.session.state if entry.session is not None else "opening"
             print(f"{name}: {state}, {entry.options.backend}, {entry.options.modality}")
+        bridge = _bridge(self.shell)
+        stored = {n: r for n, r in (bridge.records.items() if bridge is not None else ()) if n not in self.sessions}
+        for name in sorted(stored):
+            print(f"{name}: stored, {_metadata_description(stored[name])}; %live resume {name}")
 
     def _cmd_session(self, rest: str) -> KernelSession:
         parser = _parser("session", "The session object, for top-level await in cells (opened if needed).")
@@ -652,7 +665,10 @@ class LiveMagics(Magics):
             from ..widgets.dashboard import Dashboard
         except ImportError as exc:
             raise UsageError(f"the dashboard is not available: {exc}") from None
-        display(Dashboard(entry.session))
+        limit = CONNECTION_LIFETIME_SECONDS
+        if entry.options.backend == "emulator":
+            limit /= entry.options.time_scale  # the emulator scales its 10-minute connections too
+        display(Dashboard(entry.session, connection_limit=limit))
 
     def _media(self, kind: str, rest: str) -> None:
         parser = _parser(kind, f"Stream the {'microphone' if kind == 'mic' else 'camera'} into a session.")
@@ -793,7 +809,11 @@ class LiveMagics(Magics):
             if time_scale != 1.0:
                 db = db.with_name(f"{db.stem}-x{time_scale:g}{db.suffix}")
             db.parent.mkdir(parents=True, exist_ok=True)
-            emulator = Emulator(host="127.0.0.1", port=0, time_scale=time_scale, db_path=str(db))
+            # consumed_limit bounds the emulator's test-only log of consumed messages (an hour of audio
+            # would otherwise hold ~115 MB in the kernel).
+            emulator = Emulator(
+                host="127.0.0.1", port=0, time_scale=time_scale, db_path=str(db), consumed_limit=10_000
+            )
             await emulator.start()
             self._emulators[time_scale] = emulator
         return str(emulator.url)
@@ -970,6 +990,18 @@ def _parse_with(parser: MagicArgumentParser, argstring: str) -> Any:
         raise UsageError(f"{parser.prog}: {str(exc).splitlines()[0] if str(exc) else 'bad arguments'}") from None
     except ValueError as exc:  # unbalanced quotes
         raise UsageError(f"{parser.prog}: {exc}") from None
+
+
+def _metadata_says_expired(record: dict[str, Any]) -> bool:
+    from .metadata import is_expired
+
+    return is_expired(record)
+
+
+def _metadata_description(record: dict[str, Any]) -> str:
+    from .metadata import describe_record
+
+    return describe_record(record)
 
 
 def _bridge(ip: Any) -> Any:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError
+from ..protocol.config import HANDLE_RETENTION_SECONDS
 
 __all__ = [
     "COMM_TARGET",
@@ -67,8 +68,7 @@ STATUS_INTERVAL = 0.25
 """At most four status messages a second: the status bar counts down by itself in between."""
 SIDECAR_SUFFIX = ".live_nb.json"
 FALLBACK_SIDECAR = "live_nb_sessions" + SIDECAR_SUFFIX
-RETENTION_SECONDS = {"gemini": 2 * 3600.0, "vertex": 24 * 3600.0}
-"""How long the service keeps a handle: 2 h on the Gemini Developer API, 24 h on Vertex AI."""
+RETENTION_SECONDS = HANDLE_RETENTION_SECONDS
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _MAX_STRING = 4096

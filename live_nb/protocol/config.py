@@ -21,7 +21,10 @@ from . import _wire as w
 from .messages import Content, as_content
 
 __all__ = [
+    "CONNECTION_LIFETIME_SECONDS",
     "CONTEXT_WINDOW_TOKENS",
+    "GO_AWAY_LEAD_SECONDS",
+    "HANDLE_RETENTION_SECONDS",
     "ContextWindowCompressionConfig",
     "LiveGenerationConfig",
     "SessionResumptionConfig",
@@ -30,6 +33,15 @@ __all__ = [
 
 CONTEXT_WINDOW_TOKENS = 128_000
 """The Live API's context window (tokens)."""
+
+CONNECTION_LIFETIME_SECONDS = 600.0
+"""How long one connection lives (about 10 min, live-protocol.md section 4)."""
+
+GO_AWAY_LEAD_SECONDS = 60.0
+"""How long before a connection's end its GoAway arrives."""
+
+HANDLE_RETENTION_SECONDS = {"gemini": 2 * 3600.0, "vertex": 24 * 3600.0}
+"""How long a resumption handle stays valid after its session ends, by backend."""
 
 TRIGGER_MIN, TRIGGER_MAX = 5_000, 128_000
 TARGET_MIN, TARGET_MAX = 0, 128_000

@@ -26,6 +26,7 @@ import anywidget
 import ipywidgets
 import traitlets
 
+from ..protocol.config import CONNECTION_LIFETIME_SECONDS
 from ._feed import FeedFrame, Sampler, SessionFeed
 from .context_chart import ContextChart
 from .static import render_dashboard_svg
@@ -88,7 +89,9 @@ class ConnectionPanel(_Panel):
     connection_started = traitlets.Float(None, allow_none=True, help="time.time() the connection opened.").tag(
         sync=True
     )
-    connection_limit = traitlets.Float(600.0, help="Connection lifetime in seconds.").tag(sync=True)
+    connection_limit = traitlets.Float(
+        CONNECTION_LIFETIME_SECONDS, help="Connection lifetime in seconds."
+    ).tag(sync=True)
     go_away_deadline = traitlets.Float(
         None, allow_none=True, help="time.time() the server will close the connection (from GoAway)."
     ).tag(sync=True)
@@ -101,7 +104,9 @@ class ConnectionPanel(_Panel):
     replay_depth = traitlets.Int(0, help="Client messages buffered for replay.").tag(sync=True)
     kernel_time = traitlets.Float(0.0, help="time.time() in the kernel when the state last changed.").tag(sync=True)
 
-    def __init__(self, session: Any = None, *, connection_limit: float = 600.0, **kwargs: Any) -> None:
+    def __init__(
+        self, session: Any = None, *, connection_limit: float = CONNECTION_LIFETIME_SECONDS, **kwargs: Any
+    ) -> None:
         super().__init__(session, connection_limit=connection_limit, **kwargs)
 
     def apply(self, frame: FeedFrame) -> None:
@@ -176,7 +181,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         session: Any,
         *,
         rate: float = 4.0,
-        connection_limit: float = 600.0,
+        connection_limit: float = CONNECTION_LIFETIME_SECONDS,
         max_points: int = 600,
         auto_snapshot: float | None = 60.0,
         start: bool = True,
