@@ -7,6 +7,8 @@ behaviour (awaited cells, parent ids, interrupts, comms) is in test_kernel_magic
 
 from __future__ import annotations
 
+import re
+
 import threading
 import time
 from collections.abc import Iterator
@@ -362,6 +364,38 @@ def test_resume_after_reload_reads_the_stored_handle(
         assert "resumed 'diary'" in capsys.readouterr().out
         out = ask(shell, capsys, "diary", "What did I say first?")
         assert '"Today I saw a kingfisher."' in out
+    finally:
+        shell.run_line_magic("unload_ext", "live_nb")
+
+
+def test_stored_handles_are_listed_and_an_expired_one_is_named_plainly(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a restart, %live sessions shows stored handles; resuming an expired one says so in words."""
+    from live_nb.notebook.metadata import read_records, write_sidecar
+
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
+    monkeypatch.chdir(tmp_path)
+    shell.run_line_magic("load_ext", "live_nb")
+    try:
+        ask(shell, capsys, "diary", "Today I saw a heron.")
+        shell.run_line_magic("unload_ext", "live_nb")
+        (sidecar,) = tmp_path.glob("*.live_nb.json")
+        records = read_records(sidecar)
+        old = dict(records["diary"], handle="long-gone-handle", expires="2020-01-01T00:00:00+00:00")
+        write_sidecar(sidecar, {**records, "old": old})
+        shell.run_line_magic("load_ext", "live_nb")
+        capsys.readouterr()
+        shell.run_line_magic("live", "sessions")
+        listing = capsys.readouterr().out
+        assert re.search(r"diary: stored, handle .* expires in", listing), listing
+        assert re.search(r"old: stored, handle .*: expired .* ago", listing), listing
+        with pytest.raises(UsageError, match=r"expired .* ago \(handles live 2 h on this backend\)"):
+            shell.run_line_magic("live", "resume old")
+        shell.run_line_magic("live", "resume diary")  # the live one still resumes
+        assert '"Today I saw a heron."' in ask(shell, capsys, "diary", "What did I say first?")
     finally:
         shell.run_line_magic("unload_ext", "live_nb")
 
