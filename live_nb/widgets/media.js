@@ -163,7 +163,7 @@ function workletURL(name, src) {
 const registry = (globalThis.__live_nb_media = globalThis.__live_nb_media || []);
 
 const ERRORS = {
-  NotAllowedError: ['permission', 'Permission to use the microphone or camera was refused. Allow it in the browser\'s site settings, then run the cell again (with a new CameraStream: ipywebrtc remembers a refusal).'],
+  NotAllowedError: ['permission', 'Permission to use the microphone or camera was refused. Allow it in the browser\'s site settings, then run the cell again (an ipywebrtc CameraStream remembers a refusal: make a new one).'],
   SecurityError: ['permission', 'The browser refused media capture on this page (it needs https or localhost).'],
   NotFoundError: ['no_device', 'No microphone or camera was found. Connect one, or turn off the kind you do not have (%live camera off).'],
   OverconstrainedError: ['no_device', 'No device matches the requested settings.'],

@@ -322,12 +322,22 @@ streamer
 """
 
 
-def test_refused_permission_is_shown_in_the_widget_and_in_python(lab: LabServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("drop", "extra", "kind", "words"),
+    [
+        ("--use-fake-ui-for-media-stream", ["--deny-permission-prompts"], "permission", "refused"),
+        ("--use-fake-device-for-media-stream", [], "no_device", "No microphone or camera was found"),
+    ],
+    ids=["permission-refused", "no-device"],
+)
+def test_capture_errors_are_shown_in_the_widget_and_in_python(
+    lab: LabServer, tmp_path: Path, drop: str, extra: list[str], kind: str, words: str
+) -> None:
     from playwright.sync_api import sync_playwright
 
     user_data_dir = tmp_path / "chromium-denied"
     with sync_playwright() as playwright:
-        args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"] + ["--deny-permission-prompts"]
+        args = [a for a in CHROMIUM_ARGS if a != drop] + extra
         context = playwright.chromium.launch_persistent_context(
             user_data_dir=str(user_data_dir), executable_path=CHROMIUM, headless=False, args=args,
             viewport={"width": 1400, "height": 900},
@@ -339,16 +349,16 @@ def test_refused_permission_is_shown_in_the_widget_and_in_python(lab: LabServer,
             page.run_cell(0, timeout=90)
             page.wait_for("the error", lambda: state(page).get("captureState") == "error", 30)
             s = state(page)
-            assert s["errorKind"] == "permission", s
+            assert s["errorKind"] == kind, s
             shown = page.page.locator(".live-nb-media-error").first.inner_text()
-            assert "refused" in shown
+            assert words in shown
             index = page.insert_cell(
                 "try:\n    streamer.raise_for_error()\nexcept Exception as e:\n"
                 "    print('raised', type(e).__name__, e.kind)"
             )
             page.run_cell(index)
-            assert "raised MediaError permission" in page.wait_for_output(index, "raised")
-            page.screenshot("media-permission-refused")
+            assert f"raised MediaError {kind}" in page.wait_for_output(index, "raised")
+            page.screenshot(f"media-{kind}")
         finally:
             context.close()
 
