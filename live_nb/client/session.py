@@ -510,6 +510,31 @@ class LiveSession:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    # Notebook conveniences. Imported lazily: the client works without pandas, matplotlib or widgets
+    # loaded, and these are thin doors into the notebook layer for the people who live there.
+
+    def history(self, view: str = "transcript") -> Any:
+        """A pandas view of this session: ``"transcript"``, ``"events"``, ``"usage"`` or ``"context"``."""
+        from ..notebook import history
+
+        return history.view(self, view)
+
+    def plot_context(self, ax: Any = None) -> Any:
+        """A one-off matplotlib figure of the context window over time, compressions marked."""
+        from ..widgets.static import plot_context
+
+        return plot_context(self, ax)
+
+    def stream(self, source: Any = None, *, audio: bool = True, video: bool = True) -> Any:
+        """Stream a microphone and camera (an ipywebrtc ``CameraStream``, or the browser's own) into this session.
+
+        Returns:
+            The ``MediaStreamer`` widget: display it to see the level meter, mute and stop.
+        """
+        from ..widgets.media import start_media
+
+        return start_media(self, audio=audio, video=video, source=source)
+
     # Private: connections.
 
     async def _start(self) -> None:

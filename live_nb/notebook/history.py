@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..exceptions import ConfigError
+
 __all__ = ["VIEWS", "context", "events", "transcript", "usage", "view"]
 
 
@@ -148,5 +150,11 @@ VIEWS = {"transcript": transcript, "events": events, "usage": usage, "context": 
 
 
 def view(session: Any, name: str) -> pd.DataFrame:
-    """The view called ``name`` (a key of ``VIEWS``)."""
+    """The view called ``name`` (a key of ``VIEWS``).
+
+    Raises:
+        ConfigError: ``name`` is not one of the views.
+    """
+    if name not in VIEWS:
+        raise ConfigError("view", name, "one of " + ", ".join(sorted(VIEWS)))
     return VIEWS[name](session)

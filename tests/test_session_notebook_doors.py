@@ -1,0 +1,70 @@
+"""LiveSession's notebook doors: history(), plot_context() and stream(), on a real emulator session."""
+
+from __future__ import annotations
+
+import pytest
+
+from live_nb import ConfigError, LiveGenerationConfig, LiveModel
+from live_nb.emulator import Emulator
+from live_nb.protocol.config import ContextWindowCompressionConfig, SlidingWindow
+
+
+async def _session_with_turns(emulator: Emulator, turns: int):  # type: ignore[no-untyped-def]
+    model = LiveModel(
+        "gemini-live-2.5-flash-preview",
+        generation_config=LiveGenerationConfig(
+            response_modalities=["TEXT"],
+            context_window_compression=ContextWindowCompressionConfig(
+                trigger_tokens=5_000, sliding_window=SlidingWindow(target_tokens=2_000)
+            ),
+        ),
+        backend="emulator",
+        url=emulator.url,
+    )
+    session = await model.connect()
+    for i in range(turns):
+        await session.send_content(f"Turn {i}: " + "words " * 400, turn_complete=True)
+        async for item in session.receive():
+            if getattr(item, "turn_complete", False):
+                break
+    return session
+
+
+async def test_history_views_are_dataframes_and_a_bad_name_is_a_clear_error(emulator: Emulator) -> None:
+    session = await _session_with_turns(emulator, 2)
+    try:
+        usage = session.history("usage")
+        assert len(usage) == 2 and (usage["prompt_tokens"] > 0).all()
+        transcript = session.history()
+        assert list(transcript["role"])[:2] == ["user", "model"]
+        with pytest.raises(ConfigError, match="view='bogus'.*one of context, events, transcript, usage"):
+            session.history("bogus")
+    finally:
+        await session.close()
+
+
+async def test_plot_context_draws_the_sawtooth(emulator: Emulator) -> None:
+    session = await _session_with_turns(emulator, 14)
+    try:
+        assert session.ledger.compressions, "14 turns of ~600 tokens pass a 5,000-token trigger"
+        figure = session.plot_context()
+        ax = figure.axes[0]
+        ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+        assert max(ys) > 5_000 and any(y <= 2_000 for y in ys[len(ys) // 2 :])
+    finally:
+        await session.close()
+
+
+async def test_stream_makes_one_media_streamer_for_mic_and_camera(emulator: Emulator) -> None:
+    from live_nb.widgets.media import MediaStreamer, stop_media
+
+    session = await _session_with_turns(emulator, 0)
+    try:
+        streamer = session.stream()
+        assert isinstance(streamer, MediaStreamer)
+        assert (streamer.audio, streamer.video) == (True, True)
+        assert session.stream(video=False) is streamer  # one streamer per session
+        stop_media(session)
+        assert (streamer.audio, streamer.video) == (False, False)
+    finally:
+        await session.close()
