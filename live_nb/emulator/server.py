@@ -485,7 +485,9 @@ class Emulator:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # Leaving the block is the end of this emulator: its temp dir (db, cert) goes too.
         await self.stop()
+        self.cleanup()
 
     def cleanup(self) -> None:
         """Remove the temp dir (db and cert) made for this emulator, if any. Call after ``stop``."""
