@@ -208,6 +208,7 @@ function makeState(model) {
     chunksPlayed: 0,
     dropped: 0,
     needsGesture: false,
+    deviceLabels: '',
     listeners: new Set(),
     log: [],
     clears: 0,
@@ -441,7 +442,9 @@ class Capture {
     const wantAudio = m.get('audio');
     const wantVideo = m.get('video');
     const ref = m.get('source') || null;
+    const wanted = `${m.get('audio_device')}|${m.get('video_device')}`;
     if (ref !== this.sourceRef) this.teardown();
+    else if (this.owned && this.stream && wanted !== this.devicesOpened) this.teardown(); // another device chosen
     if (!wantAudio && this.audio) this.stopAudio();
     if (!wantVideo && this.video) this.stopVideo();
     if (!wantAudio && !wantVideo) {
@@ -494,12 +497,26 @@ class Capture {
       return;
     }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw new TypeError('no mediaDevices');
+    const audioId = this.model.get('audio_device');
+    const videoId = this.model.get('video_device');
     const constraints = {
-      audio: wantAudio ? { channelCount: 1, echoCancellation: true, noiseSuppression: true } : false,
-      video: wantVideo ? { width: { ideal: 1280 }, height: { ideal: 720 } } : false,
+      audio: wantAudio ? { channelCount: 1, echoCancellation: true, noiseSuppression: true,
+                           ...(audioId ? { deviceId: { exact: audioId } } : {}) } : false,
+      video: wantVideo ? { width: { ideal: 1280 }, height: { ideal: 720 },
+                           ...(videoId ? { deviceId: { exact: videoId } } : {}) } : false,
     };
     this.stream = await navigator.mediaDevices.getUserMedia(constraints);
     this.owned = true;
+    this.devicesOpened = `${audioId}|${videoId}`;
+    this.st.deviceLabels = this.stream.getTracks().map((t) => t.label).join(' + ');
+    // Labels are only readable once permission is given: list the inputs now.
+    try {
+      const all = await navigator.mediaDevices.enumerateDevices();
+      const devices = all.filter((d) => d.kind === 'audioinput' || d.kind === 'videoinput')
+        .map((d) => ({ kind: d.kind, deviceId: d.deviceId, label: d.label }));
+      this.model.set('devices', devices);
+      this.model.save_changes();
+    } catch (e) { /* listing is a convenience */ }
   }
 
   async startAudio() {
@@ -703,6 +720,8 @@ function initialize({ model }) {
     model.on('change:audio', resync);
     model.on('change:video', resync);
     model.on('change:source', resync);
+    model.on('change:audio_device', resync);
+    model.on('change:video_device', resync);
     model.on('change:muted', () => {
       if (model.get('muted')) model.send({ type: 'audio_end' });
       st.notify();

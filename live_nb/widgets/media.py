@@ -741,6 +741,16 @@ class MediaStreamer(_Playback):
     capture_rate = traitlets.Int(0, help="Sample rate the browser captures at before resampling to 16 kHz.").tag(
         sync=True
     )
+    audio_device = traitlets.Unicode(
+        "", help="deviceId of the microphone to open ('' = the browser's default); only without a source."
+    ).tag(sync=True)
+    video_device = traitlets.Unicode(
+        "", help="deviceId of the camera to open ('' = the browser's default); only without a source."
+    ).tag(sync=True)
+    devices = traitlets.List(
+        traitlets.Dict(),
+        help="Media inputs the browser offers: [{'kind', 'deviceId', 'label'}] (labels once permission is given).",
+    ).tag(sync=True)
     capture_context_rate = traitlets.Int(
         16_000,
         help="Sample rate asked of the capture AudioContext; 0 = the device's own rate (the worklet then "

@@ -286,6 +286,19 @@ def test_fallback_capture_mute_and_stop_buttons(lab: LabServer, page: LabPage, e
     print(f"resampled capture: {rate:.2f} tokens/s, pitch {peak_hz:.0f} Hz")
     assert abs(peak_hz - 180) <= 6, peak_hz
 
+    # Device choice without ipywebrtc: the widget lists the inputs, and opens the one asked for.
+    index = page.insert_cell(
+        "import asyncio\nfor _ in range(50):\n    if streamer.devices:\n        break\n    await asyncio.sleep(0.1)\n"
+        "mics = [d for d in streamer.devices if d['kind'] == 'audioinput' and d['deviceId'] != 'default']\n"
+        "print('mics', len(mics), '|'.join(d['label'] for d in mics))\nstreamer.audio_device = mics[-1]['deviceId']"
+    )
+    page.run_cell(index)
+    mics = page.wait_for_output(index, "mics").split("mics", 1)[1].split(" ", 2)
+    assert int(mics[1]) >= 1, mics
+    chosen = mics[2].strip().split("|")[-1]
+    page.wait_for("the chosen mic", lambda: state(page).get("deviceLabels") == chosen, 15)
+    page.wait_for("capture to stream again", lambda: state(page).get("captureState") == "streaming", 15)
+
     # Mute with the widget's own button (a real click): audio stops reaching the session.
     page.page.locator(".live-nb-media-mute").first.click()
     page.wait_for("the mute to apply", lambda: page.page.locator(".live-nb-media-mute").first.inner_text() == "Unmute")
