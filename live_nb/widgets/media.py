@@ -46,7 +46,7 @@ import numpy as np
 import traitlets
 from ipywidgets import widget_serialization
 
-from ..exceptions import InvalidState, LiveError, MediaError
+from ..exceptions import InvalidState, MediaError
 from ..protocol.messages import ServerContent
 from ..protocol.tokens import AUDIO_TOKENS_PER_SECOND, INPUT_AUDIO_RATE, OUTPUT_AUDIO_RATE, VIDEO_TOKENS_PER_FRAME
 
@@ -978,7 +978,3 @@ def stop_media(session: Any, audio: bool = True, video: bool = True) -> MediaStr
 def streamers() -> Iterable[MediaStreamer]:
     """Every streamer made by ``start_media`` that is still alive (for the dashboard)."""
     return [*_streamers.values(), *_streamers_by_id.values()]
-
-
-# Keep ``LiveError`` importable from here for callers catching media problems broadly.
-_ = LiveError
