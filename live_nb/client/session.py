@@ -239,11 +239,13 @@ class LiveSession:
     Observable state (plain attributes, current, readable from any thread): ``handle``,
     ``resumable``, ``go_away_deadline``, ``last_consumed_index``, ``replay_depth``, ``state``,
     ``reconnects``, ``connection_started``, ``backend``, ``model``, ``ledger``, ``transcript``,
-    ``events``.
+    ``events``, and ``loop``: the event loop the session lives on, where its coroutines must run
+    (``asyncio.run_coroutine_threadsafe(session.send_audio(b), session.loop)`` from another thread).
     """
 
     def __init__(self, model: LiveModel, resumption: SessionResumptionConfig | None) -> None:
         self._live_model = model
+        self.loop = asyncio.get_running_loop()
         self.backend = model.backend
         self.model = model.resolver.model
         self.policy = model.reconnect

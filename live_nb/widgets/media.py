@@ -277,13 +277,9 @@ def _unwrap(session: Any) -> Any:
 
 def _session_loop(session: Any) -> asyncio.AbstractEventLoop:
     """The event loop the session's socket lives on (where its coroutines must run)."""
-    for name in ("loop", "_loop"):
-        loop = getattr(session, name, None)
-        if isinstance(loop, asyncio.AbstractEventLoop):
-            return loop
-    reader = getattr(session, "_reader", None)  # LiveSession's reader task runs on the session's loop
-    if isinstance(reader, asyncio.Task):
-        return reader.get_loop()
+    loop = getattr(session, "loop", None)
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        return loop
     from .._loop import live_loop
 
     return live_loop()
