@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from live_nb.client.endpoints import EndpointResolver, read_dotenv, vertex_host, vertex_model_name
+from live_nb.client.credentials import read_dotenv
+from live_nb.client.endpoints import EndpointResolver, vertex_host, vertex_model_name
 from live_nb.exceptions import ConfigError, CredentialsError
 
 SECRET = "AIzaSy-very-secret-key-123"

@@ -22,7 +22,7 @@ from IPython.testing.globalipapp import start_ipython
 
 from live_nb import _loop
 from live_nb.notebook import magics as live_magics
-from live_nb.notebook._credentials import find_api_key, read_dotenv
+from live_nb.client.credentials import find_api_key, read_dotenv
 from live_nb.notebook._reply import Renderer, Router, Turn
 from live_nb.notebook.magics import LiveMagics, interpolate, parse_compress, transform_live_cells
 

@@ -18,18 +18,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigError, CredentialsError
+from .credentials import env_or_dotenv, find_api_key, read_dotenv
 
 __all__ = [
     "BACKENDS",
     "EMULATOR_URL_ENV",
     "Endpoint",
     "EndpointResolver",
-    "read_dotenv",
 ]
 
 BACKENDS = ("emulator", "gemini", "vertex")
@@ -62,34 +61,6 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"Endpoint(backend={self.backend!r}, url={self.url!r}, model={self.model!r}, headers=<hidden>)"
-
-
-def read_dotenv(path: Path | None = None) -> dict[str, str]:
-    """Read ``KEY=VALUE`` lines from a ``.env`` (the cwd's by default); missing file -> {}.
-
-    Why our own reader: a dependency for ten lines is not worth it, and we must never export the
-    values into ``os.environ`` (a key there leaks into every subprocess).
-    """
-    path = path or Path.cwd() / ".env"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def _env(name: str, dotenv: Mapping[str, str]) -> str | None:
-    return os.environ.get(name) or dotenv.get(name) or None
 
 
 def gemini_model_name(model: str) -> str:
@@ -182,7 +153,8 @@ class EndpointResolver:
                 version=api_version or "v1beta"
             )
         elif backend == "gemini":
-            key = api_key or _env("GEMINI_API_KEY", dotenv) or _env("GOOGLE_API_KEY", dotenv)
+            found = find_api_key()
+            key = api_key or (found.value if found is not None else None)
             if not key:
                 raise CredentialsError(
                     "no Gemini API key: pass api_key=, or set GEMINI_API_KEY or GOOGLE_API_KEY "
@@ -196,8 +168,8 @@ class EndpointResolver:
             base = _check_ws_url(url).rstrip("/") if url else f"wss://{GEMINI_HOST}"
             self.url = base + template.format(version=version)
         else:
-            self._project = project or _env("GOOGLE_CLOUD_PROJECT", dotenv)
-            self._location = location or _env("GOOGLE_CLOUD_LOCATION", dotenv) or "us-central1"
+            self._project = project or env_or_dotenv("GOOGLE_CLOUD_PROJECT", dotenv)
+            self._location = location or env_or_dotenv("GOOGLE_CLOUD_LOCATION", dotenv) or "us-central1"
             self._api_key = api_key
             if url:
                 self.url = _check_ws_url(url)  # gateway mode: verbatim

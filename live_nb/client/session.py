@@ -71,7 +71,8 @@ from ..protocol.messages import (
     as_turns,
 )
 from ..protocol.state import CLOSED, DEFAULT_MAX_REPLAY_BYTES, ClientProtocol
-from .endpoints import EMULATOR_URL_ENV, EndpointResolver, read_dotenv
+from .credentials import find_api_key
+from .endpoints import EMULATOR_URL_ENV, EndpointResolver
 from .reconnect import ReconnectPolicy, backoff, process_exception
 
 __all__ = ["LiveModel", "LiveSession"]
@@ -120,8 +121,7 @@ def default_backend(url: str | None, api_key: str | None) -> str:
     """
     if url or os.environ.get(EMULATOR_URL_ENV):
         return "emulator"
-    dotenv = read_dotenv()
-    if api_key or any(os.environ.get(n) or dotenv.get(n) for n in ("GEMINI_API_KEY", "GOOGLE_API_KEY")):
+    if api_key or find_api_key() is not None:
         return "gemini"
     raise ConfigError(
         "backend",

@@ -47,6 +47,7 @@ from IPython.display import display as _display
 from traitlets import Bool, CaselessStrEnum, Float, Unicode, default
 
 from .. import _loop
+from ..client.credentials import find_api_key
 from ..exceptions import InvalidState, LiveError
 from ..protocol.config import (
     CONNECTION_LIFETIME_SECONDS,
@@ -57,7 +58,6 @@ from ..protocol.config import (
 )
 from ..protocol.messages import Content, Part
 from . import history as history_views
-from ._credentials import find_api_key
 from ._proxy import KernelSession
 from ._reply import CellRenderer, Renderer, Router, StreamRenderer, Turn
 

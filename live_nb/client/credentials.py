@@ -1,8 +1,9 @@
-"""Where the magics find an API key: the environment, then a ``.env`` file (jupyter-ai's convention).
+"""Where live_nb finds credentials: the environment, then a ``.env`` file (jupyter-ai's convention).
 
-Why a module of its own: the key must never reach the notebook (no echo, no metadata, no
-history), so the one object that carries it hides it from ``repr`` and ``str``, and nothing
-else in the notebook layer reads the environment for keys.
+Why a module of its own: a key must never reach a notebook, log or exception (no echo, no
+metadata, no history), so the one object that carries it hides it from ``repr`` and ``str``, and
+nothing else in the package reads the environment or ``.env`` for keys. Values are never exported
+into ``os.environ`` (a key there leaks into every subprocess).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["KEY_NAMES", "ApiKey", "find_api_key", "read_dotenv"]
+__all__ = ["KEY_NAMES", "ApiKey", "env_or_dotenv", "find_api_key", "read_dotenv"]
 
 KEY_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 """Checked in this order, as google-genai does."""
@@ -31,11 +32,13 @@ class ApiKey:
         return f"{self.name} from {self.source}"
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
+def read_dotenv(path: Path | None = None) -> dict[str, str]:
     """Parse a ``.env`` file: ``NAME=value`` lines, optional ``export``, quotes and comments.
 
     Unreadable files give an empty dict: a missing or broken ``.env`` means "no key there".
+    ``path`` defaults to ``.env`` in the working directory.
     """
+    path = path or Path.cwd() / ".env"
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -76,3 +79,8 @@ def find_api_key(cwd: Path | None = None, environ: dict[str, str] | None = None)
             if values.get(name):
                 return ApiKey(values[name], name, str(dotenv))
     return None
+
+
+def env_or_dotenv(name: str, dotenv: dict[str, str]) -> str | None:
+    """A setting from the environment, else from the ``.env`` values already read; None when unset."""
+    return os.environ.get(name) or dotenv.get(name) or None
