@@ -24,7 +24,6 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +42,6 @@ MODEL = "gemini-live-2.5-flash-preview"
 CONFIG = LiveGenerationConfig(response_modalities=["TEXT"])
 POLICY = ReconnectPolicy(min_delay=0.001, max_delay=0.05, max_attempts=50)
 
-
-
-@contextlib.asynccontextmanager
-async def running(emu: Emulator) -> AsyncIterator[Emulator]:
-    """Start an emulator, stop it after, and remove its temp dir (``Emulator.cleanup``)."""
-    try:
-        async with emu:
-            yield emu
-    finally:
-        emu.cleanup()
 
 def chunk(n: int) -> bytes:
     return audio(n)  # near-silence numbered in its first samples (never heard as speech)
@@ -104,7 +93,7 @@ def check_consumed(emu: Emulator, session: LiveSession, sent: list[str]) -> dict
 
 
 async def bench_moves(runs: int, kind: str) -> dict[str, Any]:
-    async with running(Emulator(chunk_delay=0.0, resumption_update_interval=3600.0)) as emu:
+    async with Emulator(chunk_delay=0.0, resumption_update_interval=3600.0) as emu:
         proxy = CuttingProxy(emu.port)
         await proxy.start()
         url = proxy.url if kind == "cut" else emu.url
@@ -166,7 +155,7 @@ async def bench_moves(runs: int, kind: str) -> dict[str, Any]:
 
 async def bench_hour(time_scale: float) -> dict[str, Any]:
     """36,000 chunks paced at time_scale x real time; replay buffer sampled every simulated minute."""
-    async with running(Emulator(chunk_delay=0.0, time_scale=time_scale)) as emu:
+    async with Emulator(chunk_delay=0.0, time_scale=time_scale) as emu:
         model = LiveModel(MODEL, CONFIG, url=emu.url, reconnect=POLICY)
         session = await model.connect(session_resumption=SessionResumptionConfig(transparent=True))
         reader = asyncio.create_task(drain(session))

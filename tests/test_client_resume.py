@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,6 @@ TEXT = LiveGenerationConfig(response_modalities=["TEXT"])
 TRANSPARENT = SessionResumptionConfig(transparent=True)
 SILENCE = b"\x00\x00" * 1600  # 100 ms of silence: counted, never a turn
 
-
-
-@contextlib.asynccontextmanager
-async def running(emu: Emulator) -> AsyncIterator[Emulator]:
-    """Start an emulator, stop it after, and remove its temp dir (``Emulator.cleanup``)."""
-    try:
-        async with emu:
-            yield emu
-    finally:
-        emu.cleanup()
 
 def describe(message: Any) -> str:
     if isinstance(message, ClientContent):
@@ -246,7 +235,7 @@ async def test_unknown_or_forged_handle_is_session_lost(emulator: Emulator) -> N
 
 
 async def test_expired_handle_is_session_lost(tmp_path: Path) -> None:
-    async with running(Emulator(retention=0.2, chunk_delay=0.001)) as emu:
+    async with Emulator(retention=0.2, chunk_delay=0.001) as emu:
         model = LiveModel(TEXT_MODEL, TEXT, url=emu.url)
         async with model.connect(session_resumption=SessionResumptionConfig()) as s:
             await turn(s, "soon forgotten")
@@ -295,7 +284,7 @@ async def test_go_away_waits_for_the_turn_in_flight(emulator: Emulator) -> None:
 
 async def test_replay_buffer_bound_drops_oldest_and_reports_possibly_lost() -> None:
     # Periodic updates off: only the turn's checkpoint confirms anything.
-    async with running(Emulator(chunk_delay=0.001, resumption_update_interval=3600.0)) as emu:
+    async with Emulator(chunk_delay=0.001, resumption_update_interval=3600.0) as emu:
         frame_bytes = len(
             '{"realtimeInput":{"audio":{"data":"","mimeType":"audio/pcm;rate=16000"}}}'
         ) + 4 * ((len(SILENCE) + 2) // 3)
@@ -328,7 +317,7 @@ async def test_drop_with_on_drop_off_is_session_lost(emulator: Emulator) -> None
 
 
 async def test_connect_with_handle_waits_for_the_old_socket_to_close() -> None:
-    async with running(Emulator(chunk_delay=0.001, resume_grace=0.05)) as emu:
+    async with Emulator(chunk_delay=0.001, resume_grace=0.05) as emu:
         model = LiveModel(TEXT_MODEL, TEXT, url=emu.url, reconnect=ReconnectPolicy(min_delay=0.05, max_delay=0.2))
         old = await model.connect(session_resumption=SessionResumptionConfig())
         await turn(old, "keep me")

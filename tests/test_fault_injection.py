@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -86,16 +86,6 @@ class CuttingProxy:
         self.pairs.discard(pair)
 
 
-
-@contextlib.asynccontextmanager
-async def running(emu: Emulator) -> AsyncIterator[Emulator]:
-    """Start an emulator, stop it after, and remove its temp dir (``Emulator.cleanup``)."""
-    try:
-        async with emu:
-            yield emu
-    finally:
-        emu.cleanup()
-
 def audio(n: int) -> bytes:
     """100 ms of near-silence carrying ``n`` in its first four samples (6 bits each: RMS stays ~0,
     so the emulator's VAD never hears speech and no turn starts by itself)."""
@@ -159,7 +149,7 @@ async def test_cuts_and_go_aways_lose_and_duplicate_nothing() -> None:
     rng = random.Random(SEED)
     policy = ReconnectPolicy(min_delay=0.002, max_delay=0.05, max_attempts=100, go_away_wait=0.5)
     script: list[tuple[str, Any]] = []
-    async with running(emulator()) as emu:
+    async with emulator() as emu:
         proxy = CuttingProxy(emu.port)
         await proxy.start()
         model = LiveModel(TEXT_MODEL, CONFIG, url=proxy.url, reconnect=policy)
@@ -221,7 +211,7 @@ async def test_cuts_and_go_aways_lose_and_duplicate_nothing() -> None:
         assert any(f'You asked: "turn-{i} please answer"' in a for a in answers.complete), i
 
     # The same script without faults gives the same context.
-    async with running(emulator()) as emu:
+    async with emulator() as emu:
         model = LiveModel(TEXT_MODEL, CONFIG, url=emu.url)
         async with model.connect(session_resumption=SessionResumptionConfig(transparent=True)) as clean:
             await run_script(clean, script)
