@@ -408,7 +408,7 @@ class LiveSession:
         if self._error is not None or protocol.state is CLOSED:
             self._check_open()
         protocol.send_audio(pcm16)
-        self.ledger.record_input("AUDIO", len(pcm16) * 0.00078125, time.time())  # 25 tok/s / 32000 B/s
+        self.ledger.record_input("AUDIO", len(pcm16) * tokens.INPUT_AUDIO_TOKENS_PER_BYTE, time.time())
         await self._flush()
 
     async def send_video(self, jpeg: bytes) -> None:

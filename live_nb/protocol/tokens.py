@@ -12,6 +12,7 @@ import math
 __all__ = [
     "AUDIO_TOKENS_PER_SECOND",
     "INPUT_AUDIO_RATE",
+    "INPUT_AUDIO_TOKENS_PER_BYTE",
     "OUTPUT_AUDIO_RATE",
     "VIDEO_TOKENS_PER_FRAME",
     "audio_seconds",
@@ -23,6 +24,8 @@ AUDIO_TOKENS_PER_SECOND = 25
 VIDEO_TOKENS_PER_FRAME = 258
 INPUT_AUDIO_RATE = 16_000
 OUTPUT_AUDIO_RATE = 24_000
+INPUT_AUDIO_TOKENS_PER_BYTE = AUDIO_TOKENS_PER_SECOND / (2 * INPUT_AUDIO_RATE)
+"""Tokens per byte of 16 kHz PCM16 input, precomputed for the per-chunk path."""
 
 
 def text_tokens(text: str) -> int:
