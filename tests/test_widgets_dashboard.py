@@ -500,3 +500,87 @@ def test_an_hour_of_audio_keeps_traits_svg_and_messages_bounded() -> None:
     assert len(deltas) <= 36_000 / 3 + 1  # never more than one per sample
     assert max(len(json.dumps(d)) for d in deltas) < 1_000  # each delta is small
     chart.close()
+
+
+# --- the streaming panel: what the mic/camera streamer sends and what it costs ---------------
+
+
+def synced_state(rec: RecordingComm) -> dict[str, Any]:
+    """The widget state the browser holds: the opening state, then every update, in order."""
+    state = dict(rec.opened.get("data", {}).get("state", {}))
+    for update in rec.updates():
+        state.update(update)
+    return state
+
+
+async def test_streaming_panel_shows_the_mic_and_its_token_rate_and_not_streaming_without_one(
+    emulator: Emulator,
+) -> None:
+    from live_nb.widgets.media import start_media, stop_media
+
+    config = LiveGenerationConfig(response_modalities=["AUDIO"])
+    async with LiveModel(AUDIO_MODEL, config, url=emulator.url).connect() as session:
+        dash = Dashboard(session)
+        rec = comm_of(dash.media)
+        streamer = None
+        try:
+            # No streamer for this session: the panel says so, and so does the saved picture.
+            await settle(dash)
+            before = synced_state(rec)
+            assert before["present"] is False and before["streaming"] is False
+            assert (before["mic"], before["camera"], before["token_rate"]) == ("off", "off", 0.0)
+            assert "streaming: not streaming" in dash.to_svg()
+
+            # %live mic on: start_media makes the session's streamer; chunks then arrive the way a
+            # browser's custom messages do (another thread, 100 ms of 16 kHz PCM16 every 100 ms).
+            streamer = start_media(session, audio=True, video=False)
+            pcm = tone(0.1)
+            t0 = time.monotonic()
+
+            def browser() -> None:
+                for seq in range(70):  # 7 s in real time
+                    streamer._handle_msg({
+                        "content": {"data": {"method": "custom", "content": {
+                            "type": "audio", "seq": seq, "epoch": "e1", "rate": 16000}}},
+                        "buffers": [memoryview(pcm)],
+                    })
+                    time.sleep(max(0.0, t0 + (seq + 1) * 0.1 - time.monotonic()))
+
+            sending = asyncio.ensure_future(asyncio.to_thread(browser))
+            await asyncio.sleep(6.5)  # past the 5 s the rate is measured over
+            during = synced_state(rec)
+            updates_during = len(rec.updates())
+            elapsed = time.monotonic() - t0
+            await sending
+            assert streamer.feed is not None
+            await asyncio.wrap_future(streamer.feed.drain())
+
+            assert during["present"] is True and during["streaming"] is True
+            assert (during["mic"], during["camera"]) == ("on", "off")
+            assert during["token_rate"] == pytest.approx(25, abs=2.5)  # the streamer's own measurement
+            assert during["nominal_rate"] == 25.0
+            assert 45 <= during["chunks_received"] <= 66 and during["gaps"] == 0
+            assert during["frames_received"] == 0
+            # No message per chunk: ~65 chunks, at most one update a second plus the switches.
+            assert updates_during <= elapsed + 4
+            # The session really received it: 7 s of audio is 175 tokens in its context estimate.
+            assert session.ledger.input_by_modality["AUDIO"] == pytest.approx(175, abs=1)
+
+            # Once chunks stop arriving, the mic is no longer "on" and streaming costs nothing,
+            # though the streamer still wants audio (a closed tab sends no switch). Quiet, the
+            # sampler runs once a second: 1.5 s without a new chunk is seen within 3 s.
+            await settle(dash, 3.0)
+            stalled = synced_state(rec)
+            assert (stalled["mic"], stalled["streaming"], stalled["token_rate"]) == ("waiting", False, 0.0)
+            assert stalled["chunks_received"] == 70
+
+            # %live mic off: the switch is sent at the next sample.
+            stop_media(session)
+            await settle(dash)
+            after = synced_state(rec)
+            assert (after["present"], after["mic"], after["token_rate"]) == (True, "off", 0.0)
+            assert "streaming: mic off · camera off · 0 tokens/s · 70 chunks, 0 frames, 0 gaps" in dash.to_svg()
+        finally:
+            dash.close()
+            if streamer is not None:
+                streamer.close()

@@ -13,6 +13,7 @@ _EXPORTS = {
     "ConnectionPanel": ".dashboard",
     "UsagePanel": ".dashboard",
     "TranscriptPanel": ".dashboard",
+    "MediaPanel": ".dashboard",
     "ContextChart": ".context_chart",
     "MediaStreamer": ".media",
     "AudioPlayer": ".media",

@@ -13,7 +13,11 @@ part in between that needs no widget machinery, so it is tested without a front 
    hands each frame to the widgets (``apply``). Widget comm messages belong to the kernel loop,
    which is why sampling runs there and the session's listener (which runs on the private thread)
    only enqueues a wake-up.
-3. ``Series`` is the bounded copy of the context line that survives a page reload (a widget
+3. ``media_state`` reads what the session's mic/camera streamer (``media.py``) is doing, from
+   the streamer's own counters: what streams, what it costs in tokens per second, chunks and
+   gaps. It reads, never listens: the media path is hot (10 chunks a second), so the dashboard
+   sees it only at its own sampling rate and adds no message per chunk.
+4. ``Series`` is the bounded copy of the context line that survives a page reload (a widget
    trait): when it grows past its limit, the older half is thinned, keeping the points that
    matter (server-reported counts, compressions), so an hour-long session stays a few hundred
    points.
@@ -27,20 +31,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..protocol.ledger import CompressionEvent, ContextLedger, ContextPoint
 
 __all__ = [
     "FeedFrame",
+    "MediaWatch",
     "ObservableSession",
     "Sampler",
     "Series",
     "SessionFeed",
     "compression_json",
+    "find_streamer",
+    "media_state",
     "point_json",
 ]
 
@@ -51,6 +59,13 @@ PointJson = list[float | int | None]
 KIND_ESTIMATE = 0
 KIND_REPORTED = 1
 KIND_COMPRESSION = 2
+
+AUDIO_TOKENS_PER_SECOND = 25.0
+"""What a second of streamed audio costs (the Live API's rate; media.py counts the same)."""
+VIDEO_TOKENS_PER_FRAME = 258.0
+"""What one video frame costs."""
+MEDIA_FRESH_SECONDS = 1.5
+"""A kind counts as streaming while its chunk/frame count moved this recently (audio: 10/s)."""
 
 
 class ObservableSession(Protocol):
@@ -82,6 +97,8 @@ class FeedFrame:
         usage: usage-panel fields (all JSON-ready).
         turns: the latest transcript turns, or None when unchanged since the last frame.
         markers: lifecycle events (GoAway, reconnect, resume, close) new since the last frame.
+        media: what the session's mic/camera streamer is doing (``media_state``); ``{"present":
+            False, ...}`` when nothing streams into this session.
     """
 
     now: float
@@ -97,6 +114,7 @@ class FeedFrame:
     usage: dict[str, Any]
     turns: tuple[dict[str, Any], ...] | None
     markers: tuple[dict[str, Any], ...] = ()
+    media: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_chart_delta(self) -> bool:
@@ -149,6 +167,148 @@ def shorten_handle(handle: str | None, keep: int = 6) -> str:
     return handle if len(handle) <= 2 * keep + 1 else f"{handle[:keep]}…{handle[-keep:]}"
 
 
+def find_streamer(session: Any) -> Any | None:
+    """The open ``MediaStreamer`` feeding ``session`` (or its notebook proxy), or None.
+
+    Looks through ``media.streamers()`` (every streamer ``start_media`` made: ``%live mic on``,
+    ``session.stream``) only when media.py was already imported: no streamer can exist
+    otherwise, and a dashboard must not pull in the media widget stack for nothing.
+    """
+    module = sys.modules.get("live_nb.widgets.media")
+    streamers = getattr(module, "streamers", None)
+    if streamers is None:
+        return None
+    inner = getattr(session, "__dict__", {}).get("session")  # a notebook KernelSession proxy
+    found = None
+    for streamer in list(streamers()):
+        fed = getattr(streamer, "session", None)
+        if fed is not None and (fed is session or fed is inner) and getattr(streamer, "comm", None) is not None:
+            found = streamer
+    return found
+
+
+def media_state(
+    streamer: Any | None,
+    *,
+    audio_fresh: bool | None = None,
+    video_fresh: bool | None = None,
+) -> dict[str, Any]:
+    """What ``streamer`` is doing, JSON-ready, read with defaults (None: "not streaming").
+
+    Counters come from the streamer's exact feed counters when it has them (``feed.stats()``),
+    else from its published traits. A kind is ``"on"`` only while its data arrives: the caller
+    says so with ``audio_fresh`` / ``video_fresh`` (None: trust the streamer's ``audio_on`` /
+    ``video_on``, which it refreshes only when a chunk comes or a switch flips). The token rate is
+    the streamer's own measurement (``feed.token_rate()``, tokens counted as chunks were fed over
+    the last 5 s), 0 once nothing streams; ``nominal_rate`` is what the live kinds cost at the
+    Live API's rates (25/s of audio, 258 per frame), which the measurement reaches after 5 s.
+
+    Args:
+        streamer: a ``MediaStreamer`` or anything with its observable traits, or None.
+        audio_fresh: whether audio chunks arrived just now.
+        video_fresh: whether video frames arrived just now.
+    """
+    if streamer is None:
+        return {
+            "present": False, "streaming": False, "mic": "off", "camera": "off", "capture_state": "",
+            "token_rate": 0.0, "nominal_rate": 0.0, "chunks_received": 0, "frames_received": 0,
+            "gaps": 0, "missing_chunks": 0, "level": 0.0, "error": "",
+        }
+    feed = getattr(streamer, "feed", None)
+    stats = None
+    if feed is not None:
+        with contextlib.suppress(Exception):
+            stats = feed.stats()
+
+    def count(name: str) -> int:
+        value = getattr(stats, name, None) if stats is not None else None
+        return int(value if value is not None else getattr(streamer, name, 0) or 0)
+
+    audio = bool(getattr(streamer, "audio", False))
+    video = bool(getattr(streamer, "video", False))
+    muted = bool(getattr(streamer, "muted", False))
+    audio_live = audio and not muted and (
+        bool(getattr(streamer, "audio_on", False)) if audio_fresh is None else audio_fresh
+    )
+    video_live = video and (bool(getattr(streamer, "video_on", False)) if video_fresh is None else video_fresh)
+    interval = float(getattr(streamer, "frame_interval", 1.0) or 1.0)
+    nominal = (AUDIO_TOKENS_PER_SECOND if audio_live else 0.0) + (
+        VIDEO_TOKENS_PER_FRAME / interval if video_live else 0.0
+    )
+    rate = 0.0
+    if audio_live or video_live:
+        measured: Any = None
+        if feed is not None and callable(getattr(feed, "token_rate", None)):
+            with contextlib.suppress(Exception):
+                measured = feed.token_rate()
+        if measured is None:
+            measured = getattr(streamer, "token_rate", nominal)
+        rate = round(float(measured or 0.0), 1)
+    level = getattr(stats, "level", None) if stats is not None else None
+    return {
+        "present": True,
+        "streaming": audio_live or video_live,
+        "mic": "off" if not audio else "muted" if muted else "on" if audio_live else "waiting",
+        "camera": "off" if not video else "on" if video_live else "waiting",
+        "capture_state": str(getattr(streamer, "capture_state", "") or ""),
+        "token_rate": rate,
+        "nominal_rate": round(nominal, 1),
+        "chunks_received": count("chunks_received"),
+        "frames_received": count("frames_received"),
+        "gaps": count("gaps"),
+        "missing_chunks": count("missing_chunks"),
+        "level": round(float(level if level is not None else getattr(streamer, "level", 0.0) or 0.0), 2),
+        "error": str(getattr(streamer, "error", "") or ""),
+    }
+
+
+class MediaWatch:
+    """Follows a session's streamer across samples, to tell "streaming now" from "was streaming".
+
+    A streamer refreshes its ``audio_on`` only when a chunk arrives, so after the browser goes
+    quiet (a closed tab, a revoked device) the trait would say "on" forever. Here a kind is on
+    only while its exact count moved within ``MEDIA_FRESH_SECONDS`` (``3 * frame_interval`` for
+    video) on the monotonic clock.
+
+    Args:
+        streamer: follow this streamer; None to find the session's own (``find_streamer``) at
+            every sample, so one started after the dashboard shows up.
+    """
+
+    def __init__(self, streamer: Any = None) -> None:
+        self.streamer = streamer
+        self._seen: Any = None
+        self._counts = (-1, -1)
+        self._audio_at = float("-inf")
+        self._video_at = float("-inf")
+
+    def sample(self, session: Any, now: float | None = None) -> dict[str, Any]:
+        """The ``media_state`` of the session's streamer right now."""
+        now = time.monotonic() if now is None else now
+        streamer = self.streamer if self.streamer is not None else find_streamer(session)
+        if streamer is None:
+            self._seen = None
+            return media_state(None)
+        state = media_state(streamer)  # trait-based on/off: used to seed a streamer seen first
+        counts = (state["chunks_received"], state["frames_received"])
+        if streamer is not self._seen:
+            self._seen = streamer
+            self._audio_at = now if state["mic"] == "on" else float("-inf")
+            self._video_at = now if state["camera"] == "on" else float("-inf")
+        else:
+            if counts[0] != self._counts[0]:
+                self._audio_at = now
+            if counts[1] != self._counts[1]:
+                self._video_at = now
+        self._counts = counts
+        interval = float(getattr(streamer, "frame_interval", 1.0) or 1.0)
+        return media_state(
+            streamer,
+            audio_fresh=now - self._audio_at < MEDIA_FRESH_SECONDS,
+            video_fresh=now - self._video_at < max(MEDIA_FRESH_SECONDS, 3 * interval),
+        )
+
+
 class SessionFeed:
     """Reads a session's observable state and reports only what changed since the last read.
 
@@ -158,10 +318,12 @@ class SessionFeed:
         session: a ``LiveSession`` (or anything with its observable attributes).
         transcript_turns: how many of the latest transcript turns to report.
         turn_chars: each reported turn is cut to its last this-many characters.
+        media: the ``MediaStreamer`` to report; None finds the session's own (``find_streamer``).
     """
 
-    def __init__(self, session: Any, transcript_turns: int = 8, turn_chars: int = 400) -> None:
+    def __init__(self, session: Any, transcript_turns: int = 8, turn_chars: int = 400, media: Any = None) -> None:
         self.session = session
+        self.media_watch = MediaWatch(media)
         self.transcript_turns = transcript_turns
         self.turn_chars = turn_chars
         self.origin = self._origin()
@@ -242,7 +404,14 @@ class SessionFeed:
             usage=self._usage(ledger),
             turns=self._turns(),
             markers=tuple(markers),
+            media=self._media(),
         )
+
+    def _media(self) -> dict[str, Any]:
+        try:
+            return self.media_watch.sample(self.session)
+        except Exception as exc:  # a half-closed streamer must not cost the chart its frame
+            return {**media_state(None), "error": f"media state unreadable: {exc}"}
 
     @staticmethod
     def _rate_span(ledger: ContextLedger, now: float, span: float = 10.0) -> float:

@@ -1,4 +1,4 @@
-// Dashboard panels (connection, usage, transcript): one ESM, the `part` trait picks the panel.
+// Dashboard panels (connection, usage, streaming, transcript): one ESM, the `part` trait picks the panel.
 //
 // Clocks run here: connection age and the GoAway countdown are computed from absolute times
 // (connection_started, go_away_deadline: time.time() seconds in the kernel) against the browser's
@@ -224,6 +224,83 @@ function renderUsage(model, root) {
   return () => model.off("change", update);
 }
 
+// ---------------------------------------------------------------- streaming panel
+
+const KIND_TEXT = { on: "on", off: "off", muted: "muted", waiting: "waiting for data" };
+
+function renderMedia(model, root) {
+  root.classList.add("lnb-media");
+  const update = () => {
+    const present = model.get("present");
+    const streaming = model.get("streaming");
+    const mic = model.get("mic") || "off";
+    const camera = model.get("camera") || "off";
+    const rate = Number(model.get("token_rate")) || 0;
+    const nominal = Number(model.get("nominal_rate")) || 0;
+    root.dataset.present = String(!!present);
+    root.dataset.streaming = String(!!streaming);
+    root.dataset.mic = present ? mic : "none";
+    root.dataset.camera = present ? camera : "none";
+    root.dataset.rate = rate.toFixed(1);
+
+    const title = el("div", "lnb-panel-title", "Streaming");
+    const badge = el("span", "lnb-badge");
+    badge.textContent = streaming ? "live" : present ? "idle" : "off";
+    badge.className = `lnb-badge ${streaming ? "lnb-state-active" : ""}`;
+    title.appendChild(badge);
+    if (!present) {
+      root.replaceChildren(
+        title,
+        el("div", "lnb-empty lnb-media-none", "not streaming"),
+        el("div", "lnb-note", "%live mic on, %live camera on or session.stream(camera) start it"),
+      );
+      return;
+    }
+    const table = el("dl", "lnb-kv");
+    const row = (label, value, cls, help) => {
+      const dt = el("dt", "", label);
+      if (help) dt.title = help;
+      const dd = el("dd", cls || "", value);
+      table.append(dt, dd);
+      return dd;
+    };
+    const micCell = row("Mic", KIND_TEXT[mic] || mic, `lnb-v-mic lnb-kind-${mic}`);
+    if (mic === "on") {
+      const bar = el("div", "lnb-bar lnb-level");
+      bar.title = "input level (updated about once a second)";
+      const fill = el("div", "lnb-bar-fill");
+      fill.style.width = `${Math.min(100, 100 * Math.sqrt(Number(model.get("level")) || 0)).toFixed(0)}%`;
+      bar.appendChild(fill);
+      micCell.appendChild(bar);
+    }
+    row("Camera", KIND_TEXT[camera] || camera, `lnb-v-camera lnb-kind-${camera}`);
+    const cost = row(
+      "Cost",
+      streaming ? `${rate.toFixed(rate >= 100 ? 0 : 1)} tokens/s` : "none",
+      "lnb-v-rate",
+      "Input tokens per second the stream adds to the context (25/s of audio, 258 per video frame), measured over the last 5 s",
+    );
+    if (streaming) {
+      cost.appendChild(el("span", "lnb-note lnb-inline", `≈ ${fmtTokens(rate * 60)}/min · nominal ${nominal.toFixed(0)}/s`));
+    }
+    row("Received", `${model.get("chunks_received") || 0} chunks · ${model.get("frames_received") || 0} frames`,
+      "lnb-v-received", "Audio chunks (100 ms each) and video frames that reached the kernel");
+    const gaps = model.get("gaps") || 0;
+    const missing = model.get("missing_chunks") || 0;
+    row("Gaps", gaps ? `${gaps} (${missing} chunk${missing === 1 ? "" : "s"} lost)` : "none",
+      `lnb-v-gaps ${gaps ? "lnb-alert" : "lnb-yes"}`, "Times chunks or frames never arrived");
+    const state = model.get("capture_state");
+    if (state) row("Capture", state, "lnb-v-capture");
+    const children = [title, table];
+    const error = model.get("error");
+    if (error) children.push(el("div", "lnb-alert lnb-media-error", error));
+    root.replaceChildren(...children);
+  };
+  model.on("change", update);
+  update();
+  return () => model.off("change", update);
+}
+
 // ---------------------------------------------------------------- transcript panel
 
 function renderTranscript(model, root) {
@@ -258,6 +335,7 @@ function render({ model, el: root }) {
   if (part === "connection") return renderConnection(model, root);
   if (part === "usage") return renderUsage(model, root);
   if (part === "transcript") return renderTranscript(model, root);
+  if (part === "media") return renderMedia(model, root);
   root.textContent = `unknown panel ${part}`;
   return undefined;
 }

@@ -1,8 +1,11 @@
-"""The session dashboard: context chart, connection, usage and transcript, each usable alone.
+"""The session dashboard: context chart, connection, usage, streaming and transcript, each usable alone.
 
 ``Dashboard(session)`` lays out a ``ContextChart`` and three panels in a grid and drives them all
 from one ``Sampler`` on the kernel's event loop (at most 4 samples a second; see ``_feed.py``).
 Each panel is also a widget of its own: ``ConnectionPanel(session)`` follows a session by itself.
+``MediaPanel`` shows what the session's mic/camera streamer (``media.py``) sends and the input
+tokens per second that costs; it reads the streamer's counters at the sampling rate, so the
+media path (10 audio chunks a second) gains no message of its own.
 
 What changes every sample (the context line) travels as deltas in the chart's custom messages.
 The panels' state is a handful of small traits (anywidget: state in traits) sent only when a value
@@ -31,7 +34,7 @@ from ._feed import FeedFrame, Sampler, SessionFeed
 from .context_chart import ContextChart
 from .static import render_dashboard_svg
 
-__all__ = ["ConnectionPanel", "Dashboard", "TranscriptPanel", "UsagePanel"]
+__all__ = ["ConnectionPanel", "Dashboard", "MediaPanel", "TranscriptPanel", "UsagePanel"]
 
 _HERE = Path(__file__).parent
 
@@ -149,6 +152,67 @@ class UsagePanel(_Panel):
         self._set(values)
 
 
+class MediaPanel(_Panel):
+    """What streams into the session (mic, camera), the token rate it costs, chunks, frames and gaps.
+
+    A session nobody streams into shows "not streaming". Switches (mic on/off/muted, camera,
+    capture state, a new gap, an error) are sent at once; the counters, the rate and the level,
+    which move with every chunk, at most once a second.
+
+    Args:
+        session: a ``LiveSession`` to follow, or None when a Dashboard feeds it.
+        media: the ``MediaStreamer`` to show; None finds the one ``start_media`` made for the
+            session (``%live mic on``, ``session.stream``), whenever it starts.
+    """
+
+    part = traitlets.Unicode("media").tag(sync=True)
+    present = traitlets.Bool(False, help="A streamer is attached to the session.").tag(sync=True)
+    streaming = traitlets.Bool(False, help="Audio or video is arriving in the kernel now.").tag(sync=True)
+    mic = traitlets.Unicode("off", help="off, on, muted or waiting (asked for, nothing arriving).").tag(
+        sync=True
+    )
+    camera = traitlets.Unicode("off", help="off, on or waiting (asked for, nothing arriving).").tag(sync=True)
+    capture_state = traitlets.Unicode(help="The browser's capture: idle, starting, streaming, stopped, error.").tag(
+        sync=True
+    )
+    token_rate = traitlets.Float(0.0, help="Input tokens per second streaming costs (measured over 5 s).").tag(
+        sync=True
+    )
+    nominal_rate = traitlets.Float(0.0, help="The same at the Live API's rates (25/s audio, 258 per frame).").tag(
+        sync=True
+    )
+    chunks_received = traitlets.Int(0, help="Audio chunks received by the kernel.").tag(sync=True)
+    frames_received = traitlets.Int(0, help="Video frames received by the kernel.").tag(sync=True)
+    gaps = traitlets.Int(0, help="Times chunks or frames were lost.").tag(sync=True)
+    missing_chunks = traitlets.Int(0, help="Audio chunks lost in all.").tag(sync=True)
+    level = traitlets.Float(0.0, help="Input level (RMS 0..1) when last sent.").tag(sync=True)
+    error = traitlets.Unicode(help="The streamer's error message, if any.").tag(sync=True)
+
+    min_interval = 1.0
+    """Seconds between updates of the moving numbers (counters, rate, level)."""
+    _SWITCHES = ("present", "streaming", "mic", "camera", "capture_state", "gaps", "error")
+
+    def __init__(self, session: Any = None, *, media: Any = None, rate: float = 4.0, **kwargs: Any) -> None:
+        self._last_update = 0.0
+        super().__init__(None, **kwargs)
+        if session is not None:
+            self.sampler = Sampler(SessionFeed(session, media=media), [self.apply], rate=rate)
+            self.sampler.tick()
+            self.sampler.start()
+
+    def apply(self, frame: FeedFrame) -> None:
+        """Copy the streaming state: switches at once, moving numbers at most once a second."""
+        values = dict(frame.media)
+        if not values:
+            return
+        now = time.monotonic()
+        switched = any(getattr(self, key) != values.get(key, getattr(self, key)) for key in self._SWITCHES)
+        if not switched and now - self._last_update < self.min_interval:
+            return
+        self._last_update = now
+        self._set({k: v for k, v in values.items() if self.has_trait(k) and k != "part"})
+
+
 class TranscriptPanel(_Panel):
     """The latest turns of the conversation (input and output transcriptions, text)."""
 
@@ -174,6 +238,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         auto_snapshot: refresh the saved SVG picture when a cell finishes, at most this often
             (seconds); None to refresh only on ``snapshot()`` and when the session closes.
         start: start sampling now (on the running loop); False to drive ``sampler.tick()`` by hand.
+        media: the ``MediaStreamer`` the streaming panel shows; None finds the session's own.
     """
 
     def __init__(
@@ -185,6 +250,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         max_points: int = 600,
         auto_snapshot: float | None = 60.0,
         start: bool = True,
+        media: Any = None,
     ) -> None:
         self.session = session
         self.chart = ContextChart(max_points=max_points, layout=ipywidgets.Layout(grid_area="chart"))
@@ -193,22 +259,30 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         )
         self.usage = UsagePanel(layout=ipywidgets.Layout(grid_area="usage"))
         self.transcript = TranscriptPanel(layout=ipywidgets.Layout(grid_area="transcript"))
+        self.media = MediaPanel(layout=ipywidgets.Layout(grid_area="media"))
         super().__init__(
-            children=[self.chart, self.connection, self.usage, self.transcript],
+            children=[self.chart, self.connection, self.usage, self.transcript, self.media],
             layout=ipywidgets.Layout(
                 grid_template_columns="minmax(0, 2fr) minmax(280px, 1fr)",
                 grid_template_rows="auto auto auto",
-                grid_template_areas='"chart connection" "chart usage" "transcript transcript"',
+                grid_template_areas='"chart connection" "chart usage" "transcript media"',
                 grid_gap="8px",
                 width="100%",
             ),
         )
         self.add_class("lnb-dashboard")
-        self.feed = SessionFeed(session)
+        self.feed = SessionFeed(session, media=media)
         self.last_frame: FeedFrame | None = None
         self.sampler = Sampler(
             self.feed,
-            [self.chart.apply, self.connection.apply, self.usage.apply, self.transcript.apply, self._remember],
+            [
+                self.chart.apply,
+                self.connection.apply,
+                self.usage.apply,
+                self.transcript.apply,
+                self.media.apply,
+                self._remember,
+            ],
             rate=rate,
         )
         self.auto_snapshot = auto_snapshot
@@ -242,7 +316,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         return svg
 
     def to_svg(self, width: int = 760) -> str:
-        """The dashboard as one SVG: chart, connection, usage and the latest turns."""
+        """The dashboard as one SVG: chart, connection, usage, streaming and the latest turns."""
         frame = self.last_frame
         return render_dashboard_svg(
             self.chart.static_chart(),
@@ -250,13 +324,14 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
             frame.usage if frame else {},
             self.transcript.turns,
             width=width,
+            media=frame.media if frame else None,
         )
 
     def close(self) -> None:
         """Stop sampling, unhook from IPython and close every part."""
         self.sampler.stop()
         self._unhook()
-        for child in (self.chart, self.connection, self.usage, self.transcript):
+        for child in (self.chart, self.connection, self.usage, self.transcript, self.media):
             child.close()
         super().close()
 

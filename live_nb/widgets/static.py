@@ -27,6 +27,7 @@ __all__ = [
     "StaticChart",
     "format_duration",
     "format_tokens",
+    "media_line",
     "nice_ticks",
     "plot_context",
     "render_chart_svg",
@@ -272,8 +273,12 @@ def render_dashboard_svg(
     usage: dict[str, Any],
     turns: Sequence[dict[str, Any]] = (),
     width: int = 720,
+    media: dict[str, Any] | None = None,
 ) -> str:
-    """The whole dashboard as one SVG: the chart, then connection, usage and the latest turns."""
+    """The whole dashboard as one SVG: the chart, then connection, usage, streaming and the latest turns.
+
+    ``media`` is a ``_feed.media_state`` dict; None (an older caller) leaves the streaming line out.
+    """
     chart_h = 300
     lines: list[str] = []
     conn = connection
@@ -295,6 +300,8 @@ def render_dashboard_svg(
             f"server: prompt {format_tokens(usage['prompt_tokens'])}, response "
             f"{format_tokens(usage.get('response_tokens') or 0)}, total {format_tokens(usage.get('total_tokens') or 0)}"
         )
+    if media is not None:
+        lines.append(media_line(media))
     for turn in list(turns)[-4:]:
         text = str(turn.get("text", "")).replace("\n", " ")
         if len(text) > 100:
@@ -315,6 +322,18 @@ def render_dashboard_svg(
         y += 18
     out.append("</svg>")
     return "\n".join(out)
+
+
+def media_line(media: dict[str, Any]) -> str:
+    """One line on what streams and what it costs, as the streaming panel says it."""
+    if not media.get("present"):
+        return "streaming: not streaming"
+    rate = float(media.get("token_rate") or 0.0)
+    return (
+        f"streaming: mic {media.get('mic', 'off')} · camera {media.get('camera', 'off')} · "
+        f"{rate:.0f} tokens/s · {media.get('chunks_received', 0)} chunks, {media.get('frames_received', 0)} frames, "
+        f"{media.get('gaps', 0)} gaps"
+    )
 
 
 def plot_context(session: Any, ax: Any = None) -> Any:
