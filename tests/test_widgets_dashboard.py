@@ -539,11 +539,17 @@ async def test_streaming_panel_shows_the_mic_and_its_token_rate_and_not_streamin
 
             def browser() -> None:
                 for seq in range(70):  # 7 s in real time
-                    streamer._handle_msg({
-                        "content": {"data": {"method": "custom", "content": {
-                            "type": "audio", "seq": seq, "epoch": "e1", "rate": 16000}}},
-                        "buffers": [memoryview(pcm)],
-                    })
+                    streamer._handle_msg(
+                        {
+                            "content": {
+                                "data": {
+                                    "method": "custom",
+                                    "content": {"type": "audio", "seq": seq, "epoch": "e1", "rate": 16000},
+                                }
+                            },
+                            "buffers": [memoryview(pcm)],
+                        }
+                    )
                     time.sleep(max(0.0, t0 + (seq + 1) * 0.1 - time.monotonic()))
 
             sending = asyncio.ensure_future(asyncio.to_thread(browser))
@@ -584,3 +590,50 @@ async def test_streaming_panel_shows_the_mic_and_its_token_rate_and_not_streamin
             dash.close()
             if streamer is not None:
                 streamer.close()
+
+
+async def test_streaming_panel_alone_shows_a_given_camera_streamer_and_a_muted_mic(emulator: Emulator) -> None:
+    from live_nb.widgets import MediaPanel
+    from live_nb.widgets.media import MediaStreamer
+
+    config = LiveGenerationConfig(response_modalities=["AUDIO"])
+    async with LiveModel(AUDIO_MODEL, config, url=emulator.url).connect() as session:
+        # A streamer made directly (not by start_media) is shown when it is passed in.
+        streamer = MediaStreamer(session, audio=True, muted=True, video=True)
+        panel = MediaPanel(session, media=streamer)
+        rec = comm_of(panel)
+        try:
+            jpeg = b"\xff\xd8\xff\xe0" + bytes(4000) + b"\xff\xd9"
+
+            def browser() -> None:
+                for seq in range(3):  # 1 fps
+                    streamer._handle_msg(
+                        {
+                            "content": {
+                                "data": {
+                                    "method": "custom",
+                                    "content": {
+                                        "type": "video",
+                                        "seq": seq,
+                                        "epoch": "v1",
+                                        "width": 640,
+                                        "height": 480,
+                                    },
+                                }
+                            },
+                            "buffers": [memoryview(jpeg)],
+                        }
+                    )
+                    time.sleep(1.0)
+
+            await asyncio.to_thread(browser)
+            await settle(panel, 1.2)
+            state = synced_state(rec)
+            assert (state["mic"], state["camera"], state["streaming"]) == ("muted", "on", True)
+            assert state["frames_received"] == 3 and state["chunks_received"] == 0 and state["gaps"] == 0
+            assert state["nominal_rate"] == 258.0  # one frame a second at 258 tokens each
+            assert state["token_rate"] == pytest.approx(3 * 258 / 5, abs=1)  # measured: 3 frames in 5 s
+            assert session.ledger.input_by_modality["VIDEO"] == pytest.approx(3 * 258)
+        finally:
+            panel.close()
+            streamer.close()

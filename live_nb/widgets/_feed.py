@@ -210,9 +210,19 @@ def media_state(
     """
     if streamer is None:
         return {
-            "present": False, "streaming": False, "mic": "off", "camera": "off", "capture_state": "",
-            "token_rate": 0.0, "nominal_rate": 0.0, "chunks_received": 0, "frames_received": 0,
-            "gaps": 0, "missing_chunks": 0, "level": 0.0, "error": "",
+            "present": False,
+            "streaming": False,
+            "mic": "off",
+            "camera": "off",
+            "capture_state": "",
+            "token_rate": 0.0,
+            "nominal_rate": 0.0,
+            "chunks_received": 0,
+            "frames_received": 0,
+            "gaps": 0,
+            "missing_chunks": 0,
+            "level": 0.0,
+            "error": "",
         }
     feed = getattr(streamer, "feed", None)
     stats = None
@@ -227,8 +237,8 @@ def media_state(
     audio = bool(getattr(streamer, "audio", False))
     video = bool(getattr(streamer, "video", False))
     muted = bool(getattr(streamer, "muted", False))
-    audio_live = audio and not muted and (
-        bool(getattr(streamer, "audio_on", False)) if audio_fresh is None else audio_fresh
+    audio_live = (
+        audio and not muted and (bool(getattr(streamer, "audio_on", False)) if audio_fresh is None else audio_fresh)
     )
     video_live = video and (bool(getattr(streamer, "video_on", False)) if video_fresh is None else video_fresh)
     interval = float(getattr(streamer, "frame_interval", 1.0) or 1.0)

@@ -92,9 +92,9 @@ class ConnectionPanel(_Panel):
     connection_started = traitlets.Float(None, allow_none=True, help="time.time() the connection opened.").tag(
         sync=True
     )
-    connection_limit = traitlets.Float(
-        CONNECTION_LIFETIME_SECONDS, help="Connection lifetime in seconds."
-    ).tag(sync=True)
+    connection_limit = traitlets.Float(CONNECTION_LIFETIME_SECONDS, help="Connection lifetime in seconds.").tag(
+        sync=True
+    )
     go_away_deadline = traitlets.Float(
         None, allow_none=True, help="time.time() the server will close the connection (from GoAway)."
     ).tag(sync=True)
@@ -168,9 +168,7 @@ class MediaPanel(_Panel):
     part = traitlets.Unicode("media").tag(sync=True)
     present = traitlets.Bool(False, help="A streamer is attached to the session.").tag(sync=True)
     streaming = traitlets.Bool(False, help="Audio or video is arriving in the kernel now.").tag(sync=True)
-    mic = traitlets.Unicode("off", help="off, on, muted or waiting (asked for, nothing arriving).").tag(
-        sync=True
-    )
+    mic = traitlets.Unicode("off", help="off, on, muted or waiting (asked for, nothing arriving).").tag(sync=True)
     camera = traitlets.Unicode("off", help="off, on or waiting (asked for, nothing arriving).").tag(sync=True)
     capture_state = traitlets.Unicode(help="The browser's capture: idle, starting, streaming, stopped, error.").tag(
         sync=True

@@ -29,6 +29,7 @@ _STATE_JS = """() => {
   const conn = document.querySelector('.lnb-dashboard .lnb-connection');
   const usage = document.querySelector('.lnb-dashboard .lnb-usage');
   const turns = document.querySelector('.lnb-dashboard .lnb-transcript');
+  const media = document.querySelector('.lnb-dashboard .lnb-media');
   if (!chart || !conn) return null;
   const goaway = conn.querySelector('.lnb-v-goaway');
   const style = getComputedStyle(chart);
@@ -48,6 +49,8 @@ _STATE_JS = """() => {
     age: conn.querySelector('.lnb-age-text').textContent,
     estimated: usage ? usage.dataset.estimated : null,
     turns: turns ? Number(turns.dataset.turns || 0) : 0,
+    mic: media ? media.dataset.mic : null,
+    mediaText: media ? media.textContent : null,
     background: style.backgroundColor,
     color: style.color,
     lineColor: line ? getComputedStyle(line).stroke : null,
@@ -106,6 +109,9 @@ def test_dashboard_renders_climbs_compresses_and_counts_down_in_both_themes(lab:
     # The dashboard renders, with the limits drawn.
     first = page.wait_for("the dashboard to render", lambda: (s := state(page)) and s["points"] >= 0 and s, 60)
     assert "trigger 5k" in first["limits"] and "target 2k" in first["limits"]
+    # The stand-in microphone calls send_audio itself, with no mic/camera streamer: the
+    # streaming panel says so (tests/test_widgets_dashboard.py checks it with a streamer).
+    assert first["mic"] == "none" and "not streaming" in first["mediaText"], first
 
     # The line climbs (the stand-in streams ~500 tokens a second).
     page.wait_for("the line to start climbing", lambda: (s := state(page)) and s["head"] > 300, 30)
