@@ -252,7 +252,7 @@ function renderMedia(model, root) {
       root.replaceChildren(
         title,
         el("div", "lnb-empty lnb-media-none", "not streaming"),
-        el("div", "lnb-note", "%live mic on, %live camera on or session.stream(camera) start it"),
+        el("div", "lnb-note", "start with %live mic on, %live camera on or session.stream(camera)"),
       );
       return;
     }
@@ -276,10 +276,11 @@ function renderMedia(model, root) {
     row("Camera", KIND_TEXT[camera] || camera, `lnb-v-camera lnb-kind-${camera}`);
     const cost = row(
       "Cost",
-      streaming ? `${rate.toFixed(rate >= 100 ? 0 : 1)} tokens/s` : "none",
+      undefined,
       "lnb-v-rate",
       "Input tokens per second the stream adds to the context (25/s of audio, 258 per video frame), measured over the last 5 s",
     );
+    cost.appendChild(el("span", "lnb-rate-value", streaming ? `${rate.toFixed(rate >= 100 ? 0 : 1)} tokens/s` : "none"));
     if (streaming) {
       cost.appendChild(el("span", "lnb-note lnb-inline", `≈ ${fmtTokens(rate * 60)}/min · nominal ${nominal.toFixed(0)}/s`));
     }
