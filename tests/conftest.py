@@ -5,7 +5,8 @@ the test; ``emulator_tls`` the same over wss:// with a generated self-signed cer
 (``emulator_tls.cert_path``), which is how google-genai reaches it unpatched. Replies are paced
 with a 2 ms chunk delay so tests stay fast while streaming stays real (several chunks per reply).
 
-``GEMINI_PATH`` is the path google-genai dials for the Developer API with ``api_version="v1beta"``.
+Constants tests share live in ``emulator_constants.py``: a test module cannot import them from
+here, since ``conftest`` names a module in tests/browser/ too.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from emulator_constants import TEST_CHUNK_DELAY
 
 from live_nb.emulator import Emulator
-
-GEMINI_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
-VERTEX_PATH = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
-TEST_CHUNK_DELAY = 0.002
 
 
 @pytest.fixture

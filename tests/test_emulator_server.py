@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
-from conftest import GEMINI_PATH, TEST_CHUNK_DELAY, VERTEX_PATH
+from emulator_constants import GEMINI_PATH, TEST_CHUNK_DELAY, VERTEX_PATH
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
