@@ -94,7 +94,7 @@ class ContextChart(anywidget.AnyWidget):
         self._forecast: dict[str, float | None] = {}
         self._seq = 0
         self._dirty = False
-        self._last_checkpoint = 0.0
+        self._last_checkpoint = time.monotonic()  # the first checkpoint comes one interval in, whatever the uptime
         self._last_resync = 0.0
         self.deltas_sent = 0
         """Custom messages sent to the browser (for tests and the benchmark)."""
