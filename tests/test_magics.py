@@ -368,6 +368,21 @@ def test_resume_after_reload_reads_the_stored_handle(
         shell.run_line_magic("unload_ext", "live_nb")
 
 
+def test_transparent_resumption_is_on_where_the_backend_offers_it(ip: Any) -> None:
+    magics = magics_of(ip)
+    assert magics.transparent is None  # automatic
+    ip.run_line_magic("live", "connect auto")
+    assert magics.sessions["auto"].options.transparent is True  # the emulator offers it
+    ip.run_line_magic("live", "connect plain --no-transparent")
+    assert magics.sessions["plain"].options.transparent is False
+    ip.run_line_magic("config", "LiveMagics.transparent = False")
+    try:
+        ip.run_line_magic("live", "connect configured")
+        assert magics.sessions["configured"].options.transparent is False
+    finally:
+        ip.run_line_magic("config", "LiveMagics.transparent = None")
+
+
 def test_stored_handles_are_listed_and_an_expired_one_is_named_plainly(
     shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

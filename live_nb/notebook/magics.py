@@ -25,6 +25,8 @@ API key in the environment or a ``.env``, the magics start the bundled emulator 
 
 from __future__ import annotations
 
+import argparse
+
 import asyncio
 import concurrent.futures
 import contextlib
@@ -279,9 +281,13 @@ class LiveMagics(Magics):
     compress = Unicode(
         "", help="Context window compression of new sessions: TRIGGER[:TARGET] tokens, 'default', or '' for off."
     ).tag(config=True)
-    transparent = Bool(False, help="Ask for transparent resumption (lastConsumedClientMessageIndex).").tag(
-        config=True
-    )
+    transparent = Bool(
+        None,
+        allow_none=True,
+        help="Transparent resumption (lastConsumedClientMessageIndex + replay, so nothing is lost on a GoAway). "
+        "None (the default) turns it on where the backend offers it: the emulator and Vertex AI, not the "
+        "Gemini Developer API.",
+    ).tag(config=True)
     time_scale = Float(
         1.0, help="Emulator only: divide its time limits by this (60 turns the 10-minute connection into 10 s)."
     ).tag(config=True)
@@ -515,7 +521,7 @@ class LiveMagics(Magics):
         parser.add_argument("--modality", type=str.lower, choices=["text", "audio"], default=None)
         parser.add_argument("--compress", nargs="?", const="default", default=None, metavar="TRIGGER[:TARGET]")
         parser.add_argument("--resume", nargs="?", const="", default=None, metavar="HANDLE")
-        parser.add_argument("--transparent", action="store_true", default=None)
+        parser.add_argument("--transparent", action=argparse.BooleanOptionalAction, default=None)
         parser.add_argument("--time-scale", type=_positive_float, default=None)
         parser.add_argument("--system", default=None)
         parser.add_argument("--url", default=None, help="an emulator already running (ws://...)")
@@ -750,7 +756,7 @@ class LiveMagics(Magics):
                 backend=chosen,
                 modality=(modality or self.modality).upper(),
                 compression=compression,
-                transparent=self.transparent if transparent is None else transparent,
+                transparent=_transparent(chosen, self.transparent if transparent is None else transparent),
                 time_scale=scale,
                 system=self.system if system is None else system,
                 emulator_url=emulator_url,
@@ -992,6 +998,11 @@ def _parse_with(parser: MagicArgumentParser, argstring: str) -> Any:
         raise UsageError(f"{parser.prog}: {exc}") from None
 
 
+def _transparent(backend: str, wanted: bool | None) -> bool:
+    """Transparent resumption as asked, or by default wherever the backend offers it (not Gemini's API)."""
+    return backend != "gemini" if wanted is None else wanted
+
+
 def _metadata_says_expired(record: dict[str, Any]) -> bool:
     from .metadata import is_expired
 
@@ -1047,7 +1058,7 @@ HELP = """\
     --async         return at once; the reply still lands in this cell
 
 %live connect [NAME] [--model M] [--backend auto|emulator|gemini|vertex] [--modality text|audio]
-              [--compress TRIGGER[:TARGET]] [--resume [HANDLE]] [--transparent] [--time-scale X]
+              [--compress TRIGGER[:TARGET]] [--resume [HANDLE]] [--[no-]transparent] [--time-scale X]
               [--system TEXT] [--url ws://HOST:PORT (an emulator already running)]
 %live status [NAME]        state, handle, context estimate, GoAway countdown
 %live system [--name NAME] TEXT
@@ -1063,6 +1074,8 @@ s = %live session [NAME]   the session itself: `await s.send_content(...)`, `s.h
 
 Defaults: %config LiveMagics.model / backend / modality / compress / transparent / time_scale / system
 (%config LiveMagics shows them all). Without GEMINI_API_KEY/GOOGLE_API_KEY the bundled emulator is used.
+Transparent resumption (nothing lost on a GoAway) is on by default where the backend offers it: the
+emulator and Vertex AI; the Gemini Developer API does not.
 """
 
 

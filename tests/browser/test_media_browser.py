@@ -103,7 +103,8 @@ from live_nb.widgets.media import start_media
 async def _open():
     model = LiveModel({model!r}, LiveGenerationConfig(response_modalities=["AUDIO"],
                       output_audio_transcription=True), url=os.environ["LIVE_NB_EMULATOR_URL"])
-    return await model.connect(session_resumption=SessionResumptionConfig())
+    # Transparent: chunks sent between the server's last handle and its GoAway are replayed, not lost.
+    return await model.connect(session_resumption=SessionResumptionConfig(transparent=True))
 
 session = _loop.block(_loop.submit(_open()), timeout=30)
 cam = CameraStream.facing_user(audio=True)
