@@ -26,7 +26,6 @@ API key in the environment or a ``.env``, the magics start the bundled emulator 
 from __future__ import annotations
 
 import argparse
-
 import asyncio
 import concurrent.futures
 import contextlib
