@@ -217,14 +217,32 @@ class SessionState:
     in_activity: bool = False
     tool_seq: int = 0
     consumed_count: int = 0
-    _turn_tokens: float | None = field(default=None, compare=False, repr=False)
+    _totals: dict[str, float] | None = field(default=None, compare=False, repr=False)
+
+    def _modality_totals(self) -> dict[str, float]:
+        """Tokens of the turns by modality, kept as running sums.
+
+        Why: usage is reported on every turn and the window checked on every request; walking every
+        turn each time made a long session quadratic. Turns adjust the sums as they come and go.
+        """
+        if self._totals is None:
+            totals: dict[str, float] = {}
+            for turn in self.turns:
+                for modality, count in turn.modalities.items():
+                    totals[modality] = totals.get(modality, 0.0) + count
+            self._totals = totals
+        return self._totals
+
+    def _adjust(self, modalities: Mapping[str, float], sign: float) -> None:
+        totals = self._totals
+        if totals is not None:
+            for modality, count in modalities.items():
+                totals[modality] = totals.get(modality, 0.0) + sign * count
 
     @property
     def turn_tokens(self) -> float:
-        """Tokens of the turns (cached; recomputed exactly after any change)."""
-        if self._turn_tokens is None:
-            self._turn_tokens = math.fsum(t.tokens for t in self.turns)
-        return self._turn_tokens
+        """Tokens of the turns."""
+        return math.fsum(self._modality_totals().values())
 
     @property
     def pending_tokens(self) -> float:
@@ -248,9 +266,8 @@ class SessionState:
     def modality_tokens(self) -> dict[str, float]:
         """Context tokens by modality (system instruction counted as TEXT)."""
         out: dict[str, float] = {"TEXT": float(self.system_tokens)}
-        for turn in self.turns:
-            for modality, count in turn.modalities.items():
-                out[modality] = out.get(modality, 0.0) + count
+        for modality, count in self._modality_totals().items():
+            out[modality] = out.get(modality, 0.0) + count
         if self.pending_audio_tokens:
             out["AUDIO"] = out.get("AUDIO", 0.0) + self.pending_audio_tokens
         if self.pending_video_frames:
@@ -264,7 +281,7 @@ class SessionState:
         turn = Turn(self.next_number, role, text, float(sum(modalities.values())), dict(modalities))
         self.next_number += 1
         self.turns.append(turn)
-        self._turn_tokens = None
+        self._adjust(turn.modalities, 1.0)
         return turn
 
     def replace_turn(self, number: int, text: str, modalities: Mapping[str, float]) -> None:
@@ -273,18 +290,20 @@ class SessionState:
             if self.turns[i].number == number:
                 old = self.turns[i]
                 self.turns[i] = Turn(number, old.role, text, float(sum(modalities.values())), dict(modalities))
-                self._turn_tokens = None
+                self._adjust(old.modalities, -1.0)
+                self._adjust(modalities, 1.0)
                 return
 
     def drop_oldest_turn(self) -> Turn:
         """Remove and return the oldest turn (the sliding window)."""
-        self._turn_tokens = None
-        return self.turns.pop(0)
+        turn = self.turns.pop(0)
+        self._adjust(turn.modalities, -1.0)
+        return turn
 
     def remove_turn(self, number: int) -> None:
         """Remove turn ``number`` (a reply interrupted before its first chunk went out)."""
         self.turns = [t for t in self.turns if t.number != number]
-        self._turn_tokens = None
+        self._totals = None
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot form (plain JSON)."""
@@ -318,7 +337,7 @@ class SessionState:
         """Rebuild a state from its snapshot form."""
         fields = dict(data)
         fields.pop("v", None)
-        fields.pop("_turn_tokens", None)
+        fields.pop("_totals", None)
         fields["turns"] = [Turn.from_json(t) for t in fields.get("turns", [])]
         fields["tools"] = list(fields.get("tools", []))
         fields["pending_texts"] = list(fields.get("pending_texts", []))
