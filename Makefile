@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_PORT ?= 8888
+# JupyterLab refuses to run as root (containers, CI machines) unless told it may.
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: install system-deps lab test lint typecheck jest pytest bench clean
 
@@ -27,7 +29,8 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 lab: install
-	LIVE_NB_BACKEND=emulator $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --port $(LAB_PORT) notebooks/quickstart.ipynb
+	LIVE_NB_BACKEND=emulator $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --port $(LAB_PORT) $(LAB_ROOT_FLAG) \
+		notebooks/quickstart.ipynb
 
 lint: install
 	$(BIN)/ruff check live_nb
