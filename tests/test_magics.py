@@ -34,12 +34,17 @@ def shell() -> Any:
     return start_ipython()
 
 
-@pytest.fixture
-def ip(shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key, no configured backend: the magics use their own emulator, with its database in tmp_path."""
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def ip(shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    offline(tmp_path, monkeypatch)
     shell.run_line_magic("load_ext", "live_nb")
     try:
         yield shell
@@ -346,10 +351,7 @@ def test_resume_after_reload_reads_the_stored_handle(
     shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """As after a kernel restart: new magics, new loop, new emulator process state, same database."""
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
-    monkeypatch.chdir(tmp_path)
+    offline(tmp_path, monkeypatch)
     shell.run_line_magic("load_ext", "live_nb")
     try:
         ask(shell, capsys, "diary", "Today I saw a kingfisher.")
@@ -389,10 +391,7 @@ def test_stored_handles_are_listed_and_an_expired_one_is_named_plainly(
     """After a restart, %live sessions shows stored handles; resuming an expired one says so in words."""
     from live_nb.notebook.metadata import read_records, write_sidecar
 
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
-    monkeypatch.chdir(tmp_path)
+    offline(tmp_path, monkeypatch)
     shell.run_line_magic("load_ext", "live_nb")
     try:
         ask(shell, capsys, "diary", "Today I saw a heron.")
