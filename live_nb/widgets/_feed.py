@@ -50,6 +50,7 @@ __all__ = [
     "find_streamer",
     "media_state",
     "point_json",
+    "start_sampler",
 ]
 
 # One point on the wire: [t, estimated, reported-or-null, kind]; kind 0 = estimate, 1 = reported
@@ -657,3 +658,11 @@ class Sampler:
             with contextlib.suppress(Exception):
                 self._remove_listener()
             self._remove_listener = None
+
+
+def start_sampler(session: Any, apply: Callable[[FeedFrame], None], rate: float) -> Sampler:
+    """Sample ``session`` into one widget's ``apply``: once now, then on the kernel loop (used alone)."""
+    sampler = Sampler(SessionFeed(session), [apply], rate=rate)
+    sampler.tick()
+    sampler.start()
+    return sampler

@@ -27,7 +27,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._feed import FeedFrame, PointJson, Sampler, Series, SessionFeed
+from ._feed import FeedFrame, PointJson, Series, start_sampler
 from .static import StaticChart, render_chart_svg
 
 __all__ = ["ContextChart"]
@@ -99,11 +99,7 @@ class ContextChart(anywidget.AnyWidget):
         self.deltas_sent = 0
         """Custom messages sent to the browser (for tests and the benchmark)."""
         self.on_msg(self._on_custom)
-        self.sampler: Sampler | None = None
-        if session is not None:
-            self.sampler = Sampler(SessionFeed(session), [self.apply], rate=rate)
-            self.sampler.tick()
-            self.sampler.start()
+        self.sampler = None if session is None else start_sampler(session, self.apply, rate)
 
     # Public methods.
 

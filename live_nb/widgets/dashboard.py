@@ -30,7 +30,7 @@ import ipywidgets
 import traitlets
 
 from ..protocol.config import CONNECTION_LIFETIME_SECONDS
-from ._feed import FeedFrame, Sampler, SessionFeed
+from ._feed import FeedFrame, Sampler, SessionFeed, start_sampler
 from .context_chart import ContextChart
 from .static import render_dashboard_svg
 
@@ -49,11 +49,7 @@ class _Panel(anywidget.AnyWidget):
 
     def __init__(self, session: Any = None, *, rate: float = 4.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.sampler: Sampler | None = None
-        if session is not None:
-            self.sampler = Sampler(SessionFeed(session), [self.apply], rate=rate)
-            self.sampler.tick()
-            self.sampler.start()
+        self.sampler = None if session is None else start_sampler(session, self.apply, rate)
 
     def apply(self, frame: FeedFrame) -> None:
         """Take one sample (traits are only sent when a value changed)."""
