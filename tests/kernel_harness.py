@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,39 +69,38 @@ class Kernel:
         self.messages: list[Recorded] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._reader = threading.Thread(target=self._read, name="iopub-recorder", daemon=True)
-        self._reader.start()
         self.replies: dict[str, dict[str, Any]] = {}
-        self._shell_reader = threading.Thread(target=self._read_shell, name="shell-recorder", daemon=True)
-        self._shell_reader.start()
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.kc.get_iopub_msg, self._record), name="iopub-recorder",
+                             daemon=True),
+            threading.Thread(target=self._pump, args=(self.kc.get_shell_msg, self._reply), name="shell-recorder",
+                             daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
+    def _pump(self, get: Callable[..., dict[str, Any]], sink: Callable[[dict[str, Any]], None]) -> None:
+        """Read one channel until stopped, handing each message to ``sink``."""
         while not self._stop.is_set():
             try:
-                msg = self.kc.get_iopub_msg(timeout=0.1)
+                msg = get(timeout=0.1)
             except queue.Empty:
                 continue
             except Exception:
                 if self._stop.is_set():
                     return
                 continue
+            sink(msg)
+
+    def _record(self, msg: dict[str, Any]) -> None:
+        with self._lock:
+            self.messages.append(Recorded(time.time(), msg))
+
+    def _reply(self, msg: dict[str, Any]) -> None:
+        parent = msg.get("parent_header", {}).get("msg_id")
+        if parent:
             with self._lock:
-                self.messages.append(Recorded(time.time(), msg))
-
-    def _read_shell(self) -> None:
-        while not self._stop.is_set():
-            try:
-                msg = self.kc.get_shell_msg(timeout=0.1)
-            except queue.Empty:
-                continue
-            except Exception:
-                if self._stop.is_set():
-                    return
-                continue
-            parent = msg.get("parent_header", {}).get("msg_id")
-            if parent:
-                with self._lock:
-                    self.replies[parent] = {"at": time.time(), **msg}
+                self.replies[parent] = {"at": time.time(), **msg}
 
     def execute(self, code: str) -> str:
         """Send an execute_request (without waiting); returns its msg_id."""
@@ -176,8 +176,8 @@ class Kernel:
             self.kc.stop_channels()
         finally:
             self.km.shutdown_kernel(now=True)
-        self._reader.join(2)
-        self._shell_reader.join(2)
+        for reader in self._readers:
+            reader.join(2)
 
 
 def texts(records: list[Recorded]) -> list[str]:
