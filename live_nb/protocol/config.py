@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, LiveError
 from . import _wire as w
 from .messages import Content, as_content
 
@@ -25,10 +25,17 @@ __all__ = [
     "CONTEXT_WINDOW_TOKENS",
     "GO_AWAY_LEAD_SECONDS",
     "HANDLE_RETENTION_SECONDS",
+    "MEDIA_RESOLUTIONS",
+    "THINKING_LEVELS",
+    "AudioTranscriptionConfig",
     "ContextWindowCompressionConfig",
+    "HistoryConfig",
     "LiveGenerationConfig",
+    "ProactivityConfig",
     "SessionResumptionConfig",
     "SlidingWindow",
+    "SpeechConfig",
+    "ThinkingConfig",
 ]
 
 CONTEXT_WINDOW_TOKENS = 128_000
@@ -46,6 +53,10 @@ HANDLE_RETENTION_SECONDS = {"gemini": 2 * 3600.0, "vertex": 24 * 3600.0}
 TRIGGER_MIN, TRIGGER_MAX = 5_000, 128_000
 TARGET_MIN, TARGET_MAX = 0, 128_000
 MODALITIES = ("TEXT", "AUDIO")
+THINKING_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+"""``thinkingConfig.thinkingLevel`` values (which a model takes is the catalogue's business)."""
+MEDIA_RESOLUTIONS = ("MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH")
+THINKING_BUDGET_MIN, THINKING_BUDGET_MAX = -1, 32_768
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -56,6 +67,194 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
 def _check_number(name: str, value: object, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise ConfigError(name, value, f"a number from {low} to {high}")
+
+
+def _upper_choice(name: str, value: object, choices: Sequence[str], prefix: str = "") -> str:
+    """``low`` -> ``LOW`` (or ``MEDIA_RESOLUTION_LOW`` with a prefix); ConfigError outside ``choices``."""
+    text = str(value).upper() if isinstance(value, str) else ""
+    if prefix and text and not text.startswith(prefix):
+        text = prefix + text
+    if text not in choices:
+        raise ConfigError(name, value, ", ".join(choices))
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingConfig:
+    """``generationConfig.thinkingConfig``: how much the model thinks before it speaks.
+
+    Which knob a model takes is a rule of the model (the catalogue checks it): gemini-3.8-live has
+    none, its extended-thinking sibling needs a level, 3.1 takes a level, 2.5 a budget.
+
+    Args:
+        thinking_level: ``MINIMAL``, ``LOW``, ``MEDIUM`` or ``HIGH`` (any case).
+        thinking_budget: tokens to think (0 turns thinking off, -1 lets the model decide).
+        include_thoughts: send thought summaries as ``thought`` parts.
+    """
+
+    thinking_level: str | None = None
+    thinking_budget: int | None = None
+    include_thoughts: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.thinking_level is not None:
+            level = _upper_choice("thinking.thinking_level", self.thinking_level, THINKING_LEVELS)
+            object.__setattr__(self, "thinking_level", level)
+        if self.thinking_budget is not None:
+            _check_int("thinking.thinking_budget", self.thinking_budget, THINKING_BUDGET_MIN, THINKING_BUDGET_MAX)
+        if self.include_thoughts is not None and not isinstance(self.include_thoughts, bool):
+            raise ConfigError("thinking.include_thoughts", self.include_thoughts, "True or False")
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], where: str = "thinkingConfig") -> ThinkingConfig:
+        data = w.mapping(data, where)
+        include = w.field(data, "include_thoughts")
+        return cls(
+            thinking_level=w.string(w.field(data, "thinking_level"), f"{where}.thinkingLevel"),
+            thinking_budget=w.int64(w.field(data, "thinking_budget"), f"{where}.thinkingBudget"),
+            include_thoughts=None if include is None else w.boolean(include, f"{where}.includeThoughts"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return w.prune(
+            {
+                "thinkingLevel": self.thinking_level,
+                "thinkingBudget": self.thinking_budget,
+                "includeThoughts": self.include_thoughts,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechConfig:
+    """``generationConfig.speechConfig``: the prebuilt voice and the language replies are spoken in.
+
+    Args:
+        voice_name: a prebuilt voice, e.g. ``Kore``, ``Puck``, ``Charon``.
+        language_code: BCP-47, e.g. ``en-US``.
+    """
+
+    voice_name: str | None = None
+    language_code: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("voice_name", "language_code"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"speech.{name}", value, "a non-empty string")
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], where: str = "speechConfig") -> SpeechConfig:
+        data = w.mapping(data, where)
+        voice = w.mapping(w.field(data, "voice_config") or {}, f"{where}.voiceConfig")
+        prebuilt = w.mapping(w.field(voice, "prebuilt_voice_config") or {}, f"{where}.voiceConfig.prebuiltVoiceConfig")
+        return cls(
+            voice_name=w.string(w.field(prebuilt, "voice_name"), f"{where}.voiceName") or None,
+            language_code=w.string(w.field(data, "language_code"), f"{where}.languageCode") or None,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.voice_name:
+            out["voiceConfig"] = {"prebuiltVoiceConfig": {"voiceName": self.voice_name}}
+        if self.language_code:
+            out["languageCode"] = self.language_code
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AudioTranscriptionConfig:
+    """``inputAudioTranscription`` / ``outputAudioTranscription``: transcripts of the audio in or out.
+
+    Args:
+        language_codes: expected languages (BCP-47), as hints.
+        custom_vocabulary: words to favour (Vertex AI only, input transcription).
+    """
+
+    language_codes: tuple[str, ...] = ()
+    custom_vocabulary: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("language_codes", "custom_vocabulary"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"transcription.{name}", value, "a list of non-empty strings")
+            object.__setattr__(self, name, tuple(value))
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], where: str = "audioTranscription") -> AudioTranscriptionConfig:
+        data = w.mapping(data, where)
+        return cls(
+            language_codes=tuple(w.sequence(w.field(data, "language_codes") or [], f"{where}.languageCodes")),
+            custom_vocabulary=tuple(
+                w.sequence(w.field(data, "custom_vocabulary") or [], f"{where}.customVocabulary")
+            ),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.language_codes:
+            out["languageCodes"] = list(self.language_codes)
+        if self.custom_vocabulary:
+            out["customVocabulary"] = list(self.custom_vocabulary)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ProactivityConfig:
+    """``proactivity``: may the model speak without being spoken to (and stay silent when not addressed)."""
+
+    proactive_audio: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.proactive_audio is not None and not isinstance(self.proactive_audio, bool):
+            raise ConfigError("proactivity.proactive_audio", self.proactive_audio, "True or False")
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], where: str = "proactivity") -> ProactivityConfig:
+        data = w.mapping(data, where)
+        value = w.field(data, "proactive_audio")
+        return cls(None if value is None else w.boolean(value, f"{where}.proactiveAudio"))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {} if self.proactive_audio is None else {"proactiveAudio": self.proactive_audio}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryConfig:
+    """``historyConfig``: ``initial_history_in_client_content=True`` lets a session start from history.
+
+    On gemini-3.1-flash-live-preview that is the only way ``clientContent`` is accepted: as the
+    first messages, before any realtime input (models.md section 2).
+    """
+
+    initial_history_in_client_content: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.initial_history_in_client_content, bool):
+            raise ConfigError(
+                "history_config.initial_history_in_client_content", self.initial_history_in_client_content,
+                "True or False",
+            )
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], where: str = "historyConfig") -> HistoryConfig:
+        data = w.mapping(data, where)
+        value = w.field(data, "initial_history_in_client_content")
+        return cls(False if value is None else w.boolean(value, f"{where}.initialHistoryInClientContent"))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"initialHistoryInClientContent": self.initial_history_in_client_content}
+
+
+def _transcription(name: str, value: object) -> AudioTranscriptionConfig | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return AudioTranscriptionConfig()
+    if isinstance(value, AudioTranscriptionConfig):
+        return value
+    raise ConfigError(name, value, "True, False or an AudioTranscriptionConfig")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +367,18 @@ class LiveGenerationConfig:
         context_window_compression: turn on sliding-window compression.
         temperature, top_p, top_k, max_output_tokens, seed, presence_penalty, frequency_penalty:
             sampling, as in generateContent.
-        speech_config: voice and language, passed through as given (e.g. ``{"voiceConfig": ...}``).
-        media_resolution: ``MEDIA_RESOLUTION_LOW|MEDIUM|HIGH``.
+        speech_config: voice and language (``SpeechConfig``; a wire-form dict is read into one).
+        media_resolution: ``MEDIA_RESOLUTION_LOW|MEDIUM|HIGH`` (or ``low``/``medium``/``high``): how
+            many tokens a video frame costs (the catalogue has the numbers per model).
         tools: tool declarations as wire dicts (``[{"functionDeclarations": [...]}]``).
-        input_audio_transcription, output_audio_transcription: ask for transcripts of audio in and out.
+        input_audio_transcription, output_audio_transcription: ``True`` or an
+            ``AudioTranscriptionConfig`` to get transcripts of the audio in and out. On today's
+            audio-only models the output transcription is how a reply reaches you as text.
         realtime_input_config: activity detection settings, passed through as given.
+        thinking: ``ThinkingConfig`` (which knob a model takes is in the catalogue).
+        enable_affective_dialog: adapt the voice to the user's tone (2.5 native audio only).
+        proactivity: ``ProactivityConfig`` (gemini-3.8-live is always proactive).
+        history_config: ``HistoryConfig`` (3.1 takes clientContent only as initial history).
         extra_setup, extra_generation_config: further fields passed through as given.
     """
 
@@ -186,12 +392,16 @@ class LiveGenerationConfig:
     seed: int | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-    speech_config: Mapping[str, Any] | None = None
+    speech_config: SpeechConfig | Mapping[str, Any] | None = None
     media_resolution: str | None = None
     tools: Sequence[Mapping[str, Any]] | None = None
-    input_audio_transcription: bool = False
-    output_audio_transcription: bool = False
+    input_audio_transcription: AudioTranscriptionConfig | bool | None = None
+    output_audio_transcription: AudioTranscriptionConfig | bool | None = None
     realtime_input_config: Mapping[str, Any] | None = None
+    thinking: ThinkingConfig | None = None
+    enable_affective_dialog: bool | None = None
+    proactivity: ProactivityConfig | None = None
+    history_config: HistoryConfig | None = None
     extra_setup: Mapping[str, Any] | None = None
     extra_generation_config: Mapping[str, Any] | None = None
 
@@ -221,6 +431,8 @@ class LiveGenerationConfig:
         "frequency_penalty",
         "speech_config",
         "media_resolution",
+        "thinking_config",
+        "enable_affective_dialog",
     )
 
     def __post_init__(self) -> None:
@@ -241,15 +453,35 @@ class LiveGenerationConfig:
             _check_int("top_k", self.top_k, 1, 1_000_000)
         if self.max_output_tokens is not None:
             _check_int("max_output_tokens", self.max_output_tokens, 1, 1_000_000)
-        if self.media_resolution is not None and self.media_resolution not in (
-            "MEDIA_RESOLUTION_LOW",
-            "MEDIA_RESOLUTION_MEDIUM",
-            "MEDIA_RESOLUTION_HIGH",
-            "MEDIA_RESOLUTION_UNSPECIFIED",
-        ):
-            raise ConfigError("media_resolution", self.media_resolution, "MEDIA_RESOLUTION_LOW, _MEDIUM or _HIGH")
+        if self.media_resolution is not None:
+            resolution = _upper_choice(
+                "media_resolution", self.media_resolution, (*MEDIA_RESOLUTIONS, "MEDIA_RESOLUTION_UNSPECIFIED"),
+                prefix="MEDIA_RESOLUTION_",
+            )
+            object.__setattr__(self, "media_resolution", resolution)
         if self.tools is not None:
             object.__setattr__(self, "tools", tuple(self.tools))
+        if self.speech_config is not None and not isinstance(self.speech_config, SpeechConfig):
+            if not isinstance(self.speech_config, Mapping):
+                raise ConfigError("speech_config", self.speech_config, "a SpeechConfig")
+            try:
+                speech = SpeechConfig.from_wire(self.speech_config)
+            except LiveError as exc:
+                raise ConfigError("speech_config", self.speech_config, f"a SpeechConfig ({exc})") from None
+            object.__setattr__(self, "speech_config", speech)
+        for name in ("input_audio_transcription", "output_audio_transcription"):
+            object.__setattr__(self, name, _transcription(name, getattr(self, name)))
+        typed = (
+            ("thinking", ThinkingConfig),
+            ("proactivity", ProactivityConfig),
+            ("history_config", HistoryConfig),
+        )
+        for name, cls in typed:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, cls):
+                raise ConfigError(name, value, f"a {cls.__name__}")
+        if self.enable_affective_dialog is not None and not isinstance(self.enable_affective_dialog, bool):
+            raise ConfigError("enable_affective_dialog", self.enable_affective_dialog, "True or False")
 
     @property
     def response_modality(self) -> str:
@@ -273,9 +505,18 @@ class LiveGenerationConfig:
         rest_setup = {
             k: v
             for k, v in setup.items()
-            if k in w._known_spellings(("proactivity", "history_config", "safety_settings", "labels",
-                                        "explicit_vad_signal", "avatar_config"))
+            if k in w._known_spellings(("safety_settings", "labels", "explicit_vad_signal", "avatar_config"))
         }
+        thinking = w.field(gen, "thinking_config")
+        speech = w.field(gen, "speech_config")
+        affective = w.field(gen, "enable_affective_dialog")
+        proactivity = w.field(setup, "proactivity")
+        history = w.field(setup, "history_config")
+        transcriptions = [
+            None if value is None else AudioTranscriptionConfig.from_wire(value, f"{where}.{w.camel(name)}")
+            for name in ("input_audio_transcription", "output_audio_transcription")
+            for value in [w.field(setup, name)]
+        ]
         return cls(
             response_modalities=None if modalities is None else tuple(w.sequence(modalities, "responseModalities")),
             system_instruction=None if si is None else Content.from_wire(si, f"{where}.systemInstruction"),
@@ -289,12 +530,20 @@ class LiveGenerationConfig:
             seed=w.int64(w.field(gen, "seed"), "seed"),
             presence_penalty=w.field(gen, "presence_penalty"),
             frequency_penalty=w.field(gen, "frequency_penalty"),
-            speech_config=w.field(gen, "speech_config"),
+            speech_config=None if speech is None else SpeechConfig.from_wire(speech, f"{where}.speechConfig"),
             media_resolution=w.string(w.field(gen, "media_resolution"), "mediaResolution"),
             tools=None if tools is None else tuple(w.sequence(tools, f"{where}.tools")),
-            input_audio_transcription=w.field(setup, "input_audio_transcription") is not None,
-            output_audio_transcription=w.field(setup, "output_audio_transcription") is not None,
+            input_audio_transcription=transcriptions[0],
+            output_audio_transcription=transcriptions[1],
             realtime_input_config=w.field(setup, "realtime_input_config"),
+            thinking=None if thinking is None else ThinkingConfig.from_wire(thinking, f"{where}.thinkingConfig"),
+            enable_affective_dialog=None
+            if affective is None
+            else w.boolean(affective, f"{where}.generationConfig.enableAffectiveDialog"),
+            proactivity=None
+            if proactivity is None
+            else ProactivityConfig.from_wire(proactivity, f"{where}.proactivity"),
+            history_config=None if history is None else HistoryConfig.from_wire(history, f"{where}.historyConfig"),
             extra_setup=rest_setup or None,
             extra_generation_config=w.extra_fields(gen, cls._GENERATION_KEYS, "generationConfig"),
         )
@@ -311,8 +560,10 @@ class LiveGenerationConfig:
                 "seed": self.seed,
                 "presencePenalty": self.presence_penalty,
                 "frequencyPenalty": self.frequency_penalty,
-                "speechConfig": dict(self.speech_config) if self.speech_config else None,
+                "speechConfig": self._speech.to_wire() or None if self._speech else None,
                 "mediaResolution": self.media_resolution,
+                "thinkingConfig": self.thinking.to_wire() if self.thinking is not None else None,
+                "enableAffectiveDialog": self.enable_affective_dialog,
             }
         )
         if self.extra_generation_config:
@@ -326,9 +577,11 @@ class LiveGenerationConfig:
                 "contextWindowCompression": None
                 if self.context_window_compression is None
                 else self.context_window_compression.to_wire(),
-                "inputAudioTranscription": {} if self.input_audio_transcription else None,
-                "outputAudioTranscription": {} if self.output_audio_transcription else None,
+                "inputAudioTranscription": _transcription_wire(self.input_audio_transcription),
+                "outputAudioTranscription": _transcription_wire(self.output_audio_transcription),
                 "realtimeInputConfig": dict(self.realtime_input_config) if self.realtime_input_config else None,
+                "proactivity": self.proactivity.to_wire() if self.proactivity is not None else None,
+                "historyConfig": self.history_config.to_wire() if self.history_config is not None else None,
             }
         )
         if self.extra_setup:
@@ -336,8 +589,34 @@ class LiveGenerationConfig:
         return out
 
     @property
+    def _speech(self) -> SpeechConfig | None:
+        speech = self.speech_config
+        return speech if isinstance(speech, SpeechConfig) else None
+
+    @property
+    def voice_name(self) -> str | None:
+        """The prebuilt voice asked for, if any."""
+        return self._speech.voice_name if self._speech else None
+
+    @property
+    def activity_handling(self) -> str | None:
+        """``realtimeInputConfig.activityHandling`` as given (None: the service default, barge-in)."""
+        value = w.field(self.realtime_input_config or {}, "activity_handling")
+        return value if isinstance(value, str) else None
+
+    @property
+    def turn_coverage(self) -> str | None:
+        """``realtimeInputConfig.turnCoverage`` as given (None: the model's default, see the catalogue)."""
+        value = w.field(self.realtime_input_config or {}, "turn_coverage")
+        return value if isinstance(value, str) else None
+
+    @property
     def automatic_activity_detection(self) -> bool:
         """Whether the server detects speech turns by itself (the default)."""
         ric = self.realtime_input_config or {}
         aad = w.field(ric, "automatic_activity_detection") or {}
         return not bool(w.field(aad, "disabled", False))
+
+
+def _transcription_wire(value: object) -> dict[str, Any] | None:
+    return value.to_wire() if isinstance(value, AudioTranscriptionConfig) else None
