@@ -237,3 +237,217 @@ def test_realtime_input_config_validates_against_its_sdk_type() -> None:
     assert ric.automatic_activity_detection is not None and ric.automatic_activity_detection.disabled is True
     genai_types.LiveClientMessage.model_validate({"setup": wire})
     assert config.automatic_activity_detection is False
+
+
+# Fields today's Live models send (models.md section 4, live-protocol.md section 3).
+
+
+def _snake_keys(value: object) -> object:
+    """The same wire JSON with every key in its snake_case spelling, as proto3 parsers also accept."""
+    if isinstance(value, dict):
+        return {m._snake(k): _snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake_keys(v) for v in value]
+    return value
+
+
+RICH_CONTENT_WIRE = {
+    "serverContent": {
+        "interimInputTranscription": {"text": "what's the wea", "languageCode": "en-US"},
+        "inputTranscription": {
+            "text": "what's the weather",
+            "finished": True,
+            "languageCode": "en-US",
+            "speakerLabel": "spk_1",
+            "startOffset": "1.5s",
+            "endOffset": "2.75s",
+            "words": [
+                {"word": "what's", "startOffset": "1.5s", "endOffset": "1.8s"},
+                {"word": "the", "startOffset": "1.8s", "endOffset": "1.9s"},
+            ],
+        },
+        "outputTranscription": {"text": "Sunny.", "finished": False, "languageCode": "en-GB"},
+        "generationComplete": True,
+        "turnComplete": True,
+        "turnCompleteReason": "NEED_MORE_INPUT",
+        "interactionStatus": "IN_PROGRESS",
+        "waitingForInput": True,
+    }
+}
+
+RICH_CONTENT = m.ServerContent(
+    interim_input_transcription=m.Transcription("what's the wea", language_code="en-US"),
+    input_transcription=m.Transcription(
+        "what's the weather",
+        finished=True,
+        language_code="en-US",
+        speaker_label="spk_1",
+        start_offset=1.5,
+        end_offset=2.75,
+        words=(m.WordInfo("what's", 1.5, 1.8), m.WordInfo("the", 1.8, 1.9)),
+    ),
+    output_transcription=m.Transcription("Sunny.", finished=False, language_code="en-GB"),
+    generation_complete=True,
+    turn_complete=True,
+    turn_complete_reason="NEED_MORE_INPUT",
+    interaction_status="IN_PROGRESS",
+    waiting_for_input=True,
+)
+
+
+@pytest.mark.parametrize("casing", ["camel", "snake"])
+def test_serverContent_3x_fields_are_typed_in_either_casing(casing: str) -> None:
+    wire = RICH_CONTENT_WIRE if casing == "camel" else _snake_keys(RICH_CONTENT_WIRE)
+    assert m.parse_server_frame(json.dumps(wire)) == [RICH_CONTENT]
+    assert RICH_CONTENT.extra is None and RICH_CONTENT.input_transcription is not None
+    assert RICH_CONTENT.input_transcription.extra is None
+
+
+def test_serverContent_3x_fields_encode_to_canonical_camel_case_and_back() -> None:
+    frame = m.encode_server_frame(RICH_CONTENT)
+    assert json.loads(frame) == RICH_CONTENT_WIRE
+    assert m.parse_server_frame(frame) == [RICH_CONTENT]
+
+
+def test_interaction_status_rides_on_each_filler_turn_complete() -> None:
+    # gemini-3.8-live-extended-thinking: a filler ends IN_PROGRESS, the whole answer ends IDLE.
+    for status in ("IN_PROGRESS", "REQUIRES_ACTION", "IDLE"):
+        content = m.ServerContent(turn_complete=True, interaction_status=status)
+        wire = json.loads(m.encode_server_frame(content))
+        assert wire == {"serverContent": {"turnComplete": True, "interactionStatus": status}}
+        assert m.parse_server_frame(json.dumps(wire)) == [content]
+
+
+def test_grounding_and_url_context_metadata_are_kept_as_given() -> None:
+    grounding = {"webSearchQueries": ["weather"], "groundingChunks": [{"web": {"uri": "https://x"}}]}
+    urls = {"urlMetadata": [{"retrievedUrl": "https://x", "url_retrieval_status": "URL_RETRIEVAL_STATUS_SUCCESS"}]}
+    frame = json.dumps({"serverContent": {"groundingMetadata": grounding, "urlContextMetadata": urls}})
+    (content,) = m.parse_server_frame(frame)
+    assert isinstance(content, m.ServerContent) and content.extra is None
+    assert content.grounding_metadata == grounding and content.url_context_metadata == urls
+    assert json.loads(m.encode_server_frame(content)) == json.loads(frame)
+
+
+def test_unknown_transcription_fields_are_kept_and_round_trip() -> None:
+    frame = '{"serverContent":{"outputTranscription":{"text":"hi","confidenceX":0.9}}}'
+    (content,) = m.parse_server_frame(frame)
+    assert isinstance(content, m.ServerContent) and content.output_transcription is not None
+    assert content.output_transcription.extra == {"confidenceX": 0.9}
+    assert json.loads(m.encode_server_frame(content)) == json.loads(frame)
+
+
+@pytest.mark.parametrize("casing", ["camel", "snake"])
+def test_voice_activity_and_vad_signal_are_typed_in_either_casing(casing: str) -> None:
+    activity = {"voiceActivity": {"type": "ACTIVITY_START", "audioOffset": "12.345s"}}
+    signal = {"voiceActivityDetectionSignal": {"vadSignalType": "VAD_SIGNAL_TYPE_EOS"}}
+    if casing == "snake":
+        activity, signal = _snake_keys(activity), _snake_keys(signal)  # type: ignore[assignment]
+    assert m.parse_server_frame(json.dumps(activity)) == [m.VoiceActivity("ACTIVITY_START", 12.345)]
+    assert m.parse_server_frame(json.dumps(signal)) == [m.VoiceActivityDetectionSignal("VAD_SIGNAL_TYPE_EOS")]
+
+
+def test_voice_activity_messages_round_trip_under_their_own_keys() -> None:
+    cases: list[tuple[m.ServerMessage, dict[str, object]]] = [
+        (m.VoiceActivity("ACTIVITY_END", 3.0), {"voiceActivity": {"type": "ACTIVITY_END", "audioOffset": "3s"}}),
+        (m.VoiceActivity("ACTIVITY_START"), {"voiceActivity": {"type": "ACTIVITY_START"}}),
+        (
+            m.VoiceActivityDetectionSignal("VAD_SIGNAL_TYPE_SOS"),
+            {"voiceActivityDetectionSignal": {"vadSignalType": "VAD_SIGNAL_TYPE_SOS"}},
+        ),
+    ]
+    for message, wire in cases:
+        frame = m.encode_server_frame(message)
+        assert json.loads(frame) == wire
+        assert m.parse_server_frame(frame) == [message]
+
+
+@pytest.mark.parametrize("frame", ["{}", b"{}", " { } "])
+def test_empty_frames_mean_nothing_happened(frame: str | bytes, caplog: pytest.LogCaptureFixture) -> None:
+    # gemini-3.8-live sends {} between content messages: no message, no error, no log line.
+    caplog.set_level(logging.DEBUG, logger="live_nb")
+    assert m.parse_server_frame(frame) == []
+    assert m.parse_server_frame('{"serverContent": {}}') == []
+    assert not caplog.records
+
+
+def test_usage_only_serverContent_parses_into_the_usage() -> None:
+    # 3.1-flash-live: an empty serverContent carrying only usage.
+    frame = '{"serverContent": {}, "usageMetadata": {"promptTokenCount": 10, "totalTokenCount": 12}}'
+    assert m.parse_server_frame(frame) == [m.UsageMetadata(prompt_token_count=10, total_token_count=12)]
+    usage = m.UsageMetadata(prompt_token_count=7, response_token_count=2, total_token_count=9)
+    emitted = m.encode_server_frame(m.ServerContent(), usage)  # what an emulator sends to mimic it
+    assert json.loads(emitted)["serverContent"] == {}
+    assert m.parse_server_frame(emitted) == [usage]
+
+
+@pytest.mark.parametrize(
+    ("frame", "words"),
+    [
+        ('{"voiceActivity": {"type": "ACTIVITY_START", "audioOffset": "soon"}}', "Duration"),
+        ('{"serverContent": {"inputTranscription": {"text": "x", "endOffset": "1.5 s"}}}', "Duration"),
+        ('{"serverContent": {"inputTranscription": {"words": {"word": "x"}}}}', "JSON array"),
+        ('{"serverContent": {"outputTranscription": {"languageCode": 7}}}', "must be a string"),
+        ('{"serverContent": {"interactionStatus": 1}}', "must be a string"),
+        ('{"serverContent": {"groundingMetadata": []}}', "JSON object"),
+    ],
+)
+def test_malformed_3x_fields_raise_remote_protocol_error(frame: str, words: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=words):
+        m.parse_server_frame(frame)
+
+
+def _sdk_reads(frame: bytes, vertex: bool) -> genai_types.LiveServerMessage:
+    """What google-genai's AsyncSession._receive makes of a frame.
+
+    It maps the top-level keys (and voiceActivity.type -> voice_activity_type) with its own
+    converter, then builds LiveServerMessage. We validate strictly (extra fields forbidden) instead
+    of its lenient _from_response, so a misspelt key fails here rather than vanishing.
+    """
+    from google.genai import _live_converters
+
+    convert = (
+        _live_converters._LiveServerMessage_from_vertex if vertex else _live_converters._LiveServerMessage_from_mldev
+    )
+    return genai_types.LiveServerMessage.model_validate(convert(json.loads(frame)))
+
+
+@pytest.mark.parametrize("vertex", [False, True], ids=["gemini", "vertex"])
+def test_the_sdk_reads_our_3x_server_fields(vertex: bool) -> None:
+    content = _sdk_reads(m.encode_server_frame(RICH_CONTENT), vertex).server_content
+    assert content is not None
+    assert content.interaction_status == genai_types.InteractionStatus.IN_PROGRESS
+    assert content.generation_complete is True and content.turn_complete is True
+    assert content.turn_complete_reason == genai_types.TurnCompleteReason.NEED_MORE_INPUT
+    assert content.waiting_for_input is True
+    heard = content.input_transcription
+    assert heard is not None
+    assert (heard.text, heard.finished, heard.language_code, heard.speaker_label) == (
+        "what's the weather",
+        True,
+        "en-US",
+        "spk_1",
+    )
+    assert (heard.start_offset, heard.end_offset) == ("1.5s", "2.75s")
+    assert heard.words is not None and [(x.word, x.start_offset, x.end_offset) for x in heard.words] == [
+        ("what's", "1.5s", "1.8s"),
+        ("the", "1.8s", "1.9s"),
+    ]
+    assert content.output_transcription is not None and content.output_transcription.language_code == "en-GB"
+    assert content.interim_input_transcription is not None
+    assert content.interim_input_transcription.text == "what's the wea"
+
+    activity = _sdk_reads(m.encode_server_frame(m.VoiceActivity("ACTIVITY_END", 2.5)), vertex).voice_activity
+    assert activity is not None
+    assert activity.voice_activity_type == genai_types.VoiceActivityType.ACTIVITY_END
+    assert activity.audio_offset == "2.5s"
+
+    signal = _sdk_reads(m.encode_server_frame(m.VoiceActivityDetectionSignal("VAD_SIGNAL_TYPE_SOS")), vertex)
+    assert signal.voice_activity_detection_signal is not None
+    assert signal.voice_activity_detection_signal.vad_signal_type == genai_types.VadSignalType.VAD_SIGNAL_TYPE_SOS
+
+    usage = m.UsageMetadata(prompt_token_count=7, total_token_count=9)
+    usage_only = _sdk_reads(m.encode_server_frame(m.ServerContent(), usage), vertex)
+    assert usage_only.usage_metadata is not None and usage_only.usage_metadata.prompt_token_count == 7
+
+    # And an empty frame is an empty message to the SDK too, not an error.
+    assert _sdk_reads(b"{}", vertex).model_dump(exclude_none=True) == {}

@@ -8,7 +8,11 @@ declarations, speech config) is kept exactly as given: its keys belong to the us
 Frames: a client frame holds one top-level key (``setup``, ``clientContent``, ``realtimeInput``,
 ``toolResponse``, ``contextUpdate``); a server frame holds one payload key with ``usageMetadata``
 optionally riding along. ``parse_server_frame`` returns the payload and the usage as separate
-messages, in that order, so ``receive()`` can yield one typed object at a time.
+messages, in that order, so ``receive()`` can yield one typed object at a time; a frame with
+nothing in it (``{}``, an empty ``serverContent``) yields nothing.
+
+Durations (``goAway.timeLeft``, transcription and voice-activity offsets) are float seconds here
+and proto3 Duration strings ("1.5s", written to the millisecond) on the wire.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ __all__ = [
     "UnknownMessage",
     "UsageMetadata",
     "VoiceActivity",
+    "VoiceActivityDetectionSignal",
+    "WordInfo",
     "as_content",
     "as_turns",
     "encode_client_frame",
@@ -495,29 +501,116 @@ class SetupComplete:
         return w.prune({"sessionId": self.session_id})
 
 
+def _offset(seconds: float | None) -> str | None:
+    """Write an optional offset back as a proto3 Duration string."""
+    return None if seconds is None else w.format_duration(seconds)
+
+
+def _flag(data: Mapping[str, Any], name: str, where: str) -> bool | None:
+    """Read an optional bool where absent and false mean different things (``finished``)."""
+    value = w.field(data, name)
+    return None if value is None else w.boolean(value, f"{where}.{w.camel(name)}")
+
+
+@dataclass(frozen=True, slots=True)
+class WordInfo:
+    """One recognised word of a Transcription, with its timing (seconds from the audio's start)."""
+
+    word: str = ""
+    start_offset: float | None = None
+    end_offset: float | None = None
+    extra: Mapping[str, Any] | None = None
+
+    _KNOWN: ClassVar[tuple[str, ...]] = ("word", "start_offset", "end_offset")
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], where: str = "word") -> WordInfo:
+        data = w.mapping(data, where)
+        return cls(
+            word=w.string(w.field(data, "word"), f"{where}.word") or "",
+            start_offset=w.duration(w.field(data, "start_offset"), f"{where}.startOffset"),
+            end_offset=w.duration(w.field(data, "end_offset"), f"{where}.endOffset"),
+            extra=w.extra_fields(data, cls._KNOWN, "WordInfo"),
+        )
+
+    def to_wire(self) -> Json:
+        out = w.prune(
+            {"word": self.word, "startOffset": _offset(self.start_offset), "endOffset": _offset(self.end_offset)}
+        )
+        if self.extra:
+            out.update(self.extra)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Transcription:
-    """Text of what was heard (input) or spoken (output)."""
+    """Text of what was heard (input) or spoken (output), with the metadata 3.x models attach.
+
+    Offsets are proto3 Durations on the wire ("1.5s") and seconds here, counted from the start of
+    the audio stream, so they line up with ``VoiceActivity.audio_offset``.
+    """
 
     text: str = ""
     finished: bool | None = None
+    language_code: str | None = None
+    speaker_label: str | None = None
+    start_offset: float | None = None
+    end_offset: float | None = None
+    words: tuple[WordInfo, ...] = ()
+    extra: Mapping[str, Any] | None = None
+
+    _KNOWN: ClassVar[tuple[str, ...]] = (
+        "text",
+        "finished",
+        "language_code",
+        "speaker_label",
+        "start_offset",
+        "end_offset",
+        "words",
+    )
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "transcription") -> Transcription:
         data = w.mapping(data, where)
-        finished = w.field(data, "finished")
+        words = w.sequence(w.field(data, "words"), f"{where}.words")
         return cls(
             text=w.string(w.field(data, "text"), f"{where}.text") or "",
-            finished=None if finished is None else w.boolean(finished, f"{where}.finished"),
+            finished=_flag(data, "finished", where),
+            language_code=w.string(w.field(data, "language_code"), f"{where}.languageCode"),
+            speaker_label=w.string(w.field(data, "speaker_label"), f"{where}.speakerLabel"),
+            start_offset=w.duration(w.field(data, "start_offset"), f"{where}.startOffset"),
+            end_offset=w.duration(w.field(data, "end_offset"), f"{where}.endOffset"),
+            words=tuple(WordInfo.from_wire(x, f"{where}.words[{i}]") for i, x in enumerate(words)),
+            extra=w.extra_fields(data, cls._KNOWN, "Transcription"),
         )
 
     def to_wire(self) -> Json:
-        return w.prune({"text": self.text, "finished": self.finished})
+        out = w.prune(
+            {
+                "text": self.text,
+                "finished": self.finished,
+                "languageCode": self.language_code,
+                "speakerLabel": self.speaker_label,
+                "startOffset": _offset(self.start_offset),
+                "endOffset": _offset(self.end_offset),
+                "words": [x.to_wire() for x in self.words] if self.words else None,
+            }
+        )
+        if self.extra:
+            out.update(self.extra)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class ServerContent:
-    """Model output for the current turn, and turn lifecycle flags."""
+    """Model output for the current turn, and turn lifecycle flags.
+
+    ``interaction_status`` (``IN_PROGRESS``, ``REQUIRES_ACTION``, ``IDLE``) comes with
+    ``turn_complete`` on gemini-3.8-live-extended-thinking: a turn that completes with
+    ``IN_PROGRESS`` was a filler and more answer follows; ``IDLE`` ends the whole answer. It stays a
+    string so a status a newer service adds still reads. ``grounding_metadata`` and
+    ``url_context_metadata`` are kept as given: they are tool output, not session flow.
+    """
 
     model_turn: Content | None = None
     turn_complete: bool = False
@@ -527,6 +620,10 @@ class ServerContent:
     output_transcription: Transcription | None = None
     waiting_for_input: bool = False
     turn_complete_reason: str | None = None
+    interaction_status: str | None = None
+    interim_input_transcription: Transcription | None = None
+    grounding_metadata: Mapping[str, Any] | None = None
+    url_context_metadata: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] | None = None
 
     KEY: ClassVar[str] = "serverContent"
@@ -539,25 +636,36 @@ class ServerContent:
         "output_transcription",
         "waiting_for_input",
         "turn_complete_reason",
+        "interaction_status",
+        "interim_input_transcription",
+        "grounding_metadata",
+        "url_context_metadata",
     )
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "serverContent") -> ServerContent:
         data = w.mapping(data, where)
         turn = w.field(data, "model_turn")
-        it = w.field(data, "input_transcription")
-        ot = w.field(data, "output_transcription")
+        grounding = w.field(data, "grounding_metadata")
+        url_context = w.field(data, "url_context_metadata")
+
+        def transcription(name: str) -> Transcription | None:
+            value = w.field(data, name)
+            return None if value is None else Transcription.from_wire(value, f"{where}.{w.camel(name)}")
+
         return cls(
             model_turn=None if turn is None else Content.from_wire(turn, f"{where}.modelTurn"),
             turn_complete=w.boolean(w.field(data, "turn_complete"), f"{where}.turnComplete"),
             interrupted=w.boolean(w.field(data, "interrupted"), f"{where}.interrupted"),
             generation_complete=w.boolean(w.field(data, "generation_complete"), f"{where}.generationComplete"),
-            input_transcription=None if it is None else Transcription.from_wire(it, f"{where}.inputTranscription"),
-            output_transcription=None
-            if ot is None
-            else Transcription.from_wire(ot, f"{where}.outputTranscription"),
+            input_transcription=transcription("input_transcription"),
+            output_transcription=transcription("output_transcription"),
             waiting_for_input=w.boolean(w.field(data, "waiting_for_input"), f"{where}.waitingForInput"),
             turn_complete_reason=w.string(w.field(data, "turn_complete_reason"), f"{where}.turnCompleteReason"),
+            interaction_status=w.string(w.field(data, "interaction_status"), f"{where}.interactionStatus"),
+            interim_input_transcription=transcription("interim_input_transcription"),
+            grounding_metadata=None if grounding is None else w.mapping(grounding, f"{where}.groundingMetadata"),
+            url_context_metadata=None if url_context is None else w.mapping(url_context, f"{where}.urlContextMetadata"),
             extra=w.extra_fields(data, cls._KNOWN, "serverContent"),
         )
 
@@ -565,10 +673,16 @@ class ServerContent:
         out: Json = {}
         if self.model_turn is not None:
             out["modelTurn"] = self.model_turn.to_wire()
+        if self.interim_input_transcription is not None:
+            out["interimInputTranscription"] = self.interim_input_transcription.to_wire()
         if self.input_transcription is not None:
             out["inputTranscription"] = self.input_transcription.to_wire()
         if self.output_transcription is not None:
             out["outputTranscription"] = self.output_transcription.to_wire()
+        if self.grounding_metadata is not None:
+            out["groundingMetadata"] = dict(self.grounding_metadata)
+        if self.url_context_metadata is not None:
+            out["urlContextMetadata"] = dict(self.url_context_metadata)
         if self.interrupted:
             out["interrupted"] = True
         if self.generation_complete:
@@ -577,6 +691,8 @@ class ServerContent:
             out["turnComplete"] = True
         if self.turn_complete_reason:
             out["turnCompleteReason"] = self.turn_complete_reason
+        if self.interaction_status:
+            out["interactionStatus"] = self.interaction_status
         if self.waiting_for_input:
             out["waitingForInput"] = True
         if self.extra:
@@ -791,21 +907,57 @@ class UsageMetadata:
 
 @dataclass(frozen=True, slots=True)
 class VoiceActivity:
-    """Server-side voice activity: ``voiceActivity`` (type) or ``voiceActivityDetectionSignal``."""
+    """The server heard speech start or end (``voiceActivity``).
+
+    ``type`` is ``ACTIVITY_START`` or ``ACTIVITY_END`` (google-genai calls it ``voice_activity_type``;
+    we keep the wire name). ``audio_offset`` is seconds from the start of the input audio stream,
+    so a client can tell how far behind the server's ear is.
+    """
 
     type: str | None = None
+    audio_offset: float | None = None
+    extra: Mapping[str, Any] | None = None
+
     KEY: ClassVar[str] = "voiceActivity"
+    _KNOWN: ClassVar[tuple[str, ...]] = ("type", "audio_offset")
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "voiceActivity") -> VoiceActivity:
         data = w.mapping(data or {}, where)
-        kind = w.field(data, "type")
-        if kind is None:
-            kind = w.field(data, "vad_signal_type")
-        return cls(type=w.string(kind, f"{where}.type"))
+        return cls(
+            type=w.string(w.field(data, "type"), f"{where}.type"),
+            audio_offset=w.duration(w.field(data, "audio_offset"), f"{where}.audioOffset"),
+            extra=w.extra_fields(data, cls._KNOWN, "voiceActivity"),
+        )
 
     def to_wire(self) -> Json:
-        return w.prune({"type": self.type})
+        out = w.prune({"type": self.type, "audioOffset": _offset(self.audio_offset)})
+        if self.extra:
+            out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceActivityDetectionSignal:
+    """The older, allowlisted VAD signal (``voiceActivityDetectionSignal``).
+
+    ``vad_signal_type`` is ``VAD_SIGNAL_TYPE_SOS`` or ``VAD_SIGNAL_TYPE_EOS``. A class of its own, not a
+    VoiceActivity, so that re-encoding it (the emulator sends with these classes) keeps its key.
+    """
+
+    vad_signal_type: str | None = None
+
+    KEY: ClassVar[str] = "voiceActivityDetectionSignal"
+
+    @classmethod
+    def from_wire(
+        cls, data: Mapping[str, Any], where: str = "voiceActivityDetectionSignal"
+    ) -> VoiceActivityDetectionSignal:
+        data = w.mapping(data or {}, where)
+        return cls(vad_signal_type=w.string(w.field(data, "vad_signal_type"), f"{where}.vadSignalType"))
+
+    def to_wire(self) -> Json:
+        return w.prune({"vadSignalType": self.vad_signal_type})
 
 
 @dataclass(frozen=True, slots=True)
@@ -825,19 +977,25 @@ ServerMessage = (
     | SessionResumptionUpdate
     | UsageMetadata
     | VoiceActivity
+    | VoiceActivityDetectionSignal
     | UnknownMessage
 )
 
 _SERVER_TYPES: dict[str, type[Any]] = {}
 _PAYLOADS = (SetupComplete, ServerContent, ToolCall, ToolCallCancellation, GoAway, SessionResumptionUpdate)
-for _payload in (*_PAYLOADS, VoiceActivity):
+for _payload in (*_PAYLOADS, VoiceActivity, VoiceActivityDetectionSignal):
     _SERVER_TYPES[_payload.KEY] = _SERVER_TYPES[_snake(_payload.KEY)] = _payload
-_SERVER_TYPES["voiceActivityDetectionSignal"] = _SERVER_TYPES["voice_activity_detection_signal"] = VoiceActivity
 _USAGE_KEYS = ("usageMetadata", "usage_metadata")
+_EMPTY_CONTENT = ServerContent()
 
 
 def parse_server_frame(frame: str | bytes) -> list[ServerMessage]:
     """Parse one server frame into its payload message(s), usage metadata last.
+
+    Frames that say nothing give nothing: ``{}`` (gemini-3.8-live sends it between content
+    messages) returns ``[]``, and an empty ``serverContent`` is dropped, so the usage-only frame
+    ``{"serverContent": {}, "usageMetadata": {...}}`` (3.1-flash-live) returns just the usage. An
+    empty ServerContent would otherwise reach every consumer as a reply chunk with no content.
 
     Raises:
         RemoteProtocolError: the frame is not JSON, not an object, or a known field is malformed.
@@ -853,8 +1011,10 @@ def parse_server_frame(frame: str | bytes) -> list[ServerMessage]:
         if cls is None:
             w.extra_fields({key: body}, (), "server message")
             out.append(UnknownMessage(key, body))
-        else:
-            out.append(cls.from_wire(body))
+            continue
+        message = cls.from_wire(body)
+        if message != _EMPTY_CONTENT:
+            out.append(message)
     if usage is not None:
         out.append(usage)
     return out
