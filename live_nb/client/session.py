@@ -33,6 +33,7 @@ import logging
 import os
 import ssl as ssl_module
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from typing import Any
 
@@ -49,16 +50,20 @@ from ..exceptions import (
     ConnectionClosedOK,
     InvalidState,
     LiveError,
+    LocalProtocolError,
     RemoteProtocolError,
     SessionLost,
     UnsupportedOnBackend,
 )
-from ..protocol import tokens
+from ..protocol import catalogue, tokens
 from ..protocol.config import LiveGenerationConfig, SessionResumptionConfig
 from ..protocol.events import Connected, Reconnecting, Resumed, SessionClosed
 from ..protocol.ledger import ContextLedger
 from ..protocol.messages import (
+    ClientContent,
+    ClientMessage,
     Content,
+    ContextUpdate,
     FunctionResponse,
     GoAway,
     Part,
@@ -67,6 +72,7 @@ from ..protocol.messages import (
     SessionResumptionUpdate,
     SetupComplete,
     ToolCall,
+    ToolResponse,
     UsageMetadata,
     as_turns,
 )
@@ -131,12 +137,48 @@ def default_backend(url: str | None, api_key: str | None) -> str:
     )
 
 
+def default_generation_config() -> LiveGenerationConfig:
+    """Today's default: AUDIO replies (all current Live models answer in audio) with their transcription."""
+    return LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
+
+
+_warned_models: set[str] = set()
+
+
+def _warn_unknown_model(model: str) -> None:
+    """Warn once per model id the catalogue does not know: it may be newer than this live_nb, so try it."""
+    name = catalogue.bare_model_name(model)
+    if name not in _warned_models:
+        _warned_models.add(name)
+        known = ", ".join(m.id for m in catalogue.CATALOGUE if m.status == catalogue.CURRENT)
+        warnings.warn(
+            f"live_nb does not know the model {name!r}; trying it anyway (current models: {known})",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _raise_refusal(refusal: catalogue.Refusal | None) -> None:
+    """Turn a catalogue refusal into the error a caller sees before anything is sent."""
+    if refusal is None:
+        return
+    if refusal.field in ("role", "context_update", "session_resumption.transparent"):
+        raise UnsupportedOnBackend(refusal.advice)
+    if refusal.field in ("client_content", "scheduling"):
+        raise LocalProtocolError(refusal.advice)
+    raise ConfigError(refusal.field, refusal.value, refusal.advice)
+
+
 class LiveModel:
     """A Live API model on one backend; ``connect()`` opens sessions with it.
 
     Args:
-        model_name: e.g. ``gemini-2.5-flash-native-audio-preview-12-2025`` (prefixed per backend).
-        generation_config: the connection config (``LiveGenerationConfig``).
+        model_name: a Live model id (default ``gemini-3.8-live``; ``catalogue.CATALOGUE`` lists them).
+            A shut-down model is refused here, naming its replacement; one the catalogue does not
+            know is warned about once and tried.
+        generation_config: the connection config (``LiveGenerationConfig``); default: AUDIO replies
+            with output transcription, what today's models answer in. A config that breaks one of
+            the model's rules raises ConfigError here, naming the rule and what to use instead.
         backend: ``"emulator"``, ``"gemini"`` or ``"vertex"``; default: ``emulator`` when a URL is
             given or ``LIVE_NB_EMULATOR_URL`` is set, else ``gemini`` when a key is found (argument,
             environment or ``.env``), else a ConfigError naming both ways.
@@ -152,7 +194,7 @@ class LiveModel:
 
     def __init__(
         self,
-        model_name: str,
+        model_name: str = catalogue.DEFAULT_MODEL,
         generation_config: LiveGenerationConfig | None = None,
         backend: str | None = None,
         url: str | None = None,
@@ -170,7 +212,7 @@ class LiveModel:
         if backend is None:
             backend = default_backend(url, api_key)
         self.model_name = model_name
-        self.generation_config = generation_config or LiveGenerationConfig()
+        self.generation_config = generation_config or default_generation_config()
         self.backend = backend
         self.ssl = ssl
         self.reconnect = reconnect or ReconnectPolicy()
@@ -179,6 +221,14 @@ class LiveModel:
         self.max_replay_bytes = max_replay_bytes
         self.open_timeout = open_timeout
         self.resolver = EndpointResolver(backend, model_name, url, api_key, project, location, api_version)
+        self.flavor = catalogue.wire_flavor(backend, self.resolver.url)
+        """Whose rules apply: ``gemini``, ``vertex``, or None (a bare emulator URL: the emulator decides)."""
+        self.info = catalogue.lookup(model_name)
+        """The model's catalogue row (None for a model the catalogue does not know)."""
+        if self.info is None:
+            _warn_unknown_model(model_name)
+        else:
+            _raise_refusal(catalogue.check_setup(self.info, self.flavor, self.generation_config))
 
     def __repr__(self) -> str:
         return f"LiveModel({self.model_name!r}, backend={self.backend!r}, url={self.resolver.url!r})"
@@ -200,9 +250,9 @@ class LiveModel:
             ConnectError: the server could not be reached.
             SessionLost: the server refused the setup or the handle.
         """
-        if session_resumption is not None and session_resumption.transparent and self.backend == "gemini":
+        if session_resumption is not None and session_resumption.transparent and self.flavor == "gemini":
             raise UnsupportedOnBackend(
-                "transparent session resumption is offered by Vertex AI (and the emulator), "
+                "transparent session resumption is offered by Vertex AI (and the emulator's Vertex flavour), "
                 "not by the Gemini Developer API"
             )
         return _Connecting(self, session_resumption)
@@ -252,6 +302,9 @@ class LiveSession:
         self._protocol = ClientProtocol(
             model.resolver.model, model.generation_config, resumption, model.max_replay_bytes
         )
+        self._info = model.info
+        self._flavor = model.flavor
+        self._history_gate = catalogue.ClientContentGate(open=not (resumption and resumption.handle))
         config = model.generation_config
         self.ledger = ContextLedger(compression=config.context_window_compression)
         self.transcript: list[tuple[float, str, str]] = []
@@ -361,7 +414,9 @@ class LiveSession:
         """
         self._check_open()
         contents = as_turns(turns)
-        self._protocol.send_message(_client_content(contents, turn_complete))
+        message = ClientContent(contents, turn_complete)
+        self._check_rules(message)
+        self._protocol.send_message(message)
         now = time.time()
         for content in contents:
             text = content.text
@@ -383,6 +438,7 @@ class LiveSession:
     async def send_realtime_text(self, text: str) -> None:
         """Send text as realtime input (``realtimeInput.text``; the server's VAD ends the turn)."""
         self._check_open()
+        self._history_gate.open = False
         self._protocol.send_realtime_text(text)
         now = time.time()
         self.ledger.record_input("TEXT", tokens.text_tokens(text), now)
@@ -395,12 +451,27 @@ class LiveSession:
         Raises:
             UnsupportedOnBackend: on the Gemini Developer API, which does not offer it.
         """
-        if self.backend == "gemini":
-            raise UnsupportedOnBackend(
-                "updating the system instruction mid-session is a Vertex AI feature; the Gemini "
-                "Developer API does not offer it (use backend='vertex', or start a new session)"
-            )
         await self.send_content(Content(role="system", parts=(Part(text=text),)), turn_complete=False)
+
+    async def update_context(
+        self, system_instruction: str | Content | None = None, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
+        """Replace the system instruction and/or the tools mid-session (``contextUpdate``).
+
+        Raises:
+            UnsupportedOnBackend: on the Gemini Developer API, which does not offer it.
+            LocalProtocolError: neither was given.
+        """
+        self._check_open()
+        if system_instruction is None and tools is None:
+            raise LocalProtocolError("update_context needs a system_instruction, tools, or both")
+        si = as_turns(system_instruction)[0] if system_instruction is not None else None
+        message = ContextUpdate(si, None if tools is None else tuple(tools))
+        self._check_rules(message)
+        self._protocol.send_message(message)
+        if si is not None:
+            self.ledger.record_system(tokens.text_tokens(si.text), time.time())
+        await self._flush()
 
     async def send_audio(self, pcm16: bytes) -> None:
         """Send one chunk of 16 kHz 16-bit mono PCM (the hot path: keep it lean)."""
@@ -408,6 +479,7 @@ class LiveSession:
         if self._error is not None or protocol.state is CLOSED:
             self._check_open()
         protocol.send_audio(pcm16)
+        self._history_gate.open = False
         self.ledger.record_input("AUDIO", len(pcm16) * tokens.INPUT_AUDIO_TOKENS_PER_BYTE, time.time())
         await self._flush()
 
@@ -415,7 +487,8 @@ class LiveSession:
         """Send one JPEG frame (the service processes about one per second)."""
         self._check_open()
         self._protocol.send_video(jpeg)
-        self.ledger.record_input("VIDEO", tokens.VIDEO_TOKENS_PER_FRAME, time.time())
+        self._history_gate.open = False
+        self.ledger.record_input("VIDEO", self.frame_tokens, time.time())
         await self._flush()
 
     async def send_tool_response(
@@ -425,6 +498,7 @@ class LiveSession:
         self._check_open()
         items = [responses] if isinstance(responses, (FunctionResponse, Mapping)) else list(responses)
         parsed = tuple(r if isinstance(r, FunctionResponse) else FunctionResponse.from_wire(r) for r in items)
+        self._check_rules(ToolResponse(parsed))
         self._protocol.send_tool_response(parsed)
         self.ledger.record_input("TEXT", sum(tokens.text_tokens(str(r.response)) for r in parsed), time.time())
         await self._flush()
@@ -432,6 +506,7 @@ class LiveSession:
     async def send_activity_start(self) -> None:
         """Signal the start of user activity (manual activity detection)."""
         self._check_open()
+        self._history_gate.open = False
         self._protocol.send_activity_start()
         await self._flush()
 
@@ -442,8 +517,17 @@ class LiveSession:
         await self._flush()
 
     async def send_audio_stream_end(self) -> None:
-        """Tell the server the microphone paused (automatic activity detection)."""
+        """Tell the server the microphone paused (automatic activity detection).
+
+        Raises:
+            UnsupportedOnBackend: on Vertex AI, which detects the end of speech by itself.
+        """
         self._check_open()
+        if self._flavor is not None and not catalogue.BACKEND_OFFERS[self._flavor].audio_stream_end:
+            raise UnsupportedOnBackend(
+                "audioStreamEnd is a Gemini Developer API message; Vertex AI ends a turn by its own voice "
+                "activity detection (just stop sending audio)"
+            )
         self._protocol.send_audio_stream_end()
         await self._flush()
 
@@ -760,6 +844,26 @@ class LiveSession:
 
     # Private: sending.
 
+    @property
+    def offers_audio_stream_end(self) -> bool:
+        """Whether ``send_audio_stream_end`` may be used here (not on Vertex AI)."""
+        return self._flavor is None or catalogue.BACKEND_OFFERS[self._flavor].audio_stream_end
+
+    @property
+    def frame_tokens(self) -> int:
+        """Tokens one video frame costs on this model at the configured media resolution."""
+        resolution = self._live_model.generation_config.media_resolution
+        return self._info.frame_tokens(resolution) if self._info else tokens.VIDEO_TOKENS_PER_FRAME
+
+    def _check_rules(self, message: ClientMessage) -> None:
+        """Refuse a message the model or backend would close the session for, before it is sent."""
+        _raise_refusal(
+            catalogue.check_client_message(
+                self._info, self._flavor, self._live_model.generation_config, message, self._history_gate
+            )
+        )
+        self._history_gate.observe(message)
+
     def _check_open(self) -> None:
         if self._error is not None:
             raise self._error
@@ -850,12 +954,6 @@ class LiveSession:
         self._protocol.close()
         self._emit(event)
         self._wakeup.set()
-
-
-def _client_content(turns: tuple[Content, ...], turn_complete: bool) -> Any:
-    from ..protocol.messages import ClientContent
-
-    return ClientContent(turns, turn_complete)
 
 
 def _describe(exc: BaseException | None) -> str:

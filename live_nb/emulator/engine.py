@@ -36,7 +36,9 @@ from typing import Any, Union
 import numpy as np
 
 from ..protocol import _wire as w
+from ..protocol import catalogue
 from ..protocol import tokens as tok
+from ..protocol.catalogue import bare_model_name
 from ..protocol.messages import (
     Blob,
     ClientContent,
@@ -62,7 +64,6 @@ from ..protocol.messages import (
 from .responder import Reply, RequestContext, Responder, Turn
 
 __all__ = [
-    "AUDIO_ONLY_MODELS",
     "KNOWN_MODELS",
     "Action",
     "Checkpoint",
@@ -78,19 +79,8 @@ __all__ = [
     "parse_frame",
 ]
 
-# Models the emulator knows. Half-cascade live models take TEXT or AUDIO; native-audio ones only AUDIO.
-KNOWN_MODELS: frozenset[str] = frozenset(
-    {
-        "gemini-live-2.5-flash-preview",
-        "gemini-2.0-flash-live-001",
-        "gemini-live-2.5-flash",
-        "gemini-2.5-flash-native-audio-preview-12-2025",
-        "gemini-2.5-flash-native-audio-preview-09-2025",
-        "gemini-2.5-flash-native-audio-latest",
-        "gemini-live-2.5-flash-preview-native-audio-09-2025",
-    }
-)
-AUDIO_ONLY_MODELS: frozenset[str] = frozenset(m for m in KNOWN_MODELS if "native-audio" in m)
+KNOWN_MODELS: frozenset[str] = frozenset(info.id for info in catalogue.CATALOGUE)
+"""Every model the catalogue lists (shut-down ones too: they are refused by rule, with their own reason)."""
 
 OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
 SECONDS_PER_WORD = 0.15  # reply tone per word of reply text (brisk: it is a placeholder for speech)
@@ -137,34 +127,26 @@ class Close:
 Action = Union[Send, Stream, Checkpoint, Close]  # noqa: UP007 - a runtime alias, py3.10 target
 
 
-def bare_model_name(model: str) -> str:
-    """``models/x``, ``publishers/google/models/x`` or ``projects/.../models/x`` -> ``x``."""
-    return model.rsplit("/", 1)[-1]
-
-
-def check_setup(setup: Setup, flavor: str, api_version: str, models: frozenset[str] = KNOWN_MODELS) -> Close | None:
-    """Refuse a setup the service would refuse, with the service's code and style of reason.
+def check_setup(
+    setup: Setup, flavor: str, api_version: str, models: frozenset[str] = KNOWN_MODELS
+) -> Close | None:
+    """Refuse a setup the service would refuse, with the service's code and reason (catalogue rules).
 
     Args:
         setup: the parsed setup.
-        flavor: ``gemini`` or ``vertex`` (which path the client dialled: decides the reason's wording).
+        flavor: ``gemini`` or ``vertex`` (which path the client dialled: decides the backend rules
+            and the wording of a 1008).
         api_version: ``v1beta`` etc., quoted in the unknown-model reason as the service does.
-        models: the known model names.
+        models: the model ids this emulator serves (a subset of the catalogue).
     """
-    name = bare_model_name(setup.model)
-    if name not in models:
-        if flavor == "vertex":
-            return Close(
-                1008, f"Publisher Model `{setup.model}` was not found or your project does not have access to it."
-            )
-        shown = setup.model if setup.model.startswith(("models/", "tunedModels/")) else f"models/{setup.model}"
-        return Close(
-            1008,
-            f"{shown} is not found for API version {api_version}, or is not supported for bidiGenerateContent. "
-            "Call ListModels to see the list of available models and their supported methods.",
-        )
-    if name in AUDIO_ONLY_MODELS and setup.config.response_modality != "AUDIO":
-        return Close(1007, "Cannot extract voices from a non-audio request.")
+    info = catalogue.lookup(setup.model)
+    if info is None or info.id not in models:
+        return Close(1008, catalogue.unknown_model_reason(setup.model, flavor, api_version))
+    refusal = catalogue.check_setup(
+        info, flavor, setup.config, setup.session_resumption, setup.model, api_version
+    )
+    if refusal is not None:
+        return Close(refusal.code, refusal.reason)
     cwc = setup.config.context_window_compression
     if cwc is not None and cwc.sliding_window is None:
         return Close(1007, "Request contains an invalid argument: contextWindowCompression needs slidingWindow.")
@@ -217,6 +199,8 @@ class SessionState:
     in_activity: bool = False
     tool_seq: int = 0
     consumed_count: int = 0
+    frame_tokens: int = tok.VIDEO_TOKENS_PER_FRAME
+    """Tokens a video frame costs (the model's rate at the setup's media resolution; set per connection)."""
     _totals: dict[str, float] | None = field(default=None, compare=False, repr=False)
 
     def _modality_totals(self) -> dict[str, float]:
@@ -249,7 +233,7 @@ class SessionState:
         """Tokens of the user turn being built from realtime input."""
         return (
             self.pending_audio_tokens
-            + self.pending_video_frames * tok.VIDEO_TOKENS_PER_FRAME
+            + self.pending_video_frames * self.frame_tokens
             + sum(tok.text_tokens(t) for t in self.pending_texts)
         )
 
@@ -271,7 +255,7 @@ class SessionState:
         if self.pending_audio_tokens:
             out["AUDIO"] = out.get("AUDIO", 0.0) + self.pending_audio_tokens
         if self.pending_video_frames:
-            out["VIDEO"] = out.get("VIDEO", 0.0) + self.pending_video_frames * tok.VIDEO_TOKENS_PER_FRAME
+            out["VIDEO"] = out.get("VIDEO", 0.0) + self.pending_video_frames * self.frame_tokens
         if self.pending_texts:
             out["TEXT"] += sum(tok.text_tokens(t) for t in self.pending_texts)
         return out
@@ -446,7 +430,7 @@ def _usage(prompt: int, details: tuple[ModalityTokenCount, ...], response: int, 
     )
 
 
-def _content_modalities(content: Content) -> tuple[str, dict[str, float]]:
+def _content_modalities(content: Content, frame_tokens: int) -> tuple[str, dict[str, float]]:
     """Summary text and tokens by modality of a client turn."""
     texts: list[str] = []
     out: dict[str, float] = {}
@@ -462,7 +446,7 @@ def _content_modalities(content: Content) -> tuple[str, dict[str, float]]:
                 out["AUDIO"] = out.get("AUDIO", 0.0) + tok.audio_tokens(len(blob.data))
             else:
                 texts.append(f"[{blob.mime_type} image]")
-                out["VIDEO"] = out.get("VIDEO", 0.0) + tok.VIDEO_TOKENS_PER_FRAME
+                out["VIDEO"] = out.get("VIDEO", 0.0) + frame_tokens
         elif part.function_response is not None:
             text = f"[{part.function_response.name} returned {json.dumps(dict(part.function_response.response))}]"
             texts.append(text)
@@ -485,6 +469,8 @@ class ServerEngine:
         settings: emulator-wide knobs.
         resumed: this connection resumes a handle (the setup's system instruction then applies only
             if it differs from the one the session was created with).
+        flavor: ``gemini`` or ``vertex``: the path the client dialled, whose backend rules apply
+            (catalogue.BACKEND_OFFERS: system-instruction updates, contextUpdate).
     """
 
     def __init__(
@@ -495,9 +481,16 @@ class ServerEngine:
         responder: Responder,
         settings: EngineSettings | None = None,
         resumed: bool = False,
+        flavor: str = "vertex",
     ) -> None:
         self.setup = setup
         self.state = state
+        self.flavor = flavor
+        self.info = catalogue.lookup(setup.model)
+        self.history_gate = catalogue.ClientContentGate(open=not resumed)
+        state.frame_tokens = (
+            self.info.frame_tokens(setup.config.media_resolution) if self.info else tok.VIDEO_TOKENS_PER_FRAME
+        )
         self.consumed = consumed
         self.responder = responder
         self.settings = settings or EngineSettings()
@@ -561,6 +554,12 @@ class ServerEngine:
             return self._close(
                 1007, "Request contains an invalid argument: setup must be the first and only setup message."
             )
+        refusal = catalogue.check_client_message(
+            self.info, self.flavor, self.setup.config, message, self.history_gate
+        )
+        if refusal is not None:
+            return self._close(refusal.code, refusal.reason)
+        self.history_gate.observe(message)
         self.index += 1
         self.consumed.append(message)
         self.state.consumed_count += 1
@@ -626,7 +625,7 @@ class ServerEngine:
             if role == "system":
                 self.state.system_instruction = content.text
                 continue
-            summary, modalities = _content_modalities(content)
+            summary, modalities = _content_modalities(content, self.state.frame_tokens)
             if not modalities:
                 continue
             self.state.add_turn("model" if role == "model" else "user", summary, modalities)
@@ -754,7 +753,7 @@ class ServerEngine:
                 heard = f"[{seconds:.1f} s of audio without speech]"
             parts.append(heard)
         if state.pending_video_frames:
-            modalities["VIDEO"] = float(state.pending_video_frames * tok.VIDEO_TOKENS_PER_FRAME)
+            modalities["VIDEO"] = float(state.pending_video_frames * state.frame_tokens)
             parts.append(f"[{state.pending_video_frames} video frame{'s' if state.pending_video_frames != 1 else ''}]")
         if state.pending_texts:
             modalities["TEXT"] = float(sum(tok.text_tokens(t) for t in state.pending_texts))

@@ -106,6 +106,11 @@ ws_logger = logging.getLogger("live_nb.emulator.websockets")
 ws_logger.addFilter(_RedactCredentials())
 
 RETENTION_SECONDS = HANDLE_RETENTION_SECONDS
+EMPTY_FRAME_EVERY = 4
+FLAVOR_NAMES = {
+    "vertex": "Vertex AI (transparent resumption, system-instruction updates, 24 h handles)",
+    "gemini": "Gemini Developer API (no transparent resumption or system-instruction updates, 2 h handles)",
+}
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close reason fits in a 125-byte control frame
 
 _GEMINI_PATH = re.compile(
@@ -132,8 +137,11 @@ def path_only(target: str) -> str:
     return target.split("?", 1)[0]
 
 
-def route(path: str) -> Route | None:
-    """Map a request path (query ignored) to a Route, or None for a path the service lacks."""
+def route(path: str, bare_flavor: str = "gemini") -> Route | None:
+    """Map a request path (query ignored) to a Route, or None for a path the service lacks.
+
+    The bare path ``/`` (what ``Emulator.url`` dials as given) gets ``bare_flavor``, the emulator's mode.
+    """
     clean = "/" + path_only(path).lstrip("/")
     match = _GEMINI_PATH.match(clean)
     if match:
@@ -144,7 +152,7 @@ def route(path: str) -> Route | None:
     if clean == "/vertex" or clean.startswith("/vertex/") or clean.startswith("/vertex-"):
         return Route("vertex", "v1beta1")
     if clean == "/":
-        return Route("gemini", "v1beta")
+        return Route(bare_flavor, "v1beta" if bare_flavor == "gemini" else "v1beta1")
     return None
 
 
@@ -323,7 +331,10 @@ class Emulator:
         cert_dir: where the certificate goes (a temp dir when None); ``cert_path`` names it.
         time_scale: divides every duration (lifetime, GoAway lead, retention, update interval,
             reply pacing): 60 turns the 10-minute connection into 10 s.
-        mode: ``gemini`` (handles kept 2 h) or ``vertex`` (24 h).
+        mode: the flavour served on the bare URL (``Emulator.url``, path ``/``): ``vertex`` (the
+            default: transparent resumption, system-instruction updates, handles kept 24 h) or
+            ``gemini`` (the Developer API's rules: those refused, handles kept 2 h). The service's
+            own paths always get their own flavour's rules.
         db_path: SQLite file; None = a fresh temp file, kept across stop/start of this object.
         context_window: the context window in tokens.
         connection_lifetime: service seconds a connection lives.
@@ -351,7 +362,7 @@ class Emulator:
         tls: bool = False,
         cert_dir: str | None = None,
         time_scale: float = 1.0,
-        mode: str = "gemini",
+        mode: str = "vertex",
         db_path: str | None = None,
         context_window: int = 128_000,
         connection_lifetime: float = CONNECTION_LIFETIME_SECONDS,
@@ -464,7 +475,9 @@ class Emulator:
         )
         sockname = next(iter(self._server.sockets)).getsockname()
         self.port = int(sockname[1])
-        logger.info("emulator listening on %s (mode=%s, time_scale=%s)", self.url, self.mode, self.time_scale)
+        logger.info(
+            "emulator listening on %s (serving %s, time_scale=%s)", self.url, FLAVOR_NAMES[self.mode], self.time_scale
+        )
         return self
 
     async def stop(self) -> None:
@@ -577,7 +590,7 @@ class Emulator:
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         assert ws.request is not None
-        path_route = route(ws.request.path)
+        path_route = route(ws.request.path, bare_flavor=self.mode)
         assert path_route is not None
         self.paths.append((path_only(ws.request.path), path_route.flavor))
         try:
@@ -601,7 +614,9 @@ class Emulator:
         if isinstance(opened, Close):
             return await self._refuse(ws, opened.code, opened.reason)
         session, state, resumed = opened
-        engine = ServerEngine(setup, state, session.consumed, self.responder, self.settings, resumed=resumed)
+        engine = ServerEngine(
+            setup, state, session.consumed, self.responder, self.settings, resumed=resumed, flavor=path_route.flavor
+        )
         conn = _Connection(ws, session, engine, path_route)
         session.connections.append(conn)
         logger.info(
@@ -751,14 +766,22 @@ class Emulator:
 
     async def _stream(self, conn: _Connection, plan: ReplyPlan) -> None:
         delay = self.scaled(self.chunk_delay)
+        info = conn.engine.info
+        # gemini-3.x sends empty {} frames between content messages (models.md section 2): so do we,
+        # every few chunks, so clients meet them in every reply.
+        empty: str | bytes | None = None
+        if info is not None and info.empty_frames:
+            empty = "{}" if self.text_frames else b"{}"
         try:
-            for chunk in plan.chunks:
+            for number, chunk in enumerate(plan.chunks):
                 frame = self._encode(conn, chunk)
                 async with conn.lock:
                     if plan.cancelled or conn.engine.closed:
                         return
                     await conn.ws.send(frame)
                     conn.engine.chunk_sent(plan)
+                    if empty is not None and number % EMPTY_FRAME_EVERY == EMPTY_FRAME_EVERY - 1:
+                        await conn.ws.send(empty)
                 await asyncio.sleep(delay)
             await self._apply(conn, conn.engine.finish_reply(plan))
         except ConnectionClosed:
@@ -816,8 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="divide lifetime, GoAway lead, retention, update interval and reply pacing (60: 10 min -> 10 s)",
     )
     parser.add_argument(
-        "--mode", choices=("gemini", "vertex"), default="gemini",
-        help="handle retention as the Developer API (2 h) or Vertex AI (24 h)",
+        "--mode", choices=("gemini", "vertex"), default="vertex",
+        help="the flavour served on the bare URL: vertex (transparent resumption, system-instruction updates, "
+        "24 h handles) or gemini (the Developer API's rules: those refused, 2 h handles)",
     )
     parser.add_argument("--db", default=None, help="SQLite file for resumable state (default a temp file)")
     parser.add_argument("--context-window", type=int, default=128_000, help="context window in tokens (128000)")
@@ -886,6 +910,7 @@ async def _run(args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
     await emulator.start()
     print(f"live_nb emulator listening on {emulator.url}", flush=True)
+    print(f"flavour on the bare URL: {FLAVOR_NAMES[emulator.mode]} (--mode)", flush=True)
     if emulator.cert_path:
         print(f"certificate: {emulator.cert_path}", flush=True)
     print(f"database: {emulator.db_path}", flush=True)

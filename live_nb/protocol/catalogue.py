@@ -42,6 +42,7 @@ __all__ = [
     "check_setup",
     "lookup",
     "unknown_model_reason",
+    "wire_flavor",
 ]
 
 CURRENT, PREVIEW, LEGACY, SHUT_DOWN = "current", "preview", "legacy", "shut down"
@@ -227,6 +228,23 @@ class Refusal:
     field: str
     value: Any
     advice: str
+
+
+def wire_flavor(backend: str, url: str) -> str | None:
+    """Whose rules apply on a connection: ``gemini``, ``vertex``, or None for a bare emulator URL.
+
+    The real backends are what they are. The emulator serves both flavours: its service paths
+    say which (the Vertex path, or a ``/vertex`` gateway path, is Vertex's), while its bare URL
+    serves whatever flavour it was started with, which only the emulator knows.
+    """
+    if backend in BACKEND_OFFERS:
+        return backend
+    path = "/" + url.split("://", 1)[-1].partition("/")[2]
+    if "LlmBidiService" in path or path == "/vertex" or path.startswith(("/vertex/", "/vertex-")):
+        return "vertex"
+    if "GenerativeService" in path:
+        return "gemini"
+    return None
 
 
 def unknown_model_reason(model: str, flavor: str, api_version: str) -> str:

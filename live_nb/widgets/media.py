@@ -500,6 +500,9 @@ class MediaFeed:
                 elif kind == "activity_end":
                     await session.send_activity_end()
                 elif kind == "audio_stream_end":
+                    # Vertex AI has no audioStreamEnd: its own voice activity detection ends the turn.
+                    if not getattr(session, "offers_audio_stream_end", True):
+                        continue
                     await session.send_audio_stream_end()
                 elif kind == "marker":
                     data.set_result(None)
