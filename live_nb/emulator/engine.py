@@ -630,6 +630,10 @@ class ServerEngine:
                 continue
             self.state.add_turn("model" if role == "model" else "user", summary, modalities)
         actions += self._check_exhausted()
+        if self.info is not None and self.info.client_content == "initial_history":
+            # Accepted clientContent on such a model is initial history: it "will not trigger a
+            # model call" (historyConfig docs); the conversation starts with realtime input.
+            return actions
         if message.turn_complete and not self.closed:
             last_user = next((t for t in reversed(self.state.turns) if t.role == "user"), None)
             actions += self._request(last_user.text if last_user else "", is_audio=False)
