@@ -31,16 +31,17 @@ import collections
 import contextlib
 import logging
 import os
+import socket
 import ssl as ssl_module
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from typing import Any
 
-import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, WebSocketException
 
 from ..exceptions import (
     ConfigError,
@@ -78,7 +79,7 @@ from ..protocol.messages import (
 )
 from ..protocol.state import CLOSED, DEFAULT_MAX_REPLAY_BYTES, ClientProtocol
 from .credentials import find_api_key
-from .endpoints import EMULATOR_URL_ENV, EndpointResolver
+from .endpoints import EMULATOR_URL_ENV, Endpoint, EndpointResolver
 from .reconnect import ReconnectPolicy, backoff, process_exception
 
 __all__ = ["LiveModel", "LiveSession"]
@@ -659,29 +660,16 @@ class LiveSession:
         )
 
     async def _open_connection(self) -> None:
-        """Open a websocket, send setup, wait for setupComplete, then write the replay."""
+        """Open a websocket, send setup, wait for setupComplete, then write the replay.
+
+        Raises:
+            ConnectError: the websocket could not be opened (naming the URL), or no setupComplete in time.
+            CredentialsError: the Vertex token could not be refreshed.
+            ConnectionClosed: the server closed during setup.
+        """
         resolver = self._live_model.resolver
         endpoint = await asyncio.to_thread(resolver.resolve) if resolver.needs_io else resolver.resolve()
-        try:
-            ws = await websockets.connect(
-                endpoint.url,
-                additional_headers=dict(endpoint.headers),
-                ssl=self._live_model.ssl if endpoint.url.startswith("wss:") else None,
-                compression=None,  # audio does not compress; deflate costs 3-4x (live-protocol.md 7)
-                ping_interval=PING_INTERVAL,
-                ping_timeout=None,  # see the module docstring: slow pongs must not kill the session
-                max_size=MAX_MESSAGE_BYTES,
-                open_timeout=self._live_model.open_timeout,
-                user_agent_header="live_nb/0.1",
-                logger=_WS_LOGGER,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ConnectError(endpoint.url, f"HTTP {status} at the WebSocket upgrade", status) from None
-        except InvalidURI:
-            raise ConnectError(endpoint.url, "invalid URI") from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            raise ConnectError(endpoint.url, _describe(exc)) from None
+        ws = await self._dial(endpoint)
         self._ws = ws
         protocol = self._protocol
         try:
@@ -704,6 +692,38 @@ class LiveSession:
         except TimeoutError:
             raise ConnectError(endpoint.url, "no setupComplete in time") from None
         self._reader = asyncio.get_running_loop().create_task(self._read(ws))
+
+    async def _dial(self, endpoint: Endpoint) -> ClientConnection:
+        """Open the websocket to ``endpoint``; every failure is a ConnectError naming the URL.
+
+        The ConnectError is raised after the ``except`` block, not in it: the raw error then is not
+        its ``__context__``, so neither it nor the websockets frames under it (whose locals hold the
+        handshake headers) travel with what the user sees.
+
+        Raises:
+            ConnectError: TLS not trusted or failed, refused, DNS failure, timeout, HTTP status at
+                the upgrade (``status`` kept; redirects are not followed), invalid URI.
+        """
+        try:
+            tls: dict[str, Any] = {}  # ws:// gets no ssl argument at all
+            if endpoint.url.startswith("wss:"):
+                given = self._live_model.ssl
+                tls["ssl"] = given if given is not None else self._live_model.resolver.ssl_context()
+            return await _ConnectNoRedirect(
+                endpoint.url,
+                additional_headers=endpoint.headers,  # AuthHeaders: a repr that hides the values
+                compression=None,  # audio does not compress; deflate costs 3-4x (live-protocol.md 7)
+                ping_interval=PING_INTERVAL,
+                ping_timeout=None,  # see the module docstring: slow pongs must not kill the session
+                max_size=MAX_MESSAGE_BYTES,
+                open_timeout=self._live_model.open_timeout,
+                user_agent_header="live_nb/0.1",
+                logger=_WS_LOGGER,
+                **tls,
+            )
+        except (OSError, TimeoutError, ValueError, WebSocketException) as exc:
+            failure = _connect_failure(endpoint, exc, self._live_model.open_timeout)
+        raise failure from None
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
@@ -954,6 +974,55 @@ class LiveSession:
         self._protocol.close()
         self._emit(event)
         self._wakeup.set()
+
+
+class _ConnectNoRedirect(ws_connect):
+    """websockets' ``connect`` without redirects: a 3xx is a ConnectError keeping its status.
+
+    Why: on a cross-origin redirect websockets drops ``Authorization`` but keeps every other
+    header, so ``x-goog-api-key`` would go to whatever host the redirect names.
+    """
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
+def _connect_failure(endpoint: Endpoint, exc: BaseException, open_timeout: float) -> ConnectError:
+    """The ConnectError for a failed websocket open: plain words, the URL, never a header value."""
+    status: int | None = None
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        reason = f"HTTP {status} at the WebSocket upgrade"
+        if 300 <= status < 400:
+            reason += " (a redirect: not followed, so the key goes to no other server)"
+    elif isinstance(exc, InvalidURI):
+        reason = f"invalid URI ({_describe(exc)})"
+    elif isinstance(exc, ssl_module.SSLCertVerificationError):
+        reason = (
+            f"TLS certificate not trusted ({exc.verify_message or exc.reason}); set SSL_CERT_FILE "
+            "(or SSL_CERT_DIR) to a CA bundle that includes it, or pass ssl= to LiveModel"
+        )
+    elif isinstance(exc, ssl_module.SSLError):
+        reason = f"TLS handshake failed ({exc.reason or _describe(exc)}); is the server speaking TLS?"
+    elif isinstance(exc, UnicodeError):  # the host name cannot be encoded (IDNA), e.g. a label over 63
+        reason = f"invalid host name ({_describe(exc)})"
+    elif isinstance(exc, socket.gaierror):
+        reason = f"host not found (DNS: {exc.strerror or _describe(exc)})"
+    elif isinstance(exc, ConnectionRefusedError):
+        reason = "connection refused (nothing is listening there)"
+    elif isinstance(exc, TimeoutError):
+        reason = f"timed out after {open_timeout:g} s opening the connection"
+    elif isinstance(exc, (ConnectionResetError, ConnectionAbortedError)):
+        reason = "connection reset during the opening handshake"
+        if endpoint.url.startswith("wss:"):
+            reason += " (does the server speak TLS? a wss:// URL needs it)"
+    elif isinstance(exc, OSError):
+        reason = exc.strerror or _describe(exc)
+    elif isinstance(exc, InvalidHandshake):
+        reason = f"WebSocket handshake failed ({_describe(exc)})"
+    else:
+        reason = _describe(exc)
+    return ConnectError(endpoint.url, endpoint.headers.redact(reason), status)
 
 
 def _describe(exc: BaseException | None) -> str:
