@@ -14,8 +14,8 @@ from pathlib import Path
 
 __all__ = ["KEY_NAMES", "ApiKey", "env_or_dotenv", "find_api_key", "read_dotenv"]
 
-KEY_NAMES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-"""Checked in this order, as google-genai does."""
+KEY_NAMES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+"""Checked in this order, as google-genai 3.x does (``_api_client.get_env_api_key``: GOOGLE_API_KEY wins)."""
 
 
 @dataclass(frozen=True)
