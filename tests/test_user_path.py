@@ -43,10 +43,8 @@ from live_nb.protocol.messages import ServerContent, UsageMetadata
 
 pytestmark = pytest.mark.timeout(60)
 
-# MODEL: switch to gemini-3.8-live
-MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
-# MODEL: switch to gemini-3.8-live (served on both backends; this 2.5 preview is Gemini-API only)
-VERTEX_MODEL = "gemini-live-2.5-flash-native-audio"
+MODEL = "gemini-3.8-live"  # today's default, served on both backends
+VERTEX_MODEL = "gemini-3.8-live"
 CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 SECRET = "AIzaSy-user-path-secret-0123456789"
 ACCESS_TOKEN = "ya29.user-path-access-token-0123456789"
