@@ -30,11 +30,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
 
 
-def test_emulator_url_gets_the_gemini_path_and_models_prefix() -> None:
-    r = EndpointResolver("emulator", "gemini-live-2.5-flash-preview", url="ws://127.0.0.1:9")
-    assert r.url == "ws://127.0.0.1:9/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
-    assert r.model == "models/gemini-live-2.5-flash-preview"
+def test_emulator_bare_url_stays_bare_and_a_service_path_picks_the_flavour() -> None:
+    from live_nb.protocol.catalogue import wire_flavor
+
+    r = EndpointResolver("emulator", "gemini-3.8-live", url="ws://127.0.0.1:9")
+    assert r.url == "ws://127.0.0.1:9"  # the emulator serves its own flavour (mode) on the bare URL
+    assert wire_flavor("emulator", r.url) is None
+    assert r.model == "models/gemini-3.8-live"
     assert r.resolve().headers == {"x-goog-api-key": "live-nb-emulator"}
+    gemini = "ws://127.0.0.1:9/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+    assert wire_flavor("emulator", EndpointResolver("emulator", "m", url=gemini).url) == "gemini"
+    vertex = "ws://127.0.0.1:9/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
+    assert wire_flavor("emulator", EndpointResolver("emulator", "m", url=vertex).url) == "vertex"
+    assert wire_flavor("emulator", "ws://127.0.0.1:9/vertex-gateway") == "vertex"
 
 
 def test_emulator_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

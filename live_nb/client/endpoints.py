@@ -241,11 +241,9 @@ class EndpointResolver:
             # placeholder keeps real keys out of local traffic.
             self._api_key = api_key or EMULATOR_PLACEHOLDER_KEY
             self.model = gemini_model_name(model)
-            base = _check_ws_url(url)
-            path = _split(base, "url").path
-            self.url = base if path not in ("", "/") else base.rstrip("/") + GEMINI_PATH.format(
-                version=api_version or "v1beta"
-            )
+            # A bare URL stays bare: the emulator serves its own flavour there (Vertex's unless it was
+            # started with mode="gemini"); a service path picks that backend's rules.
+            self.url = _check_ws_url(url)
         elif backend == "gemini":
             self._init_gemini(model, url, api_key, api_version, dotenv)
         else:
