@@ -191,7 +191,7 @@ def test_gemini_base_url_from_dotenv_and_explicit_url_wins(monkeypatch: pytest.M
     (tmp_path / ".env").write_text(f"GEMINI_API_KEY={SECRET}\nGOOGLE_GEMINI_BASE_URL=https://proxy.example:1\n")
     assert EndpointResolver("gemini", "m").url == "wss://proxy.example:1" + GEMINI_LIVE
     assert EndpointResolver("gemini", "m", url="wss://127.0.0.1:2").url == "wss://127.0.0.1:2" + GEMINI_LIVE
-    assert EndpointResolver("emulator", "m", url="ws://127.0.0.1:3").url == "ws://127.0.0.1:3" + GEMINI_LIVE
+    assert EndpointResolver("emulator", "m", url="ws://127.0.0.1:3").url == "ws://127.0.0.1:3"
 
 
 @pytest.mark.parametrize("base_url", ["127.0.0.1:8443", "https://h/?key=abc", "https://user:abc@h", "https://[::1"])
