@@ -54,22 +54,29 @@ async def test_cli_starts_with_tls_and_serves(tmp_path: Path) -> None:
             match = re.search(r"listening on (wss://127\.0\.0\.1:\d+)", line)
             url = match.group(1) if match else None
         assert url is not None
+        flavour = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+        assert flavour.startswith("flavour on the bare URL: Vertex AI")  # --mode defaults to vertex
         cert = cert_dir / "cert.pem"
         assert cert.exists() and (cert_dir / "key.pem").exists()
         ctx = ssl.create_default_context(cafile=str(cert))
         async with websockets.connect(url + PATH, ssl=ctx, additional_headers={"x-goog-api-key": "k"}) as ws:
-            await ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash-preview",
-                                                "generationConfig": {"responseModalities": ["TEXT"]}}}))
+            # Today's default model answers in AUDIO; the reply's text comes as its output transcription.
+            await ws.send(json.dumps({"setup": {"model": "models/gemini-3.8-live",
+                                                "generationConfig": {"responseModalities": ["AUDIO"]},
+                                                "outputAudioTranscription": {}}}))
             assert "setupComplete" in json.loads(await asyncio.wait_for(ws.recv(), 10))
             await ws.send(json.dumps({"clientContent": {"turns": [{"parts": [{"text": "hi cli"}]}], "turnComplete": True}}))
-            text = ""
+            text, audio = "", 0
             while True:
                 message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                for part in message.get("serverContent", {}).get("modelTurn", {}).get("parts", []):
-                    text += part["text"]
-                if message.get("serverContent", {}).get("turnComplete"):
+                content = message.get("serverContent", {})
+                for part in content.get("modelTurn", {}).get("parts", []):
+                    assert part["inlineData"]["mimeType"] == "audio/pcm;rate=24000"
+                    audio += len(part["inlineData"]["data"])
+                text += content.get("outputTranscription", {}).get("text", "")
+                if content.get("turnComplete"):
                     break
-        assert '"hi cli"' in text
+        assert '"hi cli"' in text and audio > 0
         # The certificate names 127.0.0.1 and localhost: a client checking hostnames accepts it.
         async with websockets.connect(url.replace("127.0.0.1", "localhost") + PATH, ssl=ctx,
                                       additional_headers={"x-goog-api-key": "k"}):

@@ -2,6 +2,9 @@
 
 ``run`` plays the asyncio layer's part: it streams every ``Stream`` plan to the end (calling
 ``chunk_sent`` and ``finish_reply`` as server.py does) and returns what would have been sent.
+
+Sessions use today's default, gemini-3.8-live: replies are AUDIO, and their text is read from
+``outputTranscription`` (no current Live model answers in TEXT, models.md section 2).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from live_nb.emulator.engine import (
 from live_nb.emulator.responder import ContextResponder, RequestContext, Turn, called_function
 from live_nb.protocol.config import (
     ContextWindowCompressionConfig,
+    HistoryConfig,
     LiveGenerationConfig,
     SessionResumptionConfig,
     SlidingWindow,
+    ThinkingConfig,
 )
 from live_nb.protocol.messages import (
     Blob,
@@ -52,12 +57,16 @@ from live_nb.protocol.messages import (
     parse_client_frame,
 )
 
-MODEL = "models/gemini-live-2.5-flash-preview"
+MODEL = "models/gemini-3.8-live"
+NATIVE_25 = "models/gemini-2.5-flash-native-audio-preview-12-2025"
+LEGACY_31 = "models/gemini-3.1-flash-live-preview"
+EXTENDED = "models/gemini-3.8-live-extended-thinking"
 
 
 def make_engine(
     *,
-    modality: str = "TEXT",
+    model: str = MODEL,
+    flavor: str = "vertex",
     compression: ContextWindowCompressionConfig | None = None,
     resumption: SessionResumptionConfig | None = None,
     system_instruction: str | None = None,
@@ -65,21 +74,27 @@ def make_engine(
     tools: list[dict[str, Any]] | None = None,
     state: SessionState | None = None,
     consumed: list[ClientMessage] | None = None,
+    **config_fields: Any,
 ) -> ServerEngine:
+    """An engine over an AUDIO session with output transcription (the reply's text), checked like the server does."""
     config = LiveGenerationConfig(
-        response_modalities=[modality],
+        response_modalities=["AUDIO"],
+        output_audio_transcription=True,
         context_window_compression=compression,
         system_instruction=system_instruction,
         realtime_input_config=realtime_input_config,
         tools=tools,
+        **config_fields,
     )
-    setup = Setup(model=MODEL, config=config, session_resumption=resumption)
+    setup = Setup(model=model, config=config, session_resumption=resumption)
+    assert check_setup(setup, flavor, "v1beta") is None  # the server only builds engines for valid setups
     return ServerEngine(
         setup,
-        state or SessionState("sess-test", "gemini-live-2.5-flash-preview"),
+        state or SessionState("sess-test", model.rsplit("/", 1)[-1]),
         consumed if consumed is not None else [],
         ContextResponder(),
         resumed=state is not None,
+        flavor=flavor,
     )
 
 
@@ -105,12 +120,25 @@ def ask(engine: ServerEngine, text: str, complete: bool = True) -> list[Action]:
     return run(engine, engine.receive(ClientContent((Content("user", (Part(text=text),)),), complete)))
 
 
+def transcript(chunks: list[Any]) -> str:
+    """The reply text a client reads: the output transcription of the chunks."""
+    return "".join(
+        c.output_transcription.text for c in chunks if isinstance(c, ServerContent) and c.output_transcription
+    ).strip()
+
+
 def reply_text(actions: list[Action]) -> str:
-    texts = []
+    chunks: list[Any] = []
     for action in actions:
         if isinstance(action, Stream):
-            texts += [c.text for c in action.plan.chunks if isinstance(c, ServerContent)]
-    return "".join(texts)
+            assert not any(isinstance(c, ServerContent) and c.text for c in action.plan.chunks)  # AUDIO: no text parts
+            chunks += action.plan.chunks
+    return transcript(chunks)
+
+
+def close_of(actions: list[Action]) -> Close:
+    assert actions and isinstance(actions[-1], Close), actions
+    return actions[-1]
 
 
 def usage_of(actions: list[Action]) -> UsageMetadata:
@@ -136,10 +164,12 @@ def audio(pcm: bytes) -> RealtimeInput:
 
 
 def test_check_setup_refuses_like_the_service() -> None:
-    def setup(model: str, modality: str = "TEXT", **kw: Any) -> Setup:
+    def setup(model: str, modality: str = "AUDIO", **kw: Any) -> Setup:
         return Setup(model=model, config=LiveGenerationConfig(response_modalities=[modality], **kw))
 
     assert check_setup(setup(MODEL), "gemini", "v1beta") is None
+    assert check_setup(setup(MODEL), "vertex", "v1beta1") is None
+    assert check_setup(setup(NATIVE_25), "gemini", "v1") is None
     unknown = check_setup(setup("models/gemini-9"), "gemini", "v1beta")
     assert unknown == Close(
         1008,
@@ -148,9 +178,21 @@ def test_check_setup_refuses_like_the_service() -> None:
     )
     vertex = check_setup(setup("projects/p/locations/l/publishers/google/models/nope"), "vertex", "v1beta1")
     assert vertex is not None and vertex.code == 1008 and vertex.reason.startswith("Publisher Model `projects/p")
-    native = check_setup(setup("models/gemini-2.5-flash-native-audio-preview-09-2025"), "gemini", "v1beta")
+    # Shut down on 2025-12-09: the service answers as for a model it never had.
+    dead = check_setup(setup("models/gemini-live-2.5-flash-preview", "TEXT"), "gemini", "v1beta")
+    assert dead == Close(1008, unknown.reason.replace("models/gemini-9", "models/gemini-live-2.5-flash-preview"))
+    # No current model answers in TEXT; each says so in its own words.
+    text = check_setup(setup(MODEL, "TEXT"), "gemini", "v1beta")
+    assert text == Close(1007, "The requested combination of response modalities (TEXT) is not supported by the model.")
+    native = check_setup(setup("models/gemini-2.5-flash-native-audio-preview-09-2025", "TEXT"), "gemini", "v1beta")
     assert native == Close(1007, "Cannot extract voices from a non-audio request.")
-    assert check_setup(setup("models/gemini-2.5-flash-native-audio-preview-12-2025", "AUDIO"), "gemini", "v1") is None
+    thinking = check_setup(setup(MODEL, thinking=ThinkingConfig(thinking_level="LOW")), "gemini", "v1beta")
+    assert thinking == Close(1007, "Thinking level is not supported for this model.")
+    # A catalogue model this emulator was told not to serve is unknown to it.
+    only = frozenset({"gemini-3.8-live"})
+    assert check_setup(setup(NATIVE_25), "gemini", "v1beta", only) == Close(
+        1008, unknown.reason.replace("models/gemini-9", NATIVE_25)
+    )
     no_window = setup(MODEL, context_window_compression=ContextWindowCompressionConfig(sliding_window=None))
     refused = check_setup(no_window, "gemini", "v1beta")
     assert refused is not None and refused.code == 1007 and "slidingWindow" in refused.reason
@@ -159,22 +201,26 @@ def test_check_setup_refuses_like_the_service() -> None:
 # Replies, usage and the responder's honesty.
 
 
-def test_text_reply_streams_and_counts_tokens() -> None:
+def test_reply_streams_and_counts_tokens() -> None:
     engine = make_engine(system_instruction="Be terse.")  # 10 chars -> 3 tokens
     actions = ask(engine, "hello there")  # 11 chars -> 3 tokens
     plan = next(a.plan for a in actions if isinstance(a, Stream))
-    assert len(plan.chunks) >= 3
+    assert plan.modality == "AUDIO" and len(plan.chunks) >= 3
     text = reply_text(actions)
     assert text.startswith('Turn 1. You asked: "hello there".') and 'I follow the instruction "Be terse."' in text
+    seconds = sum(len(c.audio) for c in plan.chunks if isinstance(c, ServerContent)) / 48_000
     usage = usage_of(actions)
     assert usage.prompt_token_count == 6
-    assert usage.response_token_count == math.ceil(len(text) / 4)
+    assert usage.response_token_count == round(seconds * 25)  # 25 tokens a second of audio
     assert usage.total_token_count == 6 + usage.response_token_count
     assert usage.prompt_tokens_by_modality() == {"TEXT": 6}
-    # The model turn holds the whole reply; the next prompt counts it.
+    assert usage.response_tokens_by_modality() == {"AUDIO": usage.response_token_count}
+    # The model turn holds the whole reply as its text, and its audio tokens; the next prompt counts them.
     assert engine.state.turns[-1].text == text
+    assert engine.state.turns[-1].modalities == {"AUDIO": usage.response_token_count}
     second = usage_of(ask(engine, "again"))
     assert second.prompt_token_count == 6 + usage.response_token_count + 2
+    assert second.prompt_tokens_by_modality() == {"TEXT": 8, "AUDIO": usage.response_token_count}
 
 
 def test_first_question_answered_from_context() -> None:
@@ -186,26 +232,27 @@ def test_first_question_answered_from_context() -> None:
 
 
 def test_audio_reply_is_a_tone_with_transcription() -> None:
-    engine = ServerEngine(
-        Setup(
-            model=MODEL,
-            config=LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True),
-        ),
-        SessionState("s", "gemini-live-2.5-flash-preview"),
-        [],
-        ContextResponder(),
-    )
+    engine = make_engine()
     actions = ask(engine, "sing")
     plan = next(a.plan for a in actions if isinstance(a, Stream))
     audio_chunks = [c for c in plan.chunks if isinstance(c, ServerContent) and c.audio]
     assert all(len(c.audio) == 1920 for c in audio_chunks[:-1])  # 40 ms of 24 kHz PCM16
-    spoken = "".join(c.output_transcription.text for c in plan.chunks
-                     if isinstance(c, ServerContent) and c.output_transcription)
-    assert spoken.split() == plan.text.split()
+    assert all(p.inline_data.mime_type == "audio/pcm;rate=24000"
+               for c in audio_chunks for p in c.model_turn.parts if p.inline_data)  # type: ignore[union-attr]
+    assert transcript(plan.chunks).split() == plan.text.split()
     seconds = sum(len(c.audio) for c in audio_chunks) / 48_000
     assert seconds == pytest.approx(len(plan.text.split()) * SECONDS_PER_WORD)
     usage = usage_of(actions)
     assert usage.response_tokens_by_modality() == {"AUDIO": round(seconds * 25)}
+
+
+def test_no_output_transcription_no_reply_text() -> None:
+    """Without outputAudioTranscription an AUDIO reply carries no text at all (the client gets only sound)."""
+    setup = Setup(model=MODEL, config=LiveGenerationConfig(response_modalities=["AUDIO"]))
+    engine = ServerEngine(setup, SessionState("s", "gemini-3.8-live"), [], ContextResponder())
+    plan = next(a.plan for a in ask(engine, "hello") if isinstance(a, Stream))
+    assert plan.text.startswith("Turn 1.")
+    assert all(isinstance(c, ServerContent) and c.audio and c.output_transcription is None for c in plan.chunks)
 
 
 def test_function_call_waits_for_the_response() -> None:
@@ -298,11 +345,17 @@ def test_activity_signals_follow_the_vad_setting() -> None:
 
 def test_barge_in_keeps_only_what_was_sent() -> None:
     engine = make_engine(resumption=SessionResumptionConfig())
-    actions = run(engine, engine.receive(ClientContent((Content("user", (Part(text="tell me a long story"),)),), True)),
-                  stop_after_chunks=2)
-    plan: ReplyPlan = next(a.plan for a in actions if isinstance(a, Stream))
-    assert engine.generating and plan.sent == 2
-    sent_text = "".join(c.text for c in plan.chunks[:2] if isinstance(c, ServerContent)).strip()
+    first = run(engine, engine.receive(ClientContent((Content("user", (Part(text="tell me a long story"),)),), True)),
+                stop_after_chunks=0)
+    plan: ReplyPlan = next(a.plan for a in first if isinstance(a, Stream))
+    # Stop right after the third transcription chunk: the client has heard and read three words.
+    said = [i for i, c in enumerate(plan.chunks) if isinstance(c, ServerContent) and c.output_transcription]
+    stop = said[2] + 1
+    for _ in range(stop):
+        engine.chunk_sent(plan)
+    assert engine.generating and plan.sent == stop
+    sent_text = transcript(plan.chunks[:stop])
+    assert len(sent_text.split()) == 3
     barge = engine.receive(audio(pcm_tone(0.1)))
     messages = [a.message for a in barge if isinstance(a, Send)]
     assert messages[0] == ServerContent(interrupted=True)
@@ -310,6 +363,8 @@ def test_barge_in_keeps_only_what_was_sent() -> None:
     assert isinstance(barge[-1], Checkpoint)
     assert plan.cancelled and engine.finish_reply(plan) == []
     assert engine.state.turns[-1].role == "model" and engine.state.turns[-1].text == sent_text
+    sent_audio = sum(len(c.audio) for c in plan.chunks[:stop] if isinstance(c, ServerContent)) / 48_000
+    assert engine.state.turns[-1].modalities == {"AUDIO": pytest.approx(sent_audio * 25)}  # only the sent audio
 
 
 def test_barge_in_cancels_pending_function_calls() -> None:
@@ -330,8 +385,9 @@ def test_barge_in_cancels_pending_function_calls() -> None:
 
 
 def test_checkpoints_carry_the_transparent_index_and_a_restorable_state() -> None:
+    # Transparent resumption and contextUpdate are Vertex features (models.md section 3).
     consumed: list[ClientMessage] = []
-    engine = make_engine(resumption=SessionResumptionConfig(transparent=True), consumed=consumed)
+    engine = make_engine(resumption=SessionResumptionConfig(transparent=True), consumed=consumed, flavor="vertex")
     engine.receive(ClientContent((Content("user", (Part(text="one"),)),), False))  # index 1
     engine.receive(ContextUpdate(system_instruction=Content("user", (Part(text="new rules"),))))  # index 2
     actions = ask(engine, "three")  # index 3
@@ -339,10 +395,11 @@ def test_checkpoints_carry_the_transparent_index_and_a_restorable_state() -> Non
     assert isinstance(checkpoint, Checkpoint) and checkpoint.index == 3
     assert [type(m).__name__ for m in consumed] == ["ClientContent", "ContextUpdate", "ClientContent"]
     restored = SessionState.from_json(json.loads(json.dumps(checkpoint.state)))
-    assert restored == engine.state
+    assert restored.to_json() == engine.state.to_json()
     assert restored.consumed_count == 3 and restored.system_instruction == "new rules"
     # A new connection over the restored state counts from 1 again and remembers.
-    again = make_engine(resumption=SessionResumptionConfig(transparent=True), state=restored)
+    again = make_engine(resumption=SessionResumptionConfig(transparent=True), state=restored, flavor="vertex")
+    assert restored == engine.state  # the frame rate is per connection: the new one set it from its setup
     later = ask(again, "what did I say first?")
     assert '(turn 1) was "one"' in reply_text(later)
     assert isinstance(later[-1], Checkpoint) and later[-1].index == 1
@@ -425,11 +482,96 @@ def media_seconds_until_close(engine: ServerEngine, video: bool) -> int:
 
 
 def test_session_limits_follow_from_the_token_rates() -> None:
-    """Without compression the window ends the session: at 25 tokens/s audio and 258 per video frame,
-    a 32k window (the older Vertex figure) lasts ~2 min of audio+video (the documented limit) and
-    ~21 min of audio; the 128k window ~7.5 min and ~85 min."""
+    """Without compression the window ends the session: at 25 tokens/s audio and 258 per video frame
+    (2.5 native audio's fixed rate), a 32k window (the older Vertex figure) lasts ~2 min of audio+video
+    (the documented limit) and ~21 min of audio; the 128k window ~7.5 min and ~85 min."""
     for window, video, low, high in ((32_000, True, 110, 115), (32_000, False, 1_270, 1_290),
                                      (128_000, True, 450, 455), (128_000, False, 5_110, 5_130)):
-        engine = make_engine()
+        engine = make_engine(model=NATIVE_25, flavor="gemini")
         engine.settings = type(engine.settings)(context_window=window)
         assert low <= media_seconds_until_close(engine, video) <= high, (window, video)
+
+
+def test_video_frame_tokens_follow_the_model_and_media_resolution() -> None:
+    frame = RealtimeInput(video=Blob(b"\xff\xd8 jpeg", "image/jpeg"))
+    for model, resolution, tokens in ((MODEL, None, 256), (MODEL, "low", 64), (MODEL, "high", 256),
+                                      (NATIVE_25, None, 258), (NATIVE_25, "low", 258)):
+        engine = make_engine(model=model, flavor="gemini", media_resolution=resolution)
+        engine.receive(frame)
+        assert engine.state.pending_tokens == tokens, (model, resolution)
+
+
+# Backend rules: what the Developer API refuses mid-session and Vertex accepts (models.md section 3).
+
+
+def system_turn(text: str) -> ClientContent:
+    return ClientContent((Content("system", (Part(text=text),)),), False)
+
+
+def test_developer_api_refuses_system_turns_and_context_updates() -> None:
+    update = ContextUpdate(system_instruction=Content("user", (Part(text="new rules"),)))
+    for message, words in ((system_turn("new rules"), 'role "system"'), (update, "contextUpdate")):
+        consumed: list[ClientMessage] = []
+        engine = make_engine(flavor="gemini", system_instruction="old rules", consumed=consumed)
+        close = close_of(engine.receive(message))
+        assert close.code == 1007 and words in close.reason and close.reason.startswith("Request contains an invalid")
+        assert engine.closed and consumed == [] and engine.state.system_instruction == "old rules"
+
+
+def test_vertex_takes_system_turns_and_context_updates() -> None:
+    engine = make_engine(flavor="vertex", system_instruction="old rules")
+    assert engine.receive(system_turn("be a pirate")) == []
+    assert engine.state.system_instruction == "be a pirate"
+    assert 'My system instruction is "be a pirate"' in reply_text(ask(engine, "what is your system instruction?"))
+    tools = ({"functionDeclarations": [{"name": "get_time"}]},)
+    assert engine.receive(ContextUpdate(system_instruction=Content("user", (Part(text="be brief"),)), tools=tools)) == []
+    assert engine.state.system_instruction == "be brief" and engine.state.tools == [dict(tools[0])]
+    assert not engine.closed
+
+
+# Model rules after setup: 3.1's initial history, extended thinking's tool responses.
+
+
+def typed(text: str) -> RealtimeInput:
+    return RealtimeInput(text=text)
+
+
+def test_31_takes_client_content_only_as_initial_history() -> None:
+    history = ClientContent((Content("user", (Part(text="my name is Ada"),)), Content("model", (Part(text="hi Ada"),))))
+    # Without historyConfig.initialHistoryInClientContent: refused at once.
+    plain = make_engine(model=LEGACY_31, flavor="gemini")
+    close = close_of(plain.receive(history))
+    assert close.code == 1007 and "only accepted as initial history" in close.reason
+    # With it: history first, then the conversation goes on as realtime text.
+    engine = make_engine(model=LEGACY_31, flavor="gemini", history_config=HistoryConfig(True))
+    assert engine.receive(history) == []
+    text = reply_text(run(engine, engine.receive(typed("what did I say first?"))))
+    assert '(turn 1) was "my name is Ada"' in text
+    late = close_of(engine.receive(ClientContent((Content("user", (Part(text="more history"),)),), True)))
+    assert late.code == 1007 and "only accepted as initial history" in late.reason
+    # A resumed connection is past its history: clientContent is refused there too.
+    resumed = make_engine(model=LEGACY_31, flavor="gemini", history_config=HistoryConfig(True),
+                          state=SessionState.from_json(engine.state.to_json()))
+    assert close_of(resumed.receive(history)).code == 1007
+
+
+def test_38_takes_client_content_any_time() -> None:
+    engine = make_engine()
+    ask(engine, "one")
+    run(engine, engine.receive(typed("two")))
+    assert 'You asked: "three"' in reply_text(ask(engine, "three"))
+
+
+def test_extended_thinking_refuses_scheduled_tool_responses() -> None:
+    tools = [{"functionDeclarations": [{"name": "lookup"}]}]
+    engine = make_engine(model=EXTENDED, flavor="gemini", tools=tools, thinking=ThinkingConfig(thinking_level="low"))
+    call = next(a.message for a in ask(engine, "lookup it") if isinstance(a, Send) and isinstance(a.message, ToolCall))
+    scheduled = ToolResponse((FunctionResponse("lookup", {"ok": True}, id=call.function_calls[0].id,
+                                               scheduling="WHEN_IDLE"),))
+    close = close_of(engine.receive(scheduled))
+    assert close.code == 1007 and "scheduling" in close.reason
+    # Plain 3.8 takes the scheduling and answers.
+    plain = make_engine(tools=tools)
+    call = next(a.message for a in ask(plain, "lookup it") if isinstance(a, Send) and isinstance(a.message, ToolCall))
+    answer = ToolResponse((FunctionResponse("lookup", {"ok": True}, id=call.function_calls[0].id, scheduling="SILENT"),))
+    assert 'lookup returned {"ok": true}' in reply_text(run(plain, plain.receive(answer)))

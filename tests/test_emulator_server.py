@@ -4,6 +4,11 @@ Covers the HTTP upgrade (paths, auth), every close code the emulator gives, VAD 
 real PCM, GoAway and the 1011 deadline under ``time_scale``, resumption handles (snapshot/restore,
 forged, expired, after a restart, model change, old connection still open), the consumed log and
 transparent indexes, frame types, and the fault injections.
+
+Sessions use today's default model, gemini-3.8-live: replies are AUDIO and their text comes as
+``outputTranscription`` (no current Live model answers in TEXT, models.md section 2). The default
+path is the Developer API's; what only Vertex offers (transparent resumption, system-instruction
+updates, contextUpdate) runs on the Vertex path, and the Developer API path refuses it with 1007.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from live_nb.protocol.messages import ClientContent, ContextUpdate, RealtimeInpu
 
 pytestmark = pytest.mark.timeout(60)
 
-TEXT_MODEL = "models/gemini-live-2.5-flash-preview"
+MODEL = "models/gemini-3.8-live"
+NATIVE_25 = "models/gemini-2.5-flash-native-audio-preview-12-2025"
 KEY = {"x-goog-api-key": "test-key"}
 Json = dict[str, Any]
 
@@ -55,8 +61,10 @@ async def send(ws: ClientConnection, message: Json) -> None:
     await ws.send(json.dumps(message))
 
 
-async def setup(ws: ClientConnection, model: str = TEXT_MODEL, **fields: Any) -> Json:
-    body: Json = {"model": model, "generationConfig": {"responseModalities": [fields.pop("modality", "TEXT")]}}
+async def setup(ws: ClientConnection, model: str = MODEL, **fields: Any) -> Json:
+    """Send a setup (AUDIO replies with output transcription unless told otherwise) and read setupComplete."""
+    body: Json = {"model": model, "generationConfig": {"responseModalities": [fields.pop("modality", "AUDIO")]},
+                  "outputAudioTranscription": {}}
     body.update(fields)
     await send(ws, {"setup": body})
     reply = await recv(ws)
@@ -89,9 +97,10 @@ async def ask(ws: ClientConnection, text: str, wait: Callable[[Json], bool] = tu
 
 
 def text_of(messages: list[Json]) -> str:
-    return "".join(
-        p.get("text", "") for m in messages for p in m.get("serverContent", {}).get("modelTurn", {}).get("parts", [])
-    )
+    """The reply text a client reads: the output transcription (AUDIO replies carry no text parts)."""
+    parts = [p for m in messages for p in m.get("serverContent", {}).get("modelTurn", {}).get("parts", [])]
+    assert all("text" not in p for p in parts)
+    return "".join(m.get("serverContent", {}).get("outputTranscription", {}).get("text", "") for m in messages)
 
 
 async def close_of(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str]:
@@ -188,13 +197,18 @@ async def test_setup_refusals(emulator: Emulator) -> None:
         emulator, {"setup": {"model": "publishers/google/models/nope"}}, path=VERTEX_PATH
     )
     assert code == 1008 and reason.startswith("Publisher Model `publishers/google/models/nope`")
-    native = {"setup": {"model": "models/gemini-2.5-flash-native-audio-preview-12-2025",
-                        "generationConfig": {"responseModalities": ["TEXT"]}}}
+    native = {"setup": {"model": NATIVE_25, "generationConfig": {"responseModalities": ["TEXT"]}}}
     assert await refused(emulator, native) == (1007, "Cannot extract voices from a non-audio request.")
-    no_sliding = {"setup": {"model": TEXT_MODEL, "contextWindowCompression": {"triggerTokens": "20000"}}}
+    text = {"setup": {"model": MODEL, "generationConfig": {"responseModalities": ["TEXT"]}}}
+    assert await refused(emulator, text) == (
+        1007, "The requested combination of response modalities (TEXT) is not supported by the model.")
+    for dead in ("models/gemini-live-2.5-flash-preview", "models/gemini-2.0-flash-live-001"):  # shut down 2025-12-09
+        code, reason = await refused(emulator, {"setup": {"model": dead}})
+        assert code == 1008 and reason.startswith(f"{dead} is not found for API version v1beta")
+    no_sliding = {"setup": {"model": MODEL, "contextWindowCompression": {"triggerTokens": "20000"}}}
     code, reason = await refused(emulator, no_sliding)
     assert code == 1007 and "slidingWindow" in reason
-    bad_trigger = {"setup": {"model": TEXT_MODEL, "context_window_compression": {"trigger_tokens": 100,
+    bad_trigger = {"setup": {"model": MODEL, "context_window_compression": {"trigger_tokens": 100,
                                                                                   "sliding_window": {}}}}
     code, reason = await refused(emulator, bad_trigger)
     assert code == 1007 and "trigger_tokens=100" in reason and "5,000" in reason
@@ -222,6 +236,60 @@ async def test_invalid_messages_close_1007(emulator: Emulator) -> None:
     assert code == 1007 and "unknown client message 'bogusMessage'" in reason
 
 
+# Backend rules (models.md section 3): the Developer API path refuses what only Vertex offers.
+
+
+def system_update(text: str) -> Json:
+    return {"clientContent": {"turns": [{"role": "system", "parts": [{"text": text}]}], "turnComplete": False}}
+
+
+CONTEXT_UPDATE: Json = {"contextUpdate": {"systemInstruction": {"parts": [{"text": "be kind"}]}}}
+
+
+@pytest.mark.parametrize("path", [GEMINI_PATH, GEMINI_PATH + "Constrained"])
+async def test_developer_api_path_refuses_vertex_features(emulator: Emulator, path: str) -> None:
+    code, reason = await refused(emulator, {"setup": {"model": MODEL, "sessionResumption": {"transparent": True}}},
+                                 path)
+    assert code == 1007 and "transparent session resumption is not supported" in reason
+    for message, words in ((system_update("be a pirate"), 'role "system" is not supported in clientContent'),
+                           (CONTEXT_UPDATE, "contextUpdate is not supported")):
+        async with connected(emulator, path) as ws:
+            hello = await setup(ws, systemInstruction={"parts": [{"text": "be polite"}]})
+            await send(ws, message)
+            code, reason = await close_of(ws)
+        assert code == 1007 and words in reason, reason
+        state = emulator.sessions[hello["setupComplete"]["sessionId"]].state
+        assert state.system_instruction == "be polite" and state.consumed_count == 0  # refused, not folded in
+
+
+@pytest.mark.parametrize("path", [VERTEX_PATH, "/vertex/gateway", "/"])
+async def test_vertex_path_and_bare_url_take_system_updates(emulator: Emulator, path: str) -> None:
+    async with connected(emulator, path) as ws:
+        hello = await setup(ws, systemInstruction={"parts": [{"text": "be polite"}]},
+                            sessionResumption={"transparent": True})
+        await send(ws, system_update("be a pirate"))
+        pirate = text_of(await ask(ws, "what is your system instruction?"))
+        await send(ws, CONTEXT_UPDATE)
+        kind = text_of(await ask(ws, "and your instructions now?"))
+    assert emulator.paths[-1][1] == "vertex"
+    assert 'My system instruction is "be a pirate"' in pirate and 'My system instruction is "be kind"' in kind
+    assert emulator.sessions[hello["setupComplete"]["sessionId"]].state.system_instruction == "be kind"
+
+
+async def test_gemini_mode_bare_url_has_developer_api_rules() -> None:
+    async with Emulator(mode="gemini", chunk_delay=0) as emu:
+        code, reason = await refused(emu, {"setup": {"model": MODEL, "sessionResumption": {"transparent": True}}}, "/")
+        assert code == 1007 and "transparent" in reason
+        async with connected(emu, "/") as ws:
+            await setup(ws)
+            await send(ws, CONTEXT_UPDATE)
+            assert (await close_of(ws))[0] == 1007
+        async with connected(emu, VERTEX_PATH) as ws:  # the service's own paths keep their own flavour
+            await setup(ws, sessionResumption={"transparent": True})
+            await send(ws, CONTEXT_UPDATE)
+            assert 'instruction "be kind"' in text_of(await ask(ws, "hi"))
+
+
 async def test_context_window_exhausted_without_compression() -> None:
     async with Emulator(context_window=300, chunk_delay=0) as emu, connected(emu) as ws:
         await setup(ws)
@@ -237,10 +305,10 @@ async def test_context_window_exhausted_without_compression() -> None:
 
 async def test_binary_frames_by_default_and_text_frames_option(emulator: Emulator) -> None:
     async with connected(emulator) as ws:
-        await send(ws, {"setup": {"model": TEXT_MODEL}})
+        await send(ws, {"setup": {"model": MODEL}})
         assert isinstance(await ws.recv(), bytes)
     async with Emulator(text_frames=True) as emu, connected(emu) as ws:
-        await send(ws, {"setup": {"model": TEXT_MODEL}})
+        await send(ws, {"setup": {"model": MODEL}})
         assert isinstance(await ws.recv(), str)
 
 
@@ -253,8 +321,7 @@ async def test_no_permessage_deflate_unless_asked(emulator: Emulator) -> None:
 
 async def test_vad_turn_from_real_pcm_with_transcriptions(emulator: Emulator) -> None:
     async with connected(emulator) as ws:
-        await setup(ws, model="models/gemini-2.5-flash-native-audio-preview-09-2025", modality="AUDIO",
-                    inputAudioTranscription={}, outputAudioTranscription={})
+        await setup(ws, model=NATIVE_25, inputAudioTranscription={})
         await stream_audio(ws, pcm(0.1, 0) + pcm(1.5, 6000) + pcm(1.0, 50))  # quiet, speech, near-silence
         messages = await until(ws, turn_complete)
     contents = [m["serverContent"] for m in messages if "serverContent" in m]
@@ -286,16 +353,19 @@ async def test_barge_in_interrupts_and_keeps_only_sent_words() -> None:
         session = emu.sessions[hello["setupComplete"]["sessionId"]]
         await send(ws, {"clientContent": {"turns": [{"role": "user", "parts": [{"text": "talk a while"}]}],
                                           "turnComplete": True}})
-        first = await until(ws, lambda m: "modelTurn" in m.get("serverContent", {}))
+        first = await until(ws, lambda m: "outputTranscription" in m.get("serverContent", {}))
         await stream_audio(ws, pcm(0.2, 6000))
         rest = await until(ws, turn_complete)
-        received = text_of(first + rest).strip()
-    flags = [m["serverContent"] for m in rest if "serverContent" in m and "modelTurn" not in m["serverContent"]]
+        received = text_of(first + rest).split()
+    flags = [m["serverContent"] for m in rest
+             if "serverContent" in m and not {"modelTurn", "outputTranscription"} & set(m["serverContent"])]
     assert flags[0] == {"interrupted": True} and flags[1]["turnComplete"] is True
     assert not any(f.get("generationComplete") for f in flags)
-    model_turn = [t for t in session.turns if t.role == "model"][-1]
-    assert model_turn.text == received and 0 < len(received) < len(session.turns[-1].text) + 200
-    assert "I hold" not in received or received.endswith(".")  # cut mid-reply, not the whole text
+    kept = [t for t in session.turns if t.role == "model"][-1].text.split()
+    # History keeps the words whose sound went out: what the client read, plus at most the one word whose
+    # audio chunk was sent just before the barge-in and whose transcription (the next frame) never was.
+    assert received and kept[: len(received)] == received and len(kept) - len(received) <= 1
+    assert not " ".join(kept).endswith("tokens.")  # cut mid-reply: the reply ends "... and N tokens."
 
 
 # GoAway and the connection deadline.
@@ -338,22 +408,23 @@ async def test_drop_connections_sends_no_close_frame(emulator: Emulator) -> None
 
 
 async def test_periodic_updates_and_resumable_false_while_generating() -> None:
-    async with Emulator(time_scale=100, resumption_update_interval=10, chunk_delay=2.0) as emu, connected(emu) as ws:
+    async with Emulator(time_scale=100, resumption_update_interval=10, chunk_delay=1.0) as emu, connected(emu) as ws:
         await setup(ws, sessionResumption={})
         await stream_audio(ws, pcm(0.3, 0))  # something consumed: a periodic update is due
         update = (await until(ws, lambda m: "sessionResumptionUpdate" in m, timeout=2))[-1]
         assert update["sessionResumptionUpdate"]["resumable"] is True
         await send(ws, {"clientContent": {"turns": [{"role": "user", "parts": [{"text": "slow"}]}],
                                           "turnComplete": True}})
-        # chunk_delay 2.0 / 100 = 20 ms per chunk; the first update says: not resumable now.
+        # chunk_delay 1.0 / 100 = 10 ms per chunk (a reply is ~100 of them); the first update: not resumable now.
         updates = [m for m in await until(ws, turn_complete) if "sessionResumptionUpdate" in m]
         assert updates[0] == {"sessionResumptionUpdate": {"newHandle": "", "resumable": False}}
         after = await until(ws, lambda m: "sessionResumptionUpdate" in m)
         assert after[-1]["sessionResumptionUpdate"]["resumable"] is True
 
 
-async def test_handle_names_a_snapshot_and_resume_restores_it(emulator: Emulator) -> None:
-    async with connected(emulator) as ws:
+@pytest.mark.parametrize("path", [VERTEX_PATH, "/"])  # transparent resumption: Vertex (the bare URL's default)
+async def test_handle_names_a_snapshot_and_resume_restores_it(emulator: Emulator, path: str) -> None:
+    async with connected(emulator, path) as ws:
         hello = await setup(ws, sessionResumption={"transparent": True})
         sid = hello["setupComplete"]["sessionId"]
         first = (await ask(ws, "the owl is grey", wait=resumable_update))[-1]["sessionResumptionUpdate"]
@@ -362,7 +433,7 @@ async def test_handle_names_a_snapshot_and_resume_restores_it(emulator: Emulator
         session = emulator.sessions[sid]
         assert len(session.consumed) == 2 and len(session.turns) == 4
     handle = first["newHandle"]
-    async with connected(emulator) as ws:
+    async with connected(emulator, path) as ws:
         again = await setup(ws, sessionResumption={"handle": handle, "transparent": True})
         assert again["setupComplete"]["sessionId"] == sid
         assert len(session.consumed) == 1 and len(session.turns) == 2  # the later turn is gone
@@ -375,7 +446,7 @@ async def test_handle_names_a_snapshot_and_resume_restores_it(emulator: Emulator
 
 
 async def test_consumed_log_in_order_with_indexes(emulator: Emulator) -> None:
-    async with connected(emulator) as ws:
+    async with connected(emulator, VERTEX_PATH) as ws:  # transparent indexes and contextUpdate: Vertex only
         hello = await setup(ws, sessionResumption={"transparent": True})
         await send(ws, {"client_content": {"turns": [{"role": "user", "parts": [{"text": "a"}]}], "turn_complete": False}})
         await send(ws, {"contextUpdate": {"systemInstruction": {"parts": [{"text": "be kind"}]}}})
@@ -392,7 +463,7 @@ async def test_consumed_log_in_order_with_indexes(emulator: Emulator) -> None:
 
 async def test_forged_and_foreign_handles_refused(emulator: Emulator, tmp_path: Path) -> None:
     async with connected(emulator) as ws:
-        await send(ws, {"setup": {"model": TEXT_MODEL, "sessionResumption": {"handle": "not-a-handle"}}})
+        await send(ws, {"setup": {"model": MODEL, "sessionResumption": {"handle": "not-a-handle"}}})
         assert await close_of(ws) == (1008, "BidiGenerateContent session not found")
     async with Emulator(db_path=str(tmp_path / "other.db"), chunk_delay=0) as other, connected(other) as ws:
         await setup(ws, sessionResumption={})
@@ -400,23 +471,28 @@ async def test_forged_and_foreign_handles_refused(emulator: Emulator, tmp_path: 
     tampered = handle[:-2] + ("A" if handle[-2] != "A" else "B") + handle[-1]
     for bad in (handle, tampered):  # a real handle of another database, and a tampered one
         async with connected(emulator) as ws:
-            await send(ws, {"setup": {"model": TEXT_MODEL, "sessionResumption": {"handle": bad}}})
+            await send(ws, {"setup": {"model": MODEL, "sessionResumption": {"handle": bad}}})
             assert await close_of(ws) == (1008, "BidiGenerateContent session not found")
 
 
-@pytest.mark.parametrize(("mode", "scale", "hours"), [("gemini", 14_400, "2 h"), ("vertex", 172_800, "24 h")])
-async def test_expired_handle_refused(mode: str, scale: float, hours: str) -> None:
-    # Retention (2 h gemini, 24 h vertex) divided by the time scale = 0.5 s after the last connection ends.
+@pytest.mark.parametrize(("mode", "path", "scale", "hours"), [
+    ("gemini", "/", 14_400, "2 h"),  # the bare URL serves the mode's flavour...
+    ("vertex", "/", 172_800, "24 h"),
+    ("vertex", GEMINI_PATH, 14_400, "2 h"),  # ...the service's own paths their own
+    ("gemini", VERTEX_PATH, 172_800, "24 h"),
+])
+async def test_expired_handle_refused(mode: str, path: str, scale: float, hours: str) -> None:
+    # Retention (2 h Developer API, 24 h Vertex) divided by the time scale = 0.5 s after the last connection ends.
     async with Emulator(mode=mode, time_scale=scale, connection_lifetime=1e9, go_away_before=60, chunk_delay=0,
                         resumption_update_interval=1e9) as emu:
-        async with connected(emu) as ws:
+        async with connected(emu, path) as ws:
             await setup(ws, sessionResumption={})
             handle = (await ask(ws, "hi", wait=resumable_update))[-1]["sessionResumptionUpdate"]["newHandle"]
-        async with connected(emu) as ws:  # within retention: fine
+        async with connected(emu, path) as ws:  # within retention: fine
             await setup(ws, sessionResumption={"handle": handle})
         await asyncio.sleep(1.0)
-        async with connected(emu) as ws:
-            await send(ws, {"setup": {"model": TEXT_MODEL, "sessionResumption": {"handle": handle}}})
+        async with connected(emu, path) as ws:
+            await send(ws, {"setup": {"model": MODEL, "sessionResumption": {"handle": handle}}})
             code, reason = await close_of(ws)
     assert code == 1008 and "expired" in reason and hours in reason
 
@@ -441,9 +517,12 @@ async def test_model_change_on_resume_refused(emulator: Emulator) -> None:
         await setup(ws, sessionResumption={})
         handle = (await ask(ws, "hi", wait=resumable_update))[-1]["sessionResumptionUpdate"]["newHandle"]
     async with connected(emulator) as ws:
-        await send(ws, {"setup": {"model": "models/gemini-2.0-flash-live-001", "sessionResumption": {"handle": handle}}})
+        await send(ws, {"setup": {"model": NATIVE_25, "sessionResumption": {"handle": handle}}})
         code, reason = await close_of(ws)
     assert code == 1007 and "model cannot change on resume" in reason
+    assert len(reason.encode()) <= 123 and emulator.refused[-1][1].startswith(reason)  # cut to fit the frame
+    assert emulator.refused[-1][1].endswith(
+        "(session uses gemini-3.8-live, setup asks for gemini-2.5-flash-native-audio-preview-12-2025).")
 
 
 async def test_resume_while_old_connection_open_refused() -> None:
@@ -451,7 +530,7 @@ async def test_resume_while_old_connection_open_refused() -> None:
         await setup(old, sessionResumption={})
         handle = (await ask(old, "hi", wait=resumable_update))[-1]["sessionResumptionUpdate"]["newHandle"]
         async with connected(emu) as ws:
-            await send(ws, {"setup": {"model": TEXT_MODEL, "sessionResumption": {"handle": handle}}})
+            await send(ws, {"setup": {"model": MODEL, "sessionResumption": {"handle": handle}}})
             code, reason = await close_of(ws)
         assert code == 1011 and "still open on another connection" in reason
         await old.close()  # close the old socket first, then resuming works
@@ -460,7 +539,7 @@ async def test_resume_while_old_connection_open_refused() -> None:
 
 
 async def test_resume_after_drop_with_replay_is_exactly_once(emulator: Emulator) -> None:
-    async with connected(emulator) as ws:
+    async with connected(emulator, VERTEX_PATH) as ws:  # transparent resumption: Vertex only
         hello = await setup(ws, sessionResumption={"transparent": True})
         sid = hello["setupComplete"]["sessionId"]
         update = (await ask(ws, "one", wait=resumable_update))[-1]["sessionResumptionUpdate"]
@@ -472,7 +551,7 @@ async def test_resume_after_drop_with_replay_is_exactly_once(emulator: Emulator)
             await asyncio.sleep(0.005)
         await emulator.drop_connections(sid)
     assert update["lastConsumedClientMessageIndex"] == "1"
-    async with connected(emulator) as ws:
+    async with connected(emulator, VERTEX_PATH) as ws:
         await setup(ws, sessionResumption={"handle": update["newHandle"], "transparent": True})
         for message in unacked:  # replay everything after index 1
             await send(ws, message)
@@ -483,14 +562,15 @@ async def test_resume_after_drop_with_replay_is_exactly_once(emulator: Emulator)
 
 
 async def test_chunk_delay_paces_the_stream() -> None:
-    async with Emulator(chunk_delay=0.03) as emu, connected(emu) as ws:
+    async with Emulator(chunk_delay=0.01) as emu, connected(emu) as ws:
         await setup(ws)
         start = time.monotonic()
         messages = await ask(ws, "hello, please say something long enough")
         elapsed = time.monotonic() - start
-    chunks = sum(1 for m in messages if "modelTurn" in m.get("serverContent", {}))
-    assert chunks >= 4 and elapsed >= 0.03 * (chunks - 1)
-    assert TEST_CHUNK_DELAY < 0.03
+    # Every content chunk (an audio chunk, or the transcription of the words it starts) is paced.
+    chunks = sum(1 for m in messages if {"modelTurn", "outputTranscription"} & set(m.get("serverContent", {})))
+    assert chunks >= 4 and elapsed >= 0.01 * (chunks - 1)
+    assert TEST_CHUNK_DELAY < 0.01
 
 
 async def test_consumed_limit_trims_the_log_but_keeps_the_count() -> None:
@@ -519,18 +599,25 @@ async def test_credentials_never_logged(emulator: Emulator, caplog: pytest.LogCa
     assert all("SECRET" not in path for path, _ in emulator.paths)
 
 
-async def test_video_frames_and_legacy_media_chunks_are_counted(emulator: Emulator) -> None:
+@pytest.mark.parametrize(("model", "resolution", "frame"), [
+    (MODEL, None, 256), (MODEL, "MEDIA_RESOLUTION_LOW", 64), (NATIVE_25, None, 258)])
+async def test_video_frames_and_legacy_media_chunks_are_counted(
+    emulator: Emulator, model: str, resolution: str | None, frame: int
+) -> None:
     jpeg = base64.b64encode(b"\xff\xd8\xff\xe0 not really a jpeg").decode()
+    generation: Json = {"responseModalities": ["AUDIO"]}
+    if resolution:
+        generation["mediaResolution"] = resolution
     async with connected(emulator) as ws:
-        hello = await setup(ws)
+        hello = await setup(ws, model=model, generationConfig=generation)
         await send(ws, {"realtimeInput": {"video": {"data": jpeg, "mimeType": "image/jpeg"}}})
         await send(ws, {"realtime_input": {"mediaChunks": [{"data": jpeg, "mime_type": "image/jpeg"},
                                                            {"data": base64.b64encode(pcm(0.4, 0)).decode(),
                                                             "mime_type": "audio/pcm"}]}})
         messages = await ask(ws, "what do you see?")
     details = {d["modality"]: d["tokenCount"] for d in messages[-1]["usageMetadata"]["promptTokensDetails"]}
-    assert details == {"VIDEO": 2 * 258, "AUDIO": 10, "TEXT": 4}
+    assert details == {"VIDEO": 2 * frame, "AUDIO": 10, "TEXT": 4}
     session = emulator.sessions[hello["setupComplete"]["sessionId"]]
     assert session.turns[0].text == "[0.4 s of audio without speech] [2 video frames]"
-    assert session.turns[0].modalities == {"AUDIO": 10.0, "VIDEO": 516.0}
+    assert session.turns[0].modalities == {"AUDIO": 10.0, "VIDEO": 2.0 * frame}
     assert '"[0.4 s of audio without speech] [2 video…"' in text_of(messages)

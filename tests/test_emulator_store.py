@@ -12,7 +12,7 @@ NOT_FOUND = Refusal(1008, "BidiGenerateContent session not found")
 def test_handles_name_snapshots_and_survive_reopen(tmp_path: Path) -> None:
     path = str(tmp_path / "emu.db")
     store = Store(path)
-    store.create_session("sess-a", "gemini-live-2.5-flash-preview", now=100.0)
+    store.create_session("sess-a", "gemini-3.8-live", now=100.0)
     first = store.save_snapshot("sess-a", {"turns": 1}, now=101.0)
     second = store.save_snapshot("sess-a", {"turns": 2}, now=102.0)
     assert first != second and "sess-a" not in first  # opaque: base64, not the id in clear

@@ -344,8 +344,9 @@ class Emulator:
         text_frames: send server JSON in text frames instead of binary ones.
         compression: accept permessage-deflate (off by default: it costs 3-4x on audio).
         chunk_delay: service seconds between reply chunks (0 for benchmarks).
-        retention: service seconds a handle lives after the session's last connection ends
-            (default by mode).
+        retention: service seconds a handle lives after the session's last connection ends, on
+            every path (default by flavour: 2 h on the Developer API's paths, 24 h on Vertex's; the
+            bare URL's by mode).
         resume_grace: wall seconds a resume waits for the session's old connection to finish
             closing before it is refused with 1011.
         vad_threshold: RMS (int16 scale) above which input audio counts as speech.
@@ -400,6 +401,8 @@ class Emulator:
         self.compression = compression
         self.chunk_delay = chunk_delay
         self.retention = retention if retention is not None else RETENTION_SECONDS[mode]
+        """Handle retention on the bare URL (service seconds); ``retention_for`` gives each path's."""
+        self._retention_override = retention
         self.resume_grace = resume_grace
         self.models = frozenset(models) if models is not None else KNOWN_MODELS
         self.consumed_limit = consumed_limit
@@ -453,7 +456,7 @@ class Emulator:
         now = time.time()
         self._store.close_all_connections(now)
         # Keep expired sessions one more retention period, so a late resume hears "expired", not "not found".
-        self._store.purge_expired(now - 2 * self.scaled(self.retention))
+        self._store.purge_expired(now - 2 * self.scaled(max(map(self.retention_for, RETENTION_SECONDS))))
         ssl_context: ssl.SSLContext | None = None
         if self.tls:
             assert self.cert_dir is not None
@@ -610,7 +613,7 @@ class Emulator:
         refusal = check_setup(setup, path_route.flavor, path_route.api_version, self.models)
         if refusal is not None:
             return await self._refuse(ws, refusal.code, refusal.reason)
-        opened = await self._open_session(ws, setup)
+        opened = await self._open_session(ws, setup, path_route.flavor)
         if isinstance(opened, Close):
             return await self._refuse(ws, opened.code, opened.reason)
         session, state, resumed = opened
@@ -653,7 +656,7 @@ class Emulator:
                 self._store.connection_closed(session.session_id, time.time())
 
     async def _open_session(
-        self, ws: ServerConnection, setup: Setup
+        self, ws: ServerConnection, setup: Setup, flavor: str
     ) -> tuple[EmulatorSession, SessionState, bool] | Close:
         assert self._store is not None
         resumption = setup.session_resumption
@@ -667,7 +670,7 @@ class Emulator:
         snapshot = self._store.load_snapshot(resumption.handle)
         if isinstance(snapshot, Refusal):
             return Close(snapshot.code, snapshot.reason)
-        refusal = await self._check_resume(snapshot, model)
+        refusal = await self._check_resume(snapshot, model, flavor)
         if refusal is not None:
             return refusal
         state = SessionState.from_json(snapshot.state)
@@ -683,7 +686,11 @@ class Emulator:
         self._store.connection_opened(state.session_id)
         return session, state, True
 
-    async def _check_resume(self, snapshot: Snapshot, model: str) -> Close | None:
+    def retention_for(self, flavor: str) -> float:
+        """Service seconds a handle lives on a path of this flavour (``retention`` when given, else the backend's)."""
+        return self._retention_override if self._retention_override is not None else RETENTION_SECONDS[flavor]
+
+    async def _check_resume(self, snapshot: Snapshot, model: str, flavor: str) -> Close | None:
         assert self._store is not None
         record = self._store.session(snapshot.session_id)
         if record is None:  # pragma: no cover - snapshots always have a session row
@@ -705,8 +712,9 @@ class Emulator:
                 "Internal error encountered: the session is still open on another connection; "
                 "close it before resuming.",
             )
-        if record.last_end is not None and time.time() - record.last_end > self.scaled(self.retention):
-            hours = self.retention / 3600
+        retention = self.retention_for(flavor)
+        if record.last_end is not None and time.time() - record.last_end > self.scaled(retention):
+            hours = retention / 3600
             return Close(
                 1008,
                 f"BidiGenerateContent session not found: the resumption handle expired ({hours:g} h after the "
