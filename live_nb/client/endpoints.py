@@ -225,7 +225,7 @@ class EndpointResolver:
         if backend not in BACKENDS:
             raise ConfigError("backend", backend, ", ".join(BACKENDS))
         if not model or not isinstance(model, str):
-            raise ConfigError("model", model, "a model name such as gemini-live-2.5-flash-preview")
+            raise ConfigError("model", model, "a model name such as gemini-3.8-live")
         self.backend = backend
         self._credentials: Any = None
         self._api_key: str | None = None

@@ -888,21 +888,26 @@ class ServerEngine:
             size = int(tok.OUTPUT_AUDIO_RATE * OUTPUT_CHUNK_SECONDS) * 2
             per_word = int(tok.OUTPUT_AUDIO_RATE * SECONDS_PER_WORD) * 2
             word_index = 0
+            # 3.x models send an audio chunk and its words in one serverContent (models.md section 2):
+            # a barge-in can then never fall between a word's sound and its text.
+            together = self.info is not None and self.info.audio_with_transcription
             for start in range(0, len(pcm), size):
                 data = pcm[start : start + size]
-                chunks.append(
-                    ServerContent(
-                        model_turn=Content("model", (Part(inline_data=Blob(data, "audio/pcm;rate=24000")),))
-                    )
-                )
-                chunk_tokens.append(tok.audio_tokens(len(data), tok.OUTPUT_AUDIO_RATE))
                 spoken: list[str] = []
                 while word_index < len(words) and word_index * per_word < start + len(data):
                     spoken.append(words[word_index])
                     word_index += 1
                 said = " ".join(spoken) + (" " if spoken else "")
+                transcription = Transcription(said) if self.output_transcription and spoken else None
+                chunks.append(
+                    ServerContent(
+                        model_turn=Content("model", (Part(inline_data=Blob(data, "audio/pcm;rate=24000")),)),
+                        output_transcription=transcription if together else None,
+                    )
+                )
+                chunk_tokens.append(tok.audio_tokens(len(data), tok.OUTPUT_AUDIO_RATE))
                 chunk_texts.append(said)
-                if self.output_transcription and spoken:
+                if transcription is not None and not together:
                     chunks.append(ServerContent(output_transcription=Transcription(said)))
                     chunk_texts.append("")
                     chunk_tokens.append(0.0)

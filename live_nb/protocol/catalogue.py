@@ -103,6 +103,7 @@ class ModelInfo:
         tokens_per_frame: video tokens per frame by ``mediaResolution`` (``""`` is the default).
         interaction_status: sends ``interactionStatus`` (IN_PROGRESS after fillers, IDLE at the end).
         empty_frames: sends ``{}`` frames between content messages.
+        audio_with_transcription: one ``serverContent`` carries an audio chunk and its words together.
         text_refusal: the reason its close frame gives when asked for TEXT.
         aliases: other ids that name it.
     """
@@ -129,6 +130,7 @@ class ModelInfo:
     tokens_per_frame: Mapping[str, int] = field(default_factory=lambda: {"": 258})
     interaction_status: bool = False
     empty_frames: bool = False
+    audio_with_transcription: bool = False
     text_refusal: str = INVALID
     aliases: tuple[str, ...] = ()
     note: str = ""
@@ -155,7 +157,7 @@ CATALOGUE: tuple[ModelInfo, ...] = (
     ModelInfo(
         "gemini-3.8-live", ("gemini", "vertex"), CURRENT, released="2026-09-15",
         proactive_audio="always", function_behavior="NON_BLOCKING", tokens_per_frame=_GEN3_FRAMES,
-        empty_frames=True,
+        audio_with_transcription=True, empty_frames=True,
         text_refusal="The requested combination of response modalities (TEXT) is not supported by the model.",
         note="Google's recommended default for voice agents",
     ),
@@ -163,7 +165,7 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         "gemini-3.8-live-extended-thinking", ("gemini",), CURRENT, released="2026-09-15",
         thinking="level_required", thinking_levels=("LOW", "MEDIUM", "HIGH"),
         function_behavior="NON_BLOCKING", blocking_allowed=False, response_scheduling=False,
-        tokens_per_frame=_GEN3_FRAMES, interaction_status=True, empty_frames=True,
+        tokens_per_frame=_GEN3_FRAMES, audio_with_transcription=True, interaction_status=True, empty_frames=True,
         text_refusal="The requested combination of response modalities (TEXT) is not supported by the model.",
         note="thinks before it answers: fillers with interactionStatus IN_PROGRESS, IDLE at the end",
     ),
@@ -171,7 +173,7 @@ CATALOGUE: tuple[ModelInfo, ...] = (
         "gemini-3.1-flash-live-preview", ("gemini",), LEGACY, released="2026-03", replacement="gemini-3.8-live",
         client_content="initial_history", thinking="level", thinking_levels=("MINIMAL", "LOW", "MEDIUM", "HIGH"),
         default_thinking_level="MINIMAL", non_blocking_allowed=False, response_scheduling=False,
-        tokens_per_frame=_GEN3_FRAMES,
+        tokens_per_frame=_GEN3_FRAMES, audio_with_transcription=True,
         text_refusal="The requested combination of response modalities (TEXT) is not supported by the model.",
         note="legacy preview: clientContent only as initial history, later text as realtimeInput.text",
     ),
