@@ -447,7 +447,7 @@ def test_engine_is_sans_io() -> None:
 
 
 def test_input_audio_rate_from_mime_type() -> None:
-    engine = make_engine()
+    engine = make_engine(realtime_input_config={"turnCoverage": "TURN_INCLUDES_ALL_INPUT"})  # silence counts only when the turn covers all input
     engine.receive(RealtimeInput(audio=Blob(b"\x00\x00" * 24_000, "audio/pcm;rate=24000")))  # 1 s at 24 kHz
     engine.receive(RealtimeInput(audio=Blob(b"\x00\x00" * 16_000, "audio/pcm")))  # 1 s at the default 16 kHz
     assert engine.state.pending_audio_tokens == 50
@@ -487,7 +487,7 @@ def test_session_limits_follow_from_the_token_rates() -> None:
     (the documented limit) and ~21 min of audio; the 128k window ~7.5 min and ~85 min."""
     for window, video, low, high in ((32_000, True, 110, 115), (32_000, False, 1_270, 1_290),
                                      (128_000, True, 450, 455), (128_000, False, 5_110, 5_130)):
-        engine = make_engine(model=NATIVE_25, flavor="gemini")
+        engine = make_engine(model=NATIVE_25, flavor="gemini", realtime_input_config={"turnCoverage": "TURN_INCLUDES_ALL_INPUT"})  # silent media counts
         engine.settings = type(engine.settings)(context_window=window)
         assert low <= media_seconds_until_close(engine, video) <= high, (window, video)
 
@@ -496,9 +496,34 @@ def test_video_frame_tokens_follow_the_model_and_media_resolution() -> None:
     frame = RealtimeInput(video=Blob(b"\xff\xd8 jpeg", "image/jpeg"))
     for model, resolution, tokens in ((MODEL, None, 256), (MODEL, "low", 64), (MODEL, "high", 256),
                                       (NATIVE_25, None, 258), (NATIVE_25, "low", 258)):
-        engine = make_engine(model=model, flavor="gemini", media_resolution=resolution)
+        engine = make_engine(model=model, flavor="gemini", media_resolution=resolution, realtime_input_config={"turnCoverage": "TURN_INCLUDES_ALL_INPUT"})
         engine.receive(frame)
         assert engine.state.pending_tokens == tokens, (model, resolution)
+
+
+def test_turn_coverage_decides_what_joins_the_user_turn() -> None:
+    """realtimeInputConfig.turnCoverage, else the model's default (3.x: audio activity and all video;
+    2.5: only activity): silence before speech and, on 2.5, video outside speech stay out of the turn."""
+    silence = RealtimeInput(audio=Blob(b"\x00\x00" * 1_600, "audio/pcm;rate=16000"))  # 0.1 s
+    speech = RealtimeInput(audio=Blob(b"\x10\x27" * 1_600, "audio/pcm;rate=16000"))  # 0.1 s at RMS 10,000
+    frame = RealtimeInput(video=Blob(b"\xff\xd8 jpeg", "image/jpeg"))
+    cases = ((MODEL, None, 256.0, 256.0 + 2.5), (NATIVE_25, None, 0.0, 258.0 + 2.5),
+             (NATIVE_25, "TURN_INCLUDES_ALL_INPUT", 258.0 + 2.5, 2 * 258.0 + 5.0))
+    for model, coverage, before, during in cases:
+        engine = make_engine(model=model, flavor="gemini",
+                             realtime_input_config={"turnCoverage": coverage} if coverage else None)
+        engine.receive(silence)
+        engine.receive(frame)
+        assert engine.state.pending_tokens == before, (model, coverage)
+        engine.receive(speech)
+        if coverage is None and model == NATIVE_25:
+            engine.receive(frame)
+            during = 258.0 + 2.5
+        elif coverage is None:
+            during = 256.0 + 2.5
+        else:
+            engine.receive(frame)
+        assert engine.state.pending_tokens == during, (model, coverage)
 
 
 # Backend rules: what the Developer API refuses mid-session and Vertex accepts (models.md section 3).

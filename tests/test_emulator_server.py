@@ -333,7 +333,9 @@ async def test_vad_turn_from_real_pcm_with_transcriptions(emulator: Emulator) ->
     assert said.startswith("Turn 1. You spoke to me [1.5 s of speech")
     assert contents[-2] == {"generationComplete": True}
     usage = messages[-1]["usageMetadata"]
-    assert usage["promptTokensDetails"] == [{"modality": "AUDIO", "tokenCount": 60}]  # (0.1+1.5+0.8) s x 25
+    # (1.5 s of speech + the 0.8 s of silence that ends it) x 25: the 0.1 s before the speech is outside
+    # the turn (2.5's default turn coverage, TURN_INCLUDES_ONLY_ACTIVITY).
+    assert usage["promptTokensDetails"] == [{"modality": "AUDIO", "tokenCount": 58}]
     assert usage["responseTokensDetails"][0]["modality"] == "AUDIO"
 
 
@@ -609,7 +611,8 @@ async def test_video_frames_and_legacy_media_chunks_are_counted(
     if resolution:
         generation["mediaResolution"] = resolution
     async with connected(emulator) as ws:
-        hello = await setup(ws, model=model, generationConfig=generation)
+        hello = await setup(ws, model=model, generationConfig=generation,  # silence and video all count
+                            realtimeInputConfig={"turnCoverage": "TURN_INCLUDES_ALL_INPUT"})
         await send(ws, {"realtimeInput": {"video": {"data": jpeg, "mimeType": "image/jpeg"}}})
         await send(ws, {"realtime_input": {"mediaChunks": [{"data": jpeg, "mime_type": "image/jpeg"},
                                                            {"data": base64.b64encode(pcm(0.4, 0)).decode(),

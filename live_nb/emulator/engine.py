@@ -499,6 +499,10 @@ class ServerEngine:
         self.resumption = setup.session_resumption is not None
         self.transparent = bool(setup.session_resumption and setup.session_resumption.transparent)
         self.automatic_vad = config.automatic_activity_detection
+        self.turn_coverage = config.turn_coverage or (
+            self.info.turn_coverage if self.info is not None else catalogue.TURN_ONLY_ACTIVITY
+        )
+        """What joins a user turn: the setup's realtimeInputConfig.turnCoverage, else the model's default."""
         self.input_transcription = config.input_audio_transcription
         self.output_transcription = config.output_audio_transcription
         ric = config.realtime_input_config or {}
@@ -644,13 +648,13 @@ class ServerEngine:
         audio: list[Blob] = []
         if message.audio is not None:
             audio.append(message.audio)
-        if message.video is not None:
+        if message.video is not None and self._video_counts():
             self.state.pending_video_frames += 1
         for chunk in message.media_chunks:
             if chunk.mime_type.startswith("audio/"):
                 audio.append(chunk)
             else:
-                self.state.pending_video_frames += 1
+                self.state.pending_video_frames += int(self._video_counts())
         for blob in audio:
             actions += self._audio(blob.data, _sample_rate(blob.mime_type))
             if self.closed:
@@ -689,12 +693,18 @@ class ServerEngine:
     def _audio(self, pcm: bytes, rate: int = tok.INPUT_AUDIO_RATE) -> list[Action]:
         state = self.state
         seconds = tok.audio_seconds(len(pcm), rate)
-        state.pending_audio_tokens += seconds * tok.AUDIO_TOKENS_PER_SECOND
+        tokens = seconds * tok.AUDIO_TOKENS_PER_SECOND
         if not self.automatic_vad:
+            if state.in_activity or self.turn_coverage == catalogue.TURN_ALL_INPUT:
+                state.pending_audio_tokens += tokens
             if state.in_activity:
                 state.pending_speech_seconds += seconds
             return []
         speech = _rms(pcm) >= self.settings.vad_threshold
+        # Turn coverage: outside ALL_INPUT only audio within activity (speech and the silence that
+        # ends it) joins the user turn (realtimeInputConfig.turnCoverage).
+        if speech or state.in_speech or self.turn_coverage == catalogue.TURN_ALL_INPUT:
+            state.pending_audio_tokens += tokens
         actions: list[Action] = []
         if speech:
             if not state.in_speech:
@@ -708,6 +718,12 @@ class ServerEngine:
             if state.silence_seconds >= self.silence_limit - 1e-9:  # float sums of 0.1 s chunks
                 actions += self._end_user_turn()
         return actions
+
+    def _video_counts(self) -> bool:
+        """Whether a video frame joins the user turn now (TURN_INCLUDES_ONLY_ACTIVITY: only during activity)."""
+        if self.turn_coverage != catalogue.TURN_ONLY_ACTIVITY:
+            return True
+        return self.state.in_speech or self.state.in_activity
 
     def _tool_response(self, message: ToolResponse) -> list[Action]:
         for response in message.function_responses:
