@@ -41,10 +41,10 @@ from live_nb.widgets import Dashboard
 async def _start():
     emu = Emulator(chunk_delay=0.005)
     await emu.start()
-    config = LiveGenerationConfig(response_modalities=["TEXT"],
+    config = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True,
         context_window_compression=ContextWindowCompressionConfig(trigger_tokens=5_000,
             sliding_window=SlidingWindow(target_tokens=2_000)))
-    s = await LiveModel("gemini-live-2.5-flash-preview", config, url=emu.url).connect(
+    s = await LiveModel("gemini-3.8-live", config, url=emu.url).connect(
         session_resumption=SessionResumptionConfig())
     return emu, s
 

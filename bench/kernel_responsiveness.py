@@ -44,7 +44,7 @@ from jupyter_client import KernelManager
 
 KERNEL_SETUP = r'''
 %load_ext live_nb
-%live connect bench --modality audio
+%live connect bench --model gemini-3.8-live --modality audio
 import asyncio, math, struct, time
 from comm import get_comm_manager
 from live_nb import _loop

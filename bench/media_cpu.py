@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from live_nb import _loop  # noqa: E402
 from live_nb.emulator import Emulator  # noqa: E402
 
-MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+MODEL = "gemini-3.8-live"  # today's default: AUDIO replies with output transcription
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SETUP = r"""

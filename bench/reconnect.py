@@ -38,8 +38,8 @@ from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfi
 from live_nb.protocol.events import Resumed
 from live_nb.protocol.messages import GoAway
 
-MODEL = "gemini-live-2.5-flash-preview"
-CONFIG = LiveGenerationConfig(response_modalities=["TEXT"])
+MODEL = "gemini-3.8-live"  # today's default: AUDIO replies, their text as output transcription
+CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 POLICY = ReconnectPolicy(min_delay=0.001, max_delay=0.05, max_attempts=50)
 
 

@@ -1,4 +1,8 @@
-"""Resilient sessions against the real emulator: GoAway, drops, both resume forms, fatal closes."""
+"""Resilient sessions against the real emulator: GoAway, drops, both resume forms, fatal closes.
+
+Sessions use today's default (gemini-3.8-live, AUDIO replies with output transcription) on the
+emulator's bare URL, which serves Vertex AI's flavour: transparent resumption is offered there.
+"""
 
 from __future__ import annotations
 
@@ -26,9 +30,9 @@ from live_nb.protocol.messages import (
 
 pytestmark = pytest.mark.timeout(60)
 
-TEXT_MODEL = "gemini-live-2.5-flash-preview"
-OTHER_MODEL = "gemini-live-2.5-flash"
-TEXT = LiveGenerationConfig(response_modalities=["TEXT"])
+MODEL = "gemini-3.8-live"
+OTHER_MODEL = "gemini-live-2.5-flash-native-audio"  # also served on Vertex AI
+AUDIO = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 TRANSPARENT = SessionResumptionConfig(transparent=True)
 SILENCE = b"\x00\x00" * 1600  # 100 ms of silence: counted, never a turn
 
@@ -65,14 +69,22 @@ def is_usage(item: Any) -> bool:
     return isinstance(item, UsageMetadata)
 
 
+def spoken(items: list[Any]) -> str:
+    """The reply as text: its output transcription."""
+    return "".join(
+        i.output_transcription.text
+        for i in items
+        if isinstance(i, ServerContent) and i.output_transcription is not None
+    )
+
+
 async def turn(session: LiveSession, text: str) -> str:
     await session.send_text(text)
-    items = await collect_until(session, is_usage)
-    return "".join(i.text for i in items if isinstance(i, ServerContent))
+    return spoken(await collect_until(session, is_usage))
 
 
 async def test_go_away_resumes_by_itself_and_replays_in_order(emulator: Emulator) -> None:
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     async with model.connect(session_resumption=TRANSPARENT) as s:
         assert "Turn 1." in await turn(s, "first")
         await wait_for(lambda: s.handle is not None and s.replay_depth == 0)
@@ -97,7 +109,7 @@ async def test_go_away_resumes_by_itself_and_replays_in_order(emulator: Emulator
 
 async def test_sends_during_the_reconnect_go_after_the_replay(emulator: Emulator) -> None:
     emulator.resume_grace = 0.5
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     async with model.connect(session_resumption=TRANSPARENT) as s:
         await turn(s, "zero")
         await wait_for(lambda: s.replay_depth == 0 and s.handle is not None)
@@ -116,7 +128,7 @@ async def test_sends_during_the_reconnect_go_after_the_replay(emulator: Emulator
 
 
 async def test_drop_without_transparent_mode_says_what_may_be_lost(emulator: Emulator) -> None:
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     async with model.connect(session_resumption=SessionResumptionConfig()) as s:
         await turn(s, "hello")
         await wait_for(lambda: s.handle is not None and s.resumable)
@@ -130,7 +142,7 @@ async def test_drop_without_transparent_mode_says_what_may_be_lost(emulator: Emu
 
 
 async def test_go_away_with_policy_off_is_reported_and_the_close_is_fatal(emulator: Emulator) -> None:
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url, reconnect=ReconnectPolicy.off())
+    model = LiveModel(MODEL, AUDIO, url=emulator.url, reconnect=ReconnectPolicy.off())
     s = await model.connect(session_resumption=SessionResumptionConfig())
     await turn(s, "hello")
     await emulator.go_away_now(time_left=0.3)
@@ -145,7 +157,7 @@ async def test_go_away_with_policy_off_is_reported_and_the_close_is_fatal(emulat
 
 
 async def test_connect_with_handle_restores_context(emulator: Emulator) -> None:
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     async with model.connect(session_resumption=SessionResumptionConfig()) as s:
         await turn(s, "remember the word kumquat")
         await wait_for(lambda: s.handle is not None and s.resumable)
@@ -160,7 +172,7 @@ async def test_connect_with_handle_restores_context(emulator: Emulator) -> None:
 
 
 async def test_resume_session_on_the_same_object(emulator: Emulator) -> None:
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     async with model.connect(session_resumption=SessionResumptionConfig()) as a:
         await turn(a, "the secret is 42")
         await wait_for(lambda: a.handle is not None and a.resumable)
@@ -181,7 +193,7 @@ async def test_drop_while_the_emulator_restarts_resumes_with_backoff(tmp_path: P
     await first.start()
     port = first.port
     policy = ReconnectPolicy(min_delay=0.05, max_delay=0.2, max_attempts=40)
-    model = LiveModel(TEXT_MODEL, TEXT, url=first.url, reconnect=policy)
+    model = LiveModel(MODEL, AUDIO, url=first.url, reconnect=policy)
     second: Emulator | None = None
     try:
         s = await model.connect(session_resumption=TRANSPARENT)
@@ -198,7 +210,7 @@ async def test_drop_while_the_emulator_restarts_resumes_with_backoff(tmp_path: P
         assert max(attempts) >= 2  # it had to retry while the server was down
         resumed = next(i for i in items if isinstance(i, Resumed))
         assert resumed.state_restored and resumed.possibly_lost == 0
-        reply = "".join(i.text for i in items if isinstance(i, ServerContent))
+        reply = spoken(items)
         assert "sent while the server was down" in reply and "I hold 3 turns" in reply
         await s.close()
     finally:
@@ -209,7 +221,7 @@ async def test_drop_while_the_emulator_restarts_resumes_with_backoff(tmp_path: P
 
 async def test_giving_up_after_max_attempts_is_session_lost(emulator: Emulator) -> None:
     policy = ReconnectPolicy(min_delay=0.01, max_delay=0.02, max_attempts=3)
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url, reconnect=policy)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url, reconnect=policy)
     s = await model.connect(session_resumption=SessionResumptionConfig())
     await emulator.stop()
     with pytest.raises(SessionLost, match="after 3 attempts"):
@@ -222,7 +234,7 @@ async def test_giving_up_after_max_attempts_is_session_lost(emulator: Emulator) 
 
 
 async def test_unknown_or_forged_handle_is_session_lost(emulator: Emulator) -> None:
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     with pytest.raises(SessionLost, match="does not know this resumption handle") as info:
         await model.connect(session_resumption=SessionResumptionConfig(handle="forged-handle"))
     assert info.value.code == 1008
@@ -236,7 +248,7 @@ async def test_unknown_or_forged_handle_is_session_lost(emulator: Emulator) -> N
 
 async def test_expired_handle_is_session_lost(tmp_path: Path) -> None:
     async with Emulator(retention=0.2, chunk_delay=0.001) as emu:
-        model = LiveModel(TEXT_MODEL, TEXT, url=emu.url)
+        model = LiveModel(MODEL, AUDIO, url=emu.url)
         async with model.connect(session_resumption=SessionResumptionConfig()) as s:
             await turn(s, "soon forgotten")
             await wait_for(lambda: s.handle is not None and s.resumable)
@@ -247,19 +259,19 @@ async def test_expired_handle_is_session_lost(tmp_path: Path) -> None:
 
 
 async def test_model_change_on_resume_is_session_lost(emulator: Emulator) -> None:
-    async with LiveModel(TEXT_MODEL, TEXT, url=emulator.url).connect(
+    async with LiveModel(MODEL, AUDIO, url=emulator.url).connect(
         session_resumption=SessionResumptionConfig()
     ) as s:
         await turn(s, "hi")
         await wait_for(lambda: s.handle is not None and s.resumable)
         handle = s.handle
-    other = LiveModel(OTHER_MODEL, TEXT, url=emulator.url)
+    other = LiveModel(OTHER_MODEL, AUDIO, url=emulator.url)
     with pytest.raises(SessionLost, match="different model"):
         await other.connect(session_resumption=SessionResumptionConfig(handle=handle))
 
 
 async def test_resume_on_a_closed_session_is_invalid_state(emulator: Emulator) -> None:
-    s = await LiveModel(TEXT_MODEL, TEXT, url=emulator.url).connect()
+    s = await LiveModel(MODEL, AUDIO, url=emulator.url).connect()
     await s.close()
     with pytest.raises(InvalidState):
         await s.resume_session(SessionResumptionConfig(handle="h"))
@@ -267,10 +279,10 @@ async def test_resume_on_a_closed_session_is_invalid_state(emulator: Emulator) -
 
 async def test_go_away_waits_for_the_turn_in_flight(emulator: Emulator) -> None:
     emulator.chunk_delay = 0.01
-    model = LiveModel(TEXT_MODEL, TEXT, url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     async with model.connect(session_resumption=TRANSPARENT) as s:
         await s.send_text("a question with a long enough answer to stream for a while")
-        await collect_until(s, lambda i: isinstance(i, ServerContent) and bool(i.text))
+        await collect_until(s, lambda i: isinstance(i, ServerContent) and bool(i.audio))
         await emulator.go_away_now(time_left=5.0)
         items = await collect_until(s, lambda i: isinstance(i, Resumed))
         kinds = [type(i).__name__ for i in items]
@@ -288,7 +300,7 @@ async def test_replay_buffer_bound_drops_oldest_and_reports_possibly_lost() -> N
         frame_bytes = len(
             '{"realtimeInput":{"audio":{"data":"","mimeType":"audio/pcm;rate=16000"}}}'
         ) + 4 * ((len(SILENCE) + 2) // 3)
-        model = LiveModel(TEXT_MODEL, TEXT, url=emu.url, max_replay_bytes=3 * frame_bytes)
+        model = LiveModel(MODEL, AUDIO, url=emu.url, max_replay_bytes=3 * frame_bytes)
         async with model.connect(session_resumption=TRANSPARENT) as s:
             await turn(s, "before the burst")
             await wait_for(lambda: s.handle is not None and s.replay_depth == 0)
@@ -307,7 +319,7 @@ async def test_replay_buffer_bound_drops_oldest_and_reports_possibly_lost() -> N
 
 async def test_drop_with_on_drop_off_is_session_lost(emulator: Emulator) -> None:
     policy = ReconnectPolicy(on_drop=False)
-    s = await LiveModel(TEXT_MODEL, TEXT, url=emulator.url, reconnect=policy).connect(
+    s = await LiveModel(MODEL, AUDIO, url=emulator.url, reconnect=policy).connect(
         session_resumption=SessionResumptionConfig()
     )
     await emulator.drop_connections()
@@ -318,7 +330,7 @@ async def test_drop_with_on_drop_off_is_session_lost(emulator: Emulator) -> None
 
 async def test_connect_with_handle_waits_for_the_old_socket_to_close() -> None:
     async with Emulator(chunk_delay=0.001, resume_grace=0.05) as emu:
-        model = LiveModel(TEXT_MODEL, TEXT, url=emu.url, reconnect=ReconnectPolicy(min_delay=0.05, max_delay=0.2))
+        model = LiveModel(MODEL, AUDIO, url=emu.url, reconnect=ReconnectPolicy(min_delay=0.05, max_delay=0.2))
         old = await model.connect(session_resumption=SessionResumptionConfig())
         await turn(old, "keep me")
         await wait_for(lambda: old.handle is not None and old.resumable)

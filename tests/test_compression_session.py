@@ -28,12 +28,13 @@ from live_nb.protocol.messages import GoAway, ServerContent, UsageMetadata
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
-MODEL = "gemini-live-2.5-flash-preview"
+MODEL = "gemini-3.8-live"
 TRIGGER, TARGET = 6_000, 3_000
 TURN_WORDS = 700  # about 1,000 tokens a turn at 4 characters a token
 TIME_SCALE = 1200.0  # a 10-minute connection lasts 0.5 s: the session crosses several connections
 CONFIG = LiveGenerationConfig(
-    response_modalities=["TEXT"],
+    response_modalities=["AUDIO"],
+    output_audio_transcription=True,  # the reply's text, which the responder fills with what it forgot
     context_window_compression=ContextWindowCompressionConfig(
         trigger_tokens=TRIGGER, sliding_window=SlidingWindow(target_tokens=TARGET)
     ),
@@ -65,8 +66,8 @@ async def ask(session: LiveSession, text: str) -> tuple[str, UsageMetadata, list
             items.append(item)
             if isinstance(item, Resumed):
                 parts.clear()  # a reply cut by a move is regenerated after the replay
-            elif isinstance(item, ServerContent):
-                parts.append(item.text)
+            elif isinstance(item, ServerContent) and item.output_transcription is not None:
+                parts.append(item.output_transcription.text)
             elif isinstance(item, UsageMetadata):
                 return "".join(parts), item, items
     raise AssertionError("no usage")

@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 SEED = 20260521
 MIN_CUTS = 100
-TEXT_MODEL = "gemini-live-2.5-flash-preview"
-CONFIG = LiveGenerationConfig(response_modalities=["TEXT"])
+MODEL = "gemini-3.8-live"
+CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 SILENCE = b"\x00\x00" * 1600
 
 
@@ -123,7 +123,8 @@ class Answers:
             if isinstance(item, Resumed):
                 self._partial.clear()
             elif isinstance(item, ServerContent):
-                self._partial.append(item.text)
+                if item.output_transcription is not None:  # the reply's text (the reply itself is audio)
+                    self._partial.append(item.output_transcription.text)
                 if item.turn_complete:
                     self.complete.append("".join(self._partial))
                     self._partial.clear()
@@ -142,7 +143,9 @@ async def run_script(session: LiveSession, script: list[tuple[str, Any]]) -> Non
 
 def emulator() -> Emulator:
     # Frequent periodic updates (every 20 ms) so the replay buffer is trimmed between turns too.
-    return Emulator(chunk_delay=0.001, resumption_update_interval=0.02, resume_grace=1.0)
+    # No pacing: an audio reply is over a hundred chunks (40 ms of audio each, plus transcription),
+    # and paced at 1 ms a chunk it would outlast the 3-60 ms between cuts, so no turn would finish.
+    return Emulator(chunk_delay=0.0, resumption_update_interval=0.02, resume_grace=1.0)
 
 
 async def test_cuts_and_go_aways_lose_and_duplicate_nothing() -> None:
@@ -152,7 +155,7 @@ async def test_cuts_and_go_aways_lose_and_duplicate_nothing() -> None:
     async with emulator() as emu:
         proxy = CuttingProxy(emu.port)
         await proxy.start()
-        model = LiveModel(TEXT_MODEL, CONFIG, url=proxy.url, reconnect=policy)
+        model = LiveModel(MODEL, CONFIG, url=proxy.url, reconnect=policy)
         session = await model.connect(session_resumption=SessionResumptionConfig(transparent=True))
         answers = Answers()
         reader = asyncio.create_task(answers.run(session))
@@ -212,7 +215,7 @@ async def test_cuts_and_go_aways_lose_and_duplicate_nothing() -> None:
 
     # The same script without faults gives the same context.
     async with emulator() as emu:
-        model = LiveModel(TEXT_MODEL, CONFIG, url=emu.url)
+        model = LiveModel(MODEL, CONFIG, url=emu.url)
         async with model.connect(session_resumption=SessionResumptionConfig(transparent=True)) as clean:
             await run_script(clean, script)
         (sess,) = emu.sessions.values()

@@ -13,7 +13,7 @@ def _usage(prompt: int, response: int) -> UsageMetadata:
         response_token_count=response,
         total_token_count=prompt + response,
         prompt_tokens_details=(ModalityTokenCount("AUDIO", prompt),),
-        response_tokens_details=(ModalityTokenCount("TEXT", response),),
+        response_tokens_details=(ModalityTokenCount("AUDIO", response),),  # today's models answer in audio
     )
 
 
@@ -33,7 +33,7 @@ def test_estimated_sliding_window_keeps_a_user_turn_first() -> None:
     ledger.record_system(100, 0)
     for turn in range(6):
         ledger.record_input("TEXT", 600, turn * 10)
-        ledger.record_output("TEXT", 400, turn * 10 + 1)
+        ledger.record_output("AUDIO", 400, turn * 10 + 1)
     # Six turns of 1,000 tokens + 100 system = 6,100 > 6,000: the seventh user turn compresses.
     event = ledger.record_input("TEXT", 600, 100)
     assert event is not None and event.detected_by == "estimate"

@@ -5,6 +5,11 @@ then the widgets' message path (``Widget._handle_msg``, exactly what a browser c
 reaches) feeding a real ``LiveSession`` against the real emulator, checked in the emulator's
 consumed log. What the widget sends to the browser is read from a recording comm (the
 ``DummyComm`` pattern of ipywidgets' own tests); the browser half is tests/browser/test_media.py.
+
+Sessions are today's default (gemini-3.8-live, AUDIO replies with output transcription) on the
+emulator's Developer API path, where ``audioStreamEnd`` (what the mic sends after a pause under
+automatic activity detection) exists; on a Vertex AI path the mic sends none and the service's own
+voice activity detection ends the turn (tested below too).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from emulator_constants import VERTEX_PATH
 
 from live_nb import LiveGenerationConfig, LiveModel, SessionResumptionConfig
 from live_nb.emulator import Emulator
@@ -35,7 +41,9 @@ from live_nb.widgets.media import (
     stop_media,
 )
 
-MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+MODEL = "gemini-3.8-live"
+NATIVE_25 = "gemini-2.5-flash-native-audio-preview-12-2025"  # a fixed 258 tokens a frame
+KEY = "test-key-not-a-real-one"
 CHUNK = 3200  # 100 ms of 16 kHz PCM16
 MS = 0.001
 
@@ -94,11 +102,13 @@ async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "conditi
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def connect(emulator: Emulator, **config: Any) -> Any:
-    model = LiveModel(
-        MODEL, LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True, **config),
-        url=emulator.url,
-    )
+async def connect(emulator: Emulator, model_name: str = MODEL, vertex: bool = False, **config: Any) -> Any:
+    """A session on the Developer API path (or, with ``vertex``, on the Vertex AI path)."""
+    generation = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True, **config)
+    if vertex:
+        model = LiveModel(model_name, generation, url=emulator.url + VERTEX_PATH)
+    else:
+        model = LiveModel(model_name, generation, backend="gemini", url=emulator.url, api_key=KEY)
     return await model.connect(session_resumption=SessionResumptionConfig())
 
 
@@ -235,6 +245,33 @@ async def test_spoken_turn_reaches_the_emulator_and_the_reply_goes_to_the_browse
 
 
 @pytest.mark.timeout(60)
+async def test_on_vertex_a_mic_pause_sends_no_audio_stream_end_and_the_service_vad_ends_the_turn(
+    emulator: Emulator,
+) -> None:
+    session = await connect(emulator, vertex=True)
+    streamer = MediaStreamer(session, label="v")
+    sent = record(streamer)
+    try:
+        assert not session.offers_audio_stream_end
+        pcm = speech_like(1.5) + silence(1.3)
+        n = await stream_from_thread(streamer, pcm)
+        assert streamer.feed is not None
+        await asyncio.wrap_future(streamer.feed.drain())
+        await wait_until(lambda: any(c.get("type") == "turn_complete" for c, _ in sent), what="the reply")
+        emu = next(iter(emulator.sessions.values()))
+        inputs = realtime(emu)
+        assert b"".join(m.audio.data for m in inputs if m.audio is not None) == pcm and len(inputs) == n
+        assert not any(m.audio_stream_end for m in inputs)  # Vertex AI has no audioStreamEnd
+        assert list(streamer.feed.errors) == [] and emulator.refused == []
+        assert emu.turns[0].role == "user" and "1.5 s of speech" in emu.turns[0].text
+        assert "Turn 1." in streamer.transcript
+        assert emulator.paths[-1][1] == "vertex"
+    finally:
+        streamer.close()
+        await session.close()
+
+
+@pytest.mark.timeout(60)
 async def test_manual_activity_brackets_speech_and_never_sends_audio_stream_end(emulator: Emulator) -> None:
     session = await connect(emulator, realtime_input_config={"automaticActivityDetection": {"disabled": True}})
     streamer = MediaStreamer(session)
@@ -292,7 +329,8 @@ async def test_gaps_are_counted_and_swapped_or_repeated_chunks_reach_the_session
 
 @pytest.mark.timeout(60)
 async def test_video_frames_and_the_token_rate(emulator: Emulator) -> None:
-    session = await connect(emulator)
+    # 2.5 native audio: a frame costs 258 tokens there, the rate the streamer's own count uses.
+    session = await connect(emulator, NATIVE_25)
     streamer = MediaStreamer(session, video=True)
     try:
         jpeg = b"\xff\xd8\xff\xe0" + bytes(9000) + b"\xff\xd9"

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(90)
 
 GOOGLE_KEY = "AIza" + "SyD-0123456789abcdefghijklmnopqrstu"
 ENV_SECRET = "test-secret-not-a-real-key-7f3a9c"
-TEXT = LiveGenerationConfig(response_modalities=["TEXT"])
+AUDIO = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 T0 = 1_800_000_000.0  # a fixed moment, so wording tests do not depend on the clock
 
 
@@ -42,7 +42,7 @@ def record(**overrides: Any) -> dict[str, Any]:
     base = {
         "handle": "emu-handle-1",
         "backend": "emulator",
-        "model": "gemini-live-2.5-flash",
+        "model": "gemini-3.8-live",
         "resumable": True,
         "updated": "2027-01-15T08:00:00Z",
         "expires": "2027-01-15T10:00:00Z",
@@ -163,7 +163,7 @@ async def test_sidecar_outside_a_kernel(
     try:
         assert bridge.mode == "sidecar"
         assert bridge.sidecar == tmp_path / "lesson.live_nb.json"
-        model = LiveModel("gemini-live-2.5-flash", TEXT, backend="emulator", url=emulator.url)
+        model = LiveModel("gemini-3.8-live", AUDIO, backend="emulator", url=emulator.url)
         async with model.connect(session_resumption=SessionResumptionConfig()) as session:
             bridge.track("main", session)
             bridge.track("main", session)  # idempotent: the magics call it on every new handle
@@ -205,7 +205,7 @@ async def test_persist_handles_false_keeps_handles_out(shell: Any, emulator: Emu
         shell.run_line_magic("config", "LiveMagics.persist_handles = False")
         bridge = MetadataBridge(shell)
         try:
-            model = LiveModel("gemini-live-2.5-flash", TEXT, backend="emulator", url=emulator.url)
+            model = LiveModel("gemini-3.8-live", AUDIO, backend="emulator", url=emulator.url)
             async with model.connect(session_resumption=SessionResumptionConfig()) as session:
                 bridge.track("main", session)
                 await session.send_text("hello")

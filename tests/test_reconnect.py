@@ -16,6 +16,9 @@ from live_nb.exceptions import (
     CredentialsError,
     SessionLost,
 )
+from live_nb.protocol import catalogue
+from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig, ThinkingConfig
+from live_nb.protocol.messages import ClientContent, Content, ContextUpdate, Part
 
 
 def test_backoff_first_immediate_then_grows_to_the_cap() -> None:
@@ -57,6 +60,51 @@ def test_fatal_closes_become_session_lost_in_plain_words(code: int, reason: str,
     assert isinstance(result, SessionLost)
     assert words in str(result)
     assert result.code == code and result.reason == reason
+
+
+AUDIO = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
+
+
+def _info(model: str) -> catalogue.ModelInfo:
+    info = catalogue.lookup(model)
+    assert info is not None, model
+    return info
+
+
+def _service_refusals() -> list[tuple[str, catalogue.Refusal]]:
+    """What today's service closes with when a rule is broken (the catalogue words them as it does)."""
+    text = LiveGenerationConfig(response_modalities=["TEXT"])
+    thinking = LiveGenerationConfig(response_modalities=["AUDIO"], thinking=ThinkingConfig(thinking_level="LOW"))
+    system_turn = ClientContent((Content(role="system", parts=(Part(text="x"),)),), False)
+    context_update = ContextUpdate(Content(role="user", parts=(Part(text="x"),)))
+    live38 = _info("gemini-3.8-live")
+    refusals = {
+        "shut-down model": catalogue.check_setup(_info("gemini-live-2.5-flash-preview"), "gemini", AUDIO),
+        "model not on Vertex": catalogue.check_setup(_info("gemini-3.1-flash-live-preview"), "vertex", AUDIO),
+        "TEXT on 3.8": catalogue.check_setup(live38, "gemini", text),
+        "TEXT on 2.5": catalogue.check_setup(_info("gemini-2.5-flash-native-audio-latest"), "gemini", text),
+        "thinking on 3.8": catalogue.check_setup(live38, "gemini", thinking),
+        "transparent on gemini": catalogue.check_setup(
+            live38, "gemini", AUDIO, SessionResumptionConfig(transparent=True)
+        ),
+        "system turn on gemini": catalogue.check_client_message(live38, "gemini", AUDIO, system_turn),
+        "contextUpdate on gemini": catalogue.check_client_message(live38, "gemini", AUDIO, context_update),
+    }
+    out = []
+    for name, refusal in refusals.items():
+        assert refusal is not None, name
+        out.append((name, refusal))
+    return out
+
+
+@pytest.mark.parametrize(("name", "refusal"), _service_refusals(), ids=lambda v: v if isinstance(v, str) else "")
+def test_todays_rule_refusals_are_fatal_in_plain_words(name: str, refusal: catalogue.Refusal) -> None:
+    # Retrying a setup or message the model or backend refuses cannot help: the session is lost.
+    result = process_exception(ConnectionClosedError(refusal.code, refusal.reason))
+    assert isinstance(result, SessionLost), name
+    words = "does not serve this model" if refusal.code == 1008 else "rejected the setup or a message as invalid"
+    assert words in str(result) and refusal.reason in str(result)
+    assert result.code == refusal.code
 
 
 def test_connect_errors() -> None:

@@ -10,10 +10,11 @@ from live_nb.protocol.config import ContextWindowCompressionConfig, SlidingWindo
 
 
 async def _session_with_turns(emulator: Emulator, turns: int):  # type: ignore[no-untyped-def]
-    model = LiveModel(
-        "gemini-live-2.5-flash-preview",
+    emulator.chunk_delay = 0.0  # an audio reply is a hundred-odd chunks: no pacing for 14 of them
+    model = LiveModel(  # gemini-3.8-live: AUDIO replies with their transcription
         generation_config=LiveGenerationConfig(
-            response_modalities=["TEXT"],
+            response_modalities=["AUDIO"],
+            output_audio_transcription=True,
             context_window_compression=ContextWindowCompressionConfig(
                 trigger_tokens=5_000, sliding_window=SlidingWindow(target_tokens=2_000)
             ),
@@ -37,7 +38,8 @@ async def test_history_views_are_dataframes_and_a_bad_name_is_a_clear_error(emul
         assert len(usage) == 2 and (usage["prompt_tokens"] > 0).all()
         transcript = session.history()
         assert list(transcript["role"])[:2] == ["user", "model"]
-        with pytest.raises(ConfigError, match="view='bogus'.*one of context, events, transcript, usage"):
+        assert "Turn 1." in transcript["text"].iloc[1]  # the reply's output transcription
+        with pytest.raises(ConfigError, match=r"view='bogus'.*one of context, events, transcript, usage"):
             session.history("bogus")
     finally:
         await session.close()

@@ -29,7 +29,8 @@ from live_nb.protocol.state import (
     State,
 )
 
-CONFIG = LiveGenerationConfig(response_modalities=["TEXT"])
+MODEL = "models/gemini-3.8-live"
+CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)  # today's default
 
 
 def frame(message: object) -> bytes:
@@ -42,7 +43,7 @@ def update(handle: str, lci: int | None = None, resumable: bool = True) -> bytes
 
 def opened(transparent: bool = True, **kwargs: object) -> ClientProtocol:
     proto = ClientProtocol(
-        "models/m", CONFIG, SessionResumptionConfig(transparent=transparent), **kwargs  # type: ignore[arg-type]
+        MODEL, CONFIG, SessionResumptionConfig(transparent=transparent), **kwargs  # type: ignore[arg-type]
     )
     proto.send_setup()
     proto.receive(frame(SetupComplete("s1")), now=0.0)
@@ -69,19 +70,20 @@ def texts(frames: list[str]) -> list[str]:
 
 
 def test_setup_is_first_and_carries_model_config_and_resumption() -> None:
-    proto = ClientProtocol("models/m", CONFIG, SessionResumptionConfig(handle="h0", transparent=True))
+    proto = ClientProtocol(MODEL, CONFIG, SessionResumptionConfig(handle="h0", transparent=True))
     assert proto.state is CONNECTING
     proto.send_setup()
     assert proto.state is SETUP_SENT
     (setup,) = proto.data_to_send()
     body = json.loads(setup)["setup"]
-    assert body["model"] == "models/m"
-    assert body["generationConfig"] == {"responseModalities": ["TEXT"]}
+    assert body["model"] == MODEL
+    assert body["generationConfig"] == {"responseModalities": ["AUDIO"]}
+    assert body["outputAudioTranscription"] == {}
     assert body["sessionResumption"] == {"handle": "h0", "transparent": True}
 
 
 def test_sends_wait_for_setup_complete_then_go_out_in_order() -> None:
-    proto = ClientProtocol("models/m", CONFIG, None)
+    proto = ClientProtocol(MODEL, CONFIG, None)
     proto.send_setup()
     proto.data_to_send()
     proto.send_content("a", turn_complete=False)
@@ -198,7 +200,7 @@ def test_plain_mode_keeps_no_buffer_and_says_what_may_be_lost() -> None:
 
 
 def test_fresh_session_after_loss_without_handle_is_not_restored() -> None:
-    proto = ClientProtocol("models/m", CONFIG, None)
+    proto = ClientProtocol(MODEL, CONFIG, None)
     proto.send_setup()
     proto.receive(frame(SetupComplete()), now=0.0)
     reconnect(proto)
@@ -233,14 +235,14 @@ def test_close_makes_sends_invalid_with_a_clear_message() -> None:
 
 
 def test_invalid_transitions_raise() -> None:
-    proto = ClientProtocol("models/m", CONFIG)
+    proto = ClientProtocol(MODEL, CONFIG)
     with pytest.raises(InvalidState):
         proto.connection_made()  # not disconnected
     proto.send_setup()
     with pytest.raises(InvalidState):
         proto.send_setup()
     with pytest.raises(LocalProtocolError):
-        ClientProtocol("models/m", CONFIG, max_replay_bytes=0)
+        ClientProtocol(MODEL, CONFIG, max_replay_bytes=0)
 
 
 def test_every_state_has_a_row_in_the_table_and_public_names() -> None:
@@ -280,7 +282,7 @@ class ProtocolPair:
         self.client = client
         self.consumed: list[object] = []
         self.snapshots: dict[str, tuple[dict[str, object], int]] = {}
-        self.state = SessionState(session_id="s-pair", model="m")
+        self.state = SessionState(session_id="s-pair", model=MODEL.removeprefix("models/"))
         self.engine: object = None
 
     def connect(self) -> None:
@@ -295,7 +297,7 @@ class ProtocolPair:
             self.state = SessionState.from_json(state_json)
             del self.consumed[consumed_count:]
         else:  # a fresh session (the client had no handle yet): nothing of the old one survives
-            self.state = SessionState(session_id="s-pair", model="m")
+            self.state = SessionState(session_id="s-pair", model=MODEL.removeprefix("models/"))
             self.consumed.clear()
         self.engine = ServerEngine(setup, self.state, self.consumed, ContextResponder(), resumed=bool(handle))  # type: ignore[arg-type]
         self.deliver(self.engine.start())  # type: ignore[attr-defined]
@@ -331,7 +333,7 @@ def test_protocol_pair_replays_exactly_what_the_server_lost(seed: int) -> None:
     import random
 
     rng = random.Random(seed)
-    client = ClientProtocol("models/m", CONFIG, SessionResumptionConfig(transparent=True))
+    client = ClientProtocol(MODEL, CONFIG, SessionResumptionConfig(transparent=True))
     client.send_setup()
     pair = ProtocolPair(client)
     pair.connect()

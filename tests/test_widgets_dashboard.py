@@ -36,8 +36,9 @@ from live_nb.widgets.static import plot_context
 
 pytestmark = pytest.mark.timeout(60)
 
-TEXT_MODEL = "gemini-live-2.5-flash-preview"
-AUDIO_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+MODEL = "gemini-3.8-live"
+NATIVE_25 = "gemini-2.5-flash-native-audio-preview-12-2025"  # where 2.5's fixed 258 tokens a frame matter
+AUDIO = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 
 
 class RecordingComm:
@@ -127,8 +128,7 @@ def comm_of(widget: Any) -> RecordingComm:
 
 
 async def test_line_climbs_with_streamed_audio_as_appended_deltas(emulator: Emulator) -> None:
-    config = LiveGenerationConfig(response_modalities=["AUDIO"])
-    async with LiveModel(AUDIO_MODEL, config, url=emulator.url).connect() as session:
+    async with LiveModel(MODEL, AUDIO, url=emulator.url).connect() as session:
         dash = Dashboard(session)
         try:
             rec = comm_of(dash.chart)
@@ -158,9 +158,7 @@ async def test_line_climbs_with_streamed_audio_as_appended_deltas(emulator: Emul
 
 
 async def test_checkpoint_puts_a_bounded_copy_in_the_traits_and_a_resync_refreshes_it(emulator: Emulator) -> None:
-    async with LiveModel(
-        AUDIO_MODEL, LiveGenerationConfig(response_modalities=["AUDIO"]), url=emulator.url
-    ).connect() as s:
+    async with LiveModel(MODEL, AUDIO, url=emulator.url).connect() as s:
         chart = ContextChart(s, checkpoint_interval=3600)
         try:
             rec = comm_of(chart)
@@ -184,13 +182,15 @@ async def test_checkpoint_puts_a_bounded_copy_in_the_traits_and_a_resync_refresh
 
 
 async def test_compression_drop_is_recorded_and_sent(emulator: Emulator) -> None:
+    emulator.chunk_delay = 0.0  # audio replies are a hundred-odd chunks; pacing adds nothing here
     config = LiveGenerationConfig(
-        response_modalities=["TEXT"],
+        response_modalities=["AUDIO"],
+        output_audio_transcription=True,
         context_window_compression=ContextWindowCompressionConfig(
             trigger_tokens=5_000, sliding_window=SlidingWindow(target_tokens=2_000)
         ),
     )
-    async with LiveModel(TEXT_MODEL, config, url=emulator.url).connect() as s:
+    async with LiveModel(MODEL, config, url=emulator.url).connect() as s:
         dash = Dashboard(s)
         try:
             rec = comm_of(dash.chart)
@@ -229,12 +229,7 @@ async def test_compression_drop_is_recorded_and_sent(emulator: Emulator) -> None
 
 
 async def test_go_away_deadline_is_set_and_marked(emulator: Emulator) -> None:
-    model = LiveModel(
-        TEXT_MODEL,
-        LiveGenerationConfig(response_modalities=["TEXT"]),
-        url=emulator.url,
-        reconnect=ReconnectPolicy(on_go_away=False),
-    )
+    model = LiveModel(MODEL, AUDIO, url=emulator.url, reconnect=ReconnectPolicy(on_go_away=False))
     async with model.connect(session_resumption=SessionResumptionConfig()) as s:
         panel = ConnectionPanel(s, connection_limit=600)
         chart = ContextChart(s)
@@ -261,7 +256,7 @@ async def test_go_away_deadline_is_set_and_marked(emulator: Emulator) -> None:
 
 
 async def test_reconnect_after_go_away_shows_in_panel_and_chart(emulator: Emulator) -> None:
-    model = LiveModel(TEXT_MODEL, LiveGenerationConfig(response_modalities=["TEXT"]), url=emulator.url)
+    model = LiveModel(MODEL, AUDIO, url=emulator.url)
     async with model.connect(session_resumption=SessionResumptionConfig()) as s:
         await s.send_text("hello")
         await until_usage(s)
@@ -280,6 +275,7 @@ async def test_reconnect_after_go_away_shows_in_panel_and_chart(emulator: Emulat
             kinds = [m["kind"] for m in dash.chart._markers]
             assert "go_away" in kinds and "reconnecting" in kinds and "resumed" in kinds
             assert dash.transcript.turns[-1]["role"] == "model"
+            assert 'You asked: "hello"' in dash.transcript.turns[-1]["text"]  # the output transcription
         finally:
             dash.close()
     # Closing the dashboard detached its listener from the session.
@@ -306,9 +302,7 @@ def test_series_stays_bounded_over_an_hour_and_keeps_exact_points() -> None:
 
 
 async def test_static_svg_and_plot_context_show_the_session(emulator: Emulator) -> None:
-    async with LiveModel(
-        AUDIO_MODEL, LiveGenerationConfig(response_modalities=["AUDIO"]), url=emulator.url
-    ).connect() as s:
+    async with LiveModel(MODEL, AUDIO, url=emulator.url).connect() as s:
         await stream_audio(s, 1.0, pace=0.02)
         dash = Dashboard(s, start=False)
         bundle = dash._repr_mimebundle_()
@@ -331,9 +325,7 @@ async def test_static_svg_and_plot_context_show_the_session(emulator: Emulator) 
 
 
 async def test_feed_reports_each_point_once(emulator: Emulator) -> None:
-    async with LiveModel(
-        AUDIO_MODEL, LiveGenerationConfig(response_modalities=["AUDIO"]), url=emulator.url
-    ).connect() as s:
+    async with LiveModel(MODEL, AUDIO, url=emulator.url).connect() as s:
         feed = SessionFeed(s)
         seen: list[float] = []
         for _ in range(6):
@@ -361,8 +353,8 @@ from live_nb.widgets import Dashboard
 async def _start():
     emu = Emulator(chunk_delay=0.005)
     await emu.start()
-    s = await LiveModel("gemini-live-2.5-flash-preview", LiveGenerationConfig(response_modalities=["TEXT"]),
-                        url=emu.url).connect()
+    s = await LiveModel("gemini-3.8-live", LiveGenerationConfig(response_modalities=["AUDIO"],
+                        output_audio_transcription=True), url=emu.url).connect()
     return emu, s
 
 async def _stream(seconds):
@@ -483,7 +475,7 @@ def test_an_hour_of_audio_keeps_traits_svg_and_messages_bounded() -> None:
         now = start + i * 0.1
         ledger.record_input("AUDIO", 2.5, now)
         if i % 300 == 299:  # a question and a usage report every 30 s
-            ledger.record_output("TEXT", 40, now)
+            ledger.record_output("AUDIO", 40, now)
             ledger.record_usage(UsageMetadata(prompt_token_count=round(ledger.estimated), response_token_count=40), now)
         if i % 10 == 0 and ledger.estimated > 0:
             ledger.record_input("AUDIO", 0.0, now)  # a new user turn starts after the reply
@@ -518,8 +510,7 @@ async def test_streaming_panel_shows_the_mic_and_its_token_rate_and_not_streamin
 ) -> None:
     from live_nb.widgets.media import start_media, stop_media
 
-    config = LiveGenerationConfig(response_modalities=["AUDIO"])
-    async with LiveModel(AUDIO_MODEL, config, url=emulator.url).connect() as session:
+    async with LiveModel(MODEL, AUDIO, url=emulator.url).connect() as session:
         dash = Dashboard(session)
         rec = comm_of(dash.media)
         streamer = None
@@ -596,8 +587,10 @@ async def test_streaming_panel_alone_shows_a_given_camera_streamer_and_a_muted_m
     from live_nb.widgets import MediaPanel
     from live_nb.widgets.media import MediaStreamer
 
-    config = LiveGenerationConfig(response_modalities=["AUDIO"])
-    async with LiveModel(AUDIO_MODEL, config, url=emulator.url).connect() as session:
+    # 2.5's fixed 258 tokens a frame: the streamer's nominal rate counts at that rate (widgets/_feed.py).
+    # 2.5 native audio is a Developer API model: its service path.
+    model = LiveModel(NATIVE_25, AUDIO, backend="gemini", url=emulator.url, api_key="test-key-not-real")
+    async with model.connect() as session:
         # A streamer made directly (not by start_media) is shown when it is passed in.
         streamer = MediaStreamer(session, audio=True, muted=True, video=True)
         panel = MediaPanel(session, media=streamer)
