@@ -12,11 +12,17 @@ from typing import Any
 from .client.reconnect import ReconnectPolicy
 from .exceptions import *  # noqa: F403
 from .exceptions import __all__ as _exceptions_all
+from .protocol.catalogue import CATALOGUE, DEFAULT_MODEL, ModelInfo
 from .protocol.config import (
+    AudioTranscriptionConfig,
     ContextWindowCompressionConfig,
+    HistoryConfig,
     LiveGenerationConfig,
+    ProactivityConfig,
     SessionResumptionConfig,
     SlidingWindow,
+    SpeechConfig,
+    ThinkingConfig,
 )
 from .protocol.events import Connected, Reconnecting, Resumed, SessionClosed
 from .protocol.messages import (
@@ -35,11 +41,21 @@ from .protocol.messages import (
     Transcription,
     UnknownMessage,
     UsageMetadata,
+    VoiceActivity,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CATALOGUE",
+    "DEFAULT_MODEL",
+    "AudioTranscriptionConfig",
+    "HistoryConfig",
+    "ModelInfo",
+    "ProactivityConfig",
+    "SpeechConfig",
+    "ThinkingConfig",
+    "VoiceActivity",
     *_exceptions_all,
     "Blob",
     "Connected",

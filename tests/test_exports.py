@@ -38,6 +38,13 @@ def test_seed_sdk_names() -> None:
     assert live_nb.GoingAwayNotice is live_nb.GoAway
 
 
+def test_config_for_todays_models_and_the_catalogue_are_exported() -> None:
+    for name in ("ThinkingConfig", "SpeechConfig", "AudioTranscriptionConfig", "ProactivityConfig",
+                 "HistoryConfig", "CATALOGUE", "DEFAULT_MODEL", "ModelInfo"):
+        assert name in live_nb.__all__, name
+    assert live_nb.DEFAULT_MODEL == "gemini-3.8-live"
+
+
 def test_plain_import_stays_light() -> None:
     code = "import sys, live_nb; print(sorted(m for m in ('IPython', 'ipywidgets', 'pandas', 'websockets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
