@@ -97,6 +97,7 @@ class LiveStatus extends Widget {
   }
 
   private _render(): void {
+    // textContent, never innerHTML: names and states come from the kernel (untrusted text).
     this.node.textContent = describeStatuses(this._statuses, Date.now());
   }
 

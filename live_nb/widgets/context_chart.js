@@ -6,6 +6,11 @@
 // ({type: "resync"}) so it never misses the deltas sent before it existed. The line's tip moves
 // with the browser's clock between deltas (offset against the kernel's clock), so an idle kernel
 // costs no messages.
+//
+// Untrusted text (the title, marker labels such as a server's close reason) only ever reaches the
+// page as textContent or an attribute value set with setAttribute: no innerHTML anywhere, not even
+// for numbers, so no later edit can slip a string into HTML. Text is never rendered as Markdown: the
+// sanitiser JupyterLab applies to untrusted outputs does not run inside a widget view.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const MAX_POINTS = 3000; // the browser keeps at most this many; older estimates are thinned
@@ -15,6 +20,11 @@ function svg(tag, attrs = {}, parent = null) {
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   if (parent) parent.appendChild(node);
   return node;
+}
+
+// A CSS class suffix from a value the kernel sent: letters, digits, "-" and "_" only.
+function token(v) {
+  return String(v).replace(/[^A-Za-z0-9_-]/g, "");
 }
 
 export function formatTokens(v) {
@@ -162,7 +172,7 @@ function draw(state, dom, model) {
   let labelRow = 0;
   for (const mk of state.markers.slice(-30)) {
     const x = sx(mk.t);
-    svg("line", { x1: x, x2: x, y1: top, y2: top + ph, class: `lnb-marker lnb-marker-${mk.kind}` }, mg);
+    svg("line", { x1: x, x2: x, y1: top, y2: top + ph, class: `lnb-marker lnb-marker-${token(mk.kind)}` }, mg);
     const flip = x > left + pw - 90; // keep labels near the right edge inside the plot
     svg("text", {
       x: flip ? x - 3 : x + 3,
@@ -196,7 +206,7 @@ function draw(state, dom, model) {
   const cg = svg("g", { class: "lnb-compressions" }, root);
   for (const c of state.compressions.values()) {
     const x = sx(c.t), y1 = sy(c.before), y2 = sy(c.after);
-    const g = svg("g", { class: `lnb-compression lnb-by-${c.by}` }, cg);
+    const g = svg("g", { class: `lnb-compression lnb-by-${token(c.by)}` }, cg);
     svg("line", { x1: x, x2: x, y1, y2: y2 - 5 }, g);
     svg("path", { d: `M${x - 4.5},${y2 - 7} L${x + 4.5},${y2 - 7} L${x},${y2} Z` }, g);
     const flip = x > left + pw - 60;
@@ -208,16 +218,18 @@ function draw(state, dom, model) {
 
   dom.plot.replaceChildren(root);
 
-  // Header: the numbers a reader wants first.
-  const rate = fc.rate || 0;
-  const bits = [`<b>${formatTokens(headV)}</b> tokens`];
+  // Header: the numbers a reader wants first (DOM nodes and text, never an HTML string).
+  const rate = Number(fc.rate) || 0;
+  const bits = [];
   bits.push(rate > 0 ? `${rate.toFixed(0)} tok/s` : "steady");
   if (trigger !== null && trigger !== undefined && headV >= trigger) bits.push("above the trigger: compresses when the next turn starts");
   else if (fc.to_trigger !== null && fc.to_trigger !== undefined) bits.push(`next compression in ~${formatDuration(fc.to_trigger)}`);
   if (fc.to_window !== null && fc.to_window !== undefined) bits.push(`window full in ~${formatDuration(fc.to_window)}`);
   const n = state.compressions.size;
   bits.push(`${n} compression${n === 1 ? "" : "s"}`);
-  dom.stats.innerHTML = bits.join(" · ");
+  const strong = document.createElement("b");
+  strong.textContent = formatTokens(headV);
+  dom.stats.replaceChildren(strong, ` tokens · ${bits.join(" · ")}`);
 
   // For tests and assistive tech: the numbers behind the picture.
   const el = dom.el;

@@ -16,6 +16,10 @@ Transport (anywidget's "state in traits, events in messages"):
   reload or a saved notebook; they are refreshed (a "checkpoint") at most every
   ``checkpoint_interval`` seconds, and at once when a new view asks (``{"type": "resync"}``),
   so a view that missed deltas catches up.
+
+The title and the marker labels (a reconnect's close reason comes from the server) are untrusted
+text: context_chart.js sets them as textContent and static.py escapes them, never HTML; they are
+plain text, not Markdown, because JupyterLab's sanitiser does not run inside a widget view.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@
 // (connection_started, go_away_deadline: time.time() seconds in the kernel) against the browser's
 // clock, corrected by the offset seen when the kernel last changed a value, so they tick on with no
 // kernel messages at all.
+//
+// Untrusted text (model replies, transcriptions, user text echoed back, tool calls, error messages,
+// model names) is only ever set as textContent, title or a sanitised CSS class: no innerHTML,
+// insertAdjacentHTML or HTML strings anywhere. It is shown as plain text, never as Markdown: the
+// sanitiser JupyterLab applies to untrusted outputs does not run inside a widget view.
 
 function fmtTokens(v) {
   v = Number(v) || 0;
@@ -25,6 +30,11 @@ function el(tag, cls, text) {
   if (cls) node.className = cls;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+// A CSS class suffix from a value the kernel sent: letters, digits, "-" and "_" only.
+function token(v) {
+  return String(v).replace(/[^A-Za-z0-9_-]/g, "");
 }
 
 function shortHandle(h) {
@@ -132,7 +142,7 @@ function renderConnection(model, root) {
   const update = () => {
     const state = model.get("state") || "–";
     badge.textContent = state.replace("_", " ");
-    badge.className = `lnb-badge lnb-state-${state}`;
+    badge.className = `lnb-badge lnb-state-${token(state)}`;
     root.dataset.state = state;
     rows.backend.textContent = model.get("backend") || "–";
     const modelName = model.get("model") || "–";
@@ -178,7 +188,7 @@ function bars(title, data, cls) {
     const r = el("div", "lnb-bar-row");
     r.appendChild(el("span", "lnb-bar-label", k.toLowerCase()));
     const bar = el("div", "lnb-bar");
-    const fill = el("div", `lnb-bar-fill lnb-mod-${k.toLowerCase()}`);
+    const fill = el("div", `lnb-bar-fill lnb-mod-${token(k).toLowerCase()}`);
     fill.style.width = `${((100 * data[k]) / max).toFixed(1)}%`;
     bar.appendChild(fill);
     r.append(bar, el("span", "lnb-bar-value", fmtTokens(data[k])));
@@ -198,7 +208,6 @@ function renderUsage(model, root) {
       server.appendChild(el("span", "lnb-empty", "no usage report from the server yet"));
     } else {
       const reports = model.get("reports");
-      server.innerHTML = "";
       const cells = [["prompt", prompt], ["response", model.get("response_tokens")], ["total", model.get("total_tokens")]];
       for (const [label, v] of cells) {
         const c = el("div", "lnb-stat");
@@ -226,7 +235,8 @@ function renderUsage(model, root) {
 
 // ---------------------------------------------------------------- streaming panel
 
-const KIND_TEXT = { on: "on", off: "off", muted: "muted", waiting: "waiting for data" };
+const KIND_TEXT = new Map([["on", "on"], ["off", "off"], ["muted", "muted"], ["waiting", "waiting for data"]]);
+const kindText = (kind) => KIND_TEXT.get(kind) ?? String(kind);
 
 function renderMedia(model, root) {
   root.classList.add("lnb-media");
@@ -264,7 +274,7 @@ function renderMedia(model, root) {
       table.append(dt, dd);
       return dd;
     };
-    const micCell = row("Mic", KIND_TEXT[mic] || mic, `lnb-v-mic lnb-kind-${mic}`);
+    const micCell = row("Mic", kindText(mic), `lnb-v-mic lnb-kind-${token(mic)}`);
     if (mic === "on") {
       const bar = el("div", "lnb-bar lnb-level");
       bar.title = "input level (updated about once a second)";
@@ -273,7 +283,7 @@ function renderMedia(model, root) {
       bar.appendChild(fill);
       micCell.appendChild(bar);
     }
-    row("Camera", KIND_TEXT[camera] || camera, `lnb-v-camera lnb-kind-${camera}`);
+    row("Camera", kindText(camera), `lnb-v-camera lnb-kind-${token(camera)}`);
     const cost = row(
       "Cost",
       undefined,
@@ -317,8 +327,8 @@ function renderTranscript(model, root) {
     list.replaceChildren();
     if (!turns.length) list.appendChild(el("div", "lnb-empty", "no turns yet"));
     for (const t of turns) {
-      const item = el("div", `lnb-turn lnb-role-${String(t.role).split(" ")[0].replace(/[^a-z]/gi, "")}`);
-      item.append(el("span", "lnb-role", t.role), el("span", "lnb-text", t.text));
+      const item = el("div", `lnb-turn lnb-role-${token(String(t.role).split(" ")[0])}`);
+      item.append(el("span", "lnb-role", String(t.role ?? "")), el("span", "lnb-text", String(t.text ?? "")));
       list.appendChild(item);
     }
     if (stick) requestAnimationFrame(() => { list.scrollTop = list.scrollHeight; });

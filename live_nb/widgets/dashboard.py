@@ -15,6 +15,11 @@ deadlines, so they keep counting without a single kernel message.
 In a saved notebook the dashboard's output carries an ``image/svg+xml`` picture next to the widget
 view, so it reads on GitHub and in nbconvert output; ``snapshot()`` refreshes that picture (and it
 is refreshed when the session closes and, at most once a minute, when a cell finishes).
+
+Untrusted text (model replies, input and output transcriptions, user text echoed back, tool calls,
+close reasons) travels in the traits as plain strings; dashboard.js sets it as textContent and
+static.py escapes it, so it is never HTML. It is shown as plain text, not Markdown, because the
+sanitiser JupyterLab applies to untrusted outputs does not run inside a widget view or a saved SVG.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@
 // - Playback: a second AudioContext at 24 kHz with a queueing AudioWorklet; `interrupt` clears the
 //   queue inside one render quantum. Buffers from Python arrive as DataView: read with getInt16.
 // - The worklets are strings turned into Blob URLs: no CDN, no extra files to serve.
+// - Untrusted text (the reply's output transcription, error messages, device labels) is set as
+//   textContent only, never as HTML, and shown as plain text, not Markdown: the sanitiser
+//   JupyterLab applies to untrusted outputs does not run inside a widget view.
 
 const CAPTURE_WORKLET = `
 class LiveNbCapture extends AudioWorkletProcessor {

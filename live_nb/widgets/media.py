@@ -23,6 +23,9 @@ Rules:
    reconnects (the session buffers and replays; the emulator's consumed log proves it).
 3. ``SequenceTracker`` and ``VoiceActivityDetector`` are sans-I/O: callers pass the numbers and the
    durations; nothing in them reads a clock.
+4. Untrusted text (the ``transcript`` of replies, ``error``, ``label``, device labels) is a plain
+   string trait that media.js shows as textContent: never HTML, and not Markdown, because the
+   sanitiser JupyterLab applies to untrusted outputs does not run inside a widget view.
 """
 
 from __future__ import annotations

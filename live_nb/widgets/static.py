@@ -7,6 +7,12 @@ here in plain Python (no matplotlib import on the hot path, no fonts or CDN), wi
 colours and dash patterns as the browser chart (context_chart.js), in a colour-blind-safe palette
 (Okabe & Ito) on a white card, so it reads on light and dark pages alike.
 
+Untrusted text: model replies, transcriptions, tool calls, close reasons and titles reach the picture,
+and the picture is saved in the .ipynb, where viewers may inline it (nbconvert's HTML does). So the
+SVG is built element by element (``_element``) with every attribute value and every text escaped
+(``xml_attr`` / ``xml_text``), and text stays plain text: Markdown is not rendered anywhere, because
+no sanitiser we could rely on runs on every viewer of a saved notebook.
+
 ``plot_context(session)`` is the one-off figure (matplotlib, imported lazily) from the session's
 pandas-free ledger data; the client exposes it as ``session.plot_context()``.
 """
@@ -14,7 +20,8 @@ pandas-free ledger data; the client exposes it as ``session.plot_context()``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -32,6 +39,8 @@ __all__ = [
     "plot_context",
     "render_chart_svg",
     "render_dashboard_svg",
+    "xml_attr",
+    "xml_text",
     "y_domain",
 ]
 
@@ -123,8 +132,77 @@ def _x_domain(chart: StaticChart) -> float:
     return max([*times, 10.0])
 
 
+# SVG building. Every element goes through `_element`/`_start`, which escape every attribute value
+# and all text: the picture is saved into the .ipynb and shown by viewers (nbconvert's HTML inlines
+# SVG) that would otherwise run markup hidden in model replies, transcripts, close reasons or titles.
+
+# Characters XML 1.0 cannot hold at all (C0 controls but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF):
+# one of them in a transcript would make the whole saved picture unreadable.
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ATTR_ENTITIES = {'"': "&quot;", "'": "&apos;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+
+
+def xml_text(value: object) -> str:
+    """``value`` as XML character data: ``&``, ``<`` and ``>`` escaped, characters XML cannot hold as U+FFFD."""
+    return escape(_XML_INVALID.sub("\ufffd", str(value)))
+
+
+def xml_attr(value: object) -> str:
+    """``value`` for a double- or single-quoted XML attribute (quotes and whitespace escaped too)."""
+    return escape(_XML_INVALID.sub("\ufffd", str(value)), _ATTR_ENTITIES)
+
+
+def _number(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def _start(tag: str, attrs: Mapping[str, object]) -> str:
+    """An opening tag; attribute values escaped, names checked (they come from this module only)."""
+    parts = [tag]
+    for name, value in attrs.items():
+        if not _NAME.match(name):
+            raise ValueError(f"bad SVG attribute name {name!r}")
+        if value is not None:
+            parts.append(f'{name}="{xml_attr(_number(value))}"')
+    return "<" + " ".join(parts) + ">"
+
+
+def _element(tag: str, attrs: Mapping[str, object], text: object = None) -> str:
+    """One SVG element: empty (``<line .../>``) or holding ``text`` (escaped: never markup)."""
+    start = _start(tag, attrs)
+    if text is None:
+        return start[:-1] + "/>"
+    return f"{start}{xml_text(text)}</{tag}>"
+
+
+def _svg_start(width: int, height: int) -> str:
+    return _start(
+        "svg",
+        {
+            "xmlns": "http://www.w3.org/2000/svg",
+            "width": width,
+            "height": height,
+            "viewBox": f"0 0 {width} {height}",
+            "font-family": "Helvetica, Arial, sans-serif",
+            "font-size": 11,
+        },
+    )
+
+
+def _card(width: int, height: int) -> str:
+    return _element(
+        "rect", {"x": 0, "y": 0, "width": width, "height": height, "rx": 6, "fill": "#ffffff", "stroke": "#d0d0d0"}
+    )
+
+
 def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) -> str:
-    """The context chart as a standalone SVG document."""
+    """The context chart as a standalone SVG document (all text escaped)."""
+    return "\n".join([_svg_start(width, height), *_chart_elements(chart, width, height), "</svg>"])
+
+
+def _chart_elements(chart: StaticChart, width: int, height: int) -> list[str]:
+    """The chart's elements, its white card first (without the enclosing ``<svg>``)."""
     left, right, top_pad, bottom = 58, 16, 44, 30
     plot_w, plot_h = width - left - right, height - top_pad - bottom
     x_max = _x_domain(chart)
@@ -138,10 +216,8 @@ def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) ->
 
     c = PALETTE
     out: list[str] = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
-        f'<rect x="0" y="0" width="{width}" height="{height}" rx="6" fill="#ffffff" stroke="#d0d0d0"/>',
-        f'<text x="{left}" y="18" font-size="13" font-weight="600" fill="{c["text"]}">{escape(chart.title)}</text>',
+        _card(width, height),
+        _element("text", {"x": left, "y": 18, "font-size": 13, "font-weight": 600, "fill": c["text"]}, chart.title),
     ]
     # Subtitle: now, rate and forecast.
     head_value = float(chart.head[1]) if chart.head else (float(chart.points[-1][1]) if chart.points else 0.0)
@@ -157,28 +233,33 @@ def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) ->
     if forecast.get("to_window") is not None:
         parts.append(f"window full in ~{format_duration(forecast['to_window'])}")
     parts.append(f"{len(chart.compressions)} compression{'s' if len(chart.compressions) != 1 else ''}")
-    out.append(f'<text x="{left}" y="34" fill="{c["muted"]}">{escape(" · ".join(parts))}</text>')
+    out.append(_element("text", {"x": left, "y": 34, "fill": c["muted"]}, " · ".join(parts)))
 
     # Grid and axes.
     for tick in nice_ticks(0, y_max, 5):
         y = sy(tick)
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{c["grid"]}"/>')
+        out.append(_element("line", {"x1": left, "x2": left + plot_w, "y1": y, "y2": y, "stroke": c["grid"]}))
         out.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{c["muted"]}">{format_tokens(tick)}</text>'
+            _element("text", {"x": left - 6, "y": y + 4, "text-anchor": "end", "fill": c["muted"]}, format_tokens(tick))
         )
     for tick in nice_ticks(0, x_max, 6):
-        x = sx(tick)
         out.append(
-            f'<text x="{x:.1f}" y="{top_pad + plot_h + 16}" text-anchor="middle" '
-            f'fill="{c["muted"]}">{format_duration(tick)}</text>'
+            _element(
+                "text",
+                {"x": sx(tick), "y": top_pad + plot_h + 16, "text-anchor": "middle", "fill": c["muted"]},
+                format_duration(tick),
+            )
         )
     out.append(
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top_pad + plot_h}" y2="{top_pad + plot_h}" stroke="#9e9e9e"/>'
+        _element(
+            "line",
+            {"x1": left, "x2": left + plot_w, "y1": top_pad + plot_h, "y2": top_pad + plot_h, "stroke": "#9e9e9e"},
+        )
     )
 
     # Limits.
-    limits: list[tuple[str, float | None, str]] = [
-        ("window", chart.window if show_window else None, ""),
+    limits: list[tuple[str, float | None, str | None]] = [
+        ("window", chart.window if show_window else None, None),
         ("trigger", chart.trigger, "6 4"),
         ("target", chart.target, "2 3"),
     ]
@@ -186,28 +267,52 @@ def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) ->
         if value is None:
             continue
         y = sy(value)
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{c[name]}" '
-            f'stroke-width="1.5"{dash_attr}/>'
+            _element(
+                "line",
+                {
+                    "x1": left,
+                    "x2": left + plot_w,
+                    "y1": y,
+                    "y2": y,
+                    "stroke": c[name],
+                    "stroke-width": 1.5,
+                    "stroke-dasharray": dash,
+                },
+            )
         )
-        out.append(f'<text x="{left + 4}" y="{y - 4:.1f}" fill="{c[name]}">{name} {format_tokens(value)}</text>')
+        out.append(_element("text", {"x": left + 4, "y": y - 4, "fill": c[name]}, f"{name} {format_tokens(value)}"))
     if not show_window:
         out.append(
-            f'<text x="{left + plot_w - 4}" y="{top_pad - 2}" text-anchor="end" fill="{c["window"]}">'
-            f"window {format_tokens(chart.window)} ↑ (above the chart)</text>"
+            _element(
+                "text",
+                {"x": left + plot_w - 4, "y": top_pad - 2, "text-anchor": "end", "fill": c["window"]},
+                f"window {format_tokens(chart.window)} ↑ (above the chart)",
+            )
         )
 
-    # Lifecycle markers.
+    # Lifecycle markers (their labels can carry a server's close reason: text, escaped).
     for row, marker in enumerate(chart.markers[-30:]):
         x = sx(marker["t"])
         out.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top_pad}" y2="{top_pad + plot_h}" stroke="{c["marker"]}" '
-            f'stroke-dasharray="1 3"/>'
+            _element(
+                "line",
+                {
+                    "x1": x,
+                    "x2": x,
+                    "y1": top_pad,
+                    "y2": top_pad + plot_h,
+                    "stroke": c["marker"],
+                    "stroke-dasharray": "1 3",
+                },
+            )
         )
         out.append(
-            f'<text x="{x + 3:.1f}" y="{top_pad + 10 + 11 * (row % 3)}" fill="{c["marker"]}" font-size="10">'
-            f"{escape(str(marker.get('label', '')))}</text>"
+            _element(
+                "text",
+                {"x": x + 3, "y": top_pad + 10 + 11 * (row % 3), "fill": c["marker"], "font-size": 10},
+                marker.get("label", ""),
+            )
         )
 
     # The estimate line.
@@ -216,55 +321,67 @@ def render_chart_svg(chart: StaticChart, width: int = 720, height: int = 300) ->
         line.append((float(chart.head[0]), float(chart.head[1])))
     if line:
         d = " ".join(f"{'M' if i == 0 else 'L'}{sx(t):.1f},{sy(v):.1f}" for i, (t, v) in enumerate(line))
-        out.append(f'<path d="{d}" fill="none" stroke="{c["estimate"]}" stroke-width="2" stroke-linejoin="round"/>')
+        out.append(
+            _element(
+                "path",
+                {"d": d, "fill": "none", "stroke": c["estimate"], "stroke-width": 2, "stroke-linejoin": "round"},
+            )
+        )
 
     # Server-reported counts: diamonds.
     for p in chart.points:
         if p[2] is None:
             continue
         x, y = sx(p[0]), sy(p[2])
-        out.append(
-            f'<path d="M{x:.1f},{y - 4:.1f} L{x + 4:.1f},{y:.1f} L{x:.1f},{y + 4:.1f} L{x - 4:.1f},{y:.1f} Z" '
-            f'fill="{c["reported"]}" stroke="#ffffff" stroke-width="0.8"/>'
-        )
+        d = f"M{x:.1f},{y - 4:.1f} L{x + 4:.1f},{y:.1f} L{x:.1f},{y + 4:.1f} L{x - 4:.1f},{y:.1f} Z"
+        out.append(_element("path", {"d": d, "fill": c["reported"], "stroke": "#ffffff", "stroke-width": 0.8}))
 
     # Compressions: arrows down from before to after.
     for event in chart.compressions:
         x, y1, y2 = sx(event["t"]), sy(event["before"]), sy(event["after"])
-        dash = "" if event.get("by") == "reported" else ' stroke-dasharray="3 2"'
+        dash = None if event.get("by") == "reported" else "3 2"
         out.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1:.1f}" y2="{y2 - 5:.1f}" stroke="{c["compression"]}" '
-            f'stroke-width="1.5"{dash}/>'
+            _element(
+                "line",
+                {
+                    "x1": x,
+                    "x2": x,
+                    "y1": y1,
+                    "y2": y2 - 5,
+                    "stroke": c["compression"],
+                    "stroke-width": 1.5,
+                    "stroke-dasharray": dash,
+                },
+            )
         )
-        out.append(
-            f'<path d="M{x - 4:.1f},{y2 - 6:.1f} L{x + 4:.1f},{y2 - 6:.1f} L{x:.1f},{y2:.1f} Z" '
-            f'fill="{c["compression"]}"/>'
-        )
+        d = f"M{x - 4:.1f},{y2 - 6:.1f} L{x + 4:.1f},{y2 - 6:.1f} L{x:.1f},{y2:.1f} Z"
+        out.append(_element("path", {"d": d, "fill": c["compression"]}))
         drop = float(event["before"]) - float(event["after"])
         out.append(
-            f'<text x="{x + 5:.1f}" y="{(y1 + y2) / 2:.1f}" fill="{c["compression"]}" font-size="10">'
-            f"{MINUS}{format_tokens(drop)}</text>"
+            _element(
+                "text",
+                {"x": x + 5, "y": (y1 + y2) / 2, "fill": c["compression"], "font-size": 10},
+                f"{MINUS}{format_tokens(drop)}",
+            )
         )
 
     # Legend.
-    legend = [
-        ("estimate", "line", ""),
-        ("server count", "diamond", ""),
-        ("compression", "arrow", ""),
-    ]
     x = left + plot_w - 270
-    for label, shape, _ in legend:
-        color = {"line": c["estimate"], "diamond": c["reported"], "arrow": c["compression"]}[shape]
+    for label, shape in (("estimate", "line"), ("server count", "diamond"), ("compression", "arrow")):
         if shape == "line":
-            out.append(f'<line x1="{x}" x2="{x + 16}" y1="14" y2="14" stroke="{color}" stroke-width="2"/>')
+            out.append(
+                _element(
+                    "line", {"x1": x, "x2": x + 16, "y1": 14, "y2": 14, "stroke": c["estimate"], "stroke-width": 2}
+                )
+            )
         elif shape == "diamond":
-            out.append(f'<path d="M{x + 8},10 L{x + 12},14 L{x + 8},18 L{x + 4},14 Z" fill="{color}"/>')
+            d = f"M{x + 8},10 L{x + 12},14 L{x + 8},18 L{x + 4},14 Z"
+            out.append(_element("path", {"d": d, "fill": c["reported"]}))
         else:
-            out.append(f'<path d="M{x + 4},10 L{x + 12},10 L{x + 8},18 Z" fill="{color}"/>')
-        out.append(f'<text x="{x + 20}" y="18" fill="{c["text"]}">{label}</text>')
+            out.append(_element("path", {"d": f"M{x + 4},10 L{x + 12},10 L{x + 8},18 Z", "fill": c["compression"]}))
+        out.append(_element("text", {"x": x + 20, "y": 18, "fill": c["text"]}, label))
         x += 24 + 7 * len(label)
-    out.append("</svg>")
-    return "\n".join(out)
+    return out
 
 
 def render_dashboard_svg(
@@ -277,6 +394,7 @@ def render_dashboard_svg(
 ) -> str:
     """The whole dashboard as one SVG: the chart, then connection, usage, streaming and the latest turns.
 
+    Every value is written as escaped text (turns hold model replies and transcriptions).
     ``media`` is a ``_feed.media_state`` dict; None (an older caller) leaves the streaming line out.
     """
     chart_h = 300
@@ -308,17 +426,10 @@ def render_dashboard_svg(
             text = text[:99] + "…"
         lines.append(f"{turn.get('role', '?')}: {text}")
     height = chart_h + 16 + 18 * len(lines) + 8
-    inner = render_chart_svg(chart, width=width, height=chart_h)
-    inner_body = inner.split("\n", 1)[1].rsplit("\n", 1)[0]  # drop the outer <svg> tags
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
-        f'<rect x="0" y="0" width="{width}" height="{height}" rx="6" fill="#ffffff" stroke="#d0d0d0"/>',
-        inner_body,
-    ]
+    out = [_svg_start(width, height), _card(width, height), *_chart_elements(chart, width, chart_h)]
     y = chart_h + 20
     for text in lines:
-        out.append(f'<text x="16" y="{y}" fill="{PALETTE["text"]}">{escape(text)}</text>')
+        out.append(_element("text", {"x": 16, "y": y, "fill": PALETTE["text"]}, text))
         y += 18
     out.append("</svg>")
     return "\n".join(out)
