@@ -64,6 +64,12 @@ KIND_COMPRESSION = 2
 AUDIO_TOKENS_PER_SECOND = 25.0
 """What a second of streamed audio costs (the Live API's rate; media.py counts the same)."""
 VIDEO_TOKENS_PER_FRAME = 258.0
+"""Used only when the session cannot say (its model's rate: ``LiveSession.frame_tokens``)."""
+
+
+def _frame_tokens(feed: Any) -> float:
+    value = getattr(feed, "frame_tokens", None)
+    return float(value) if isinstance(value, (int, float)) else VIDEO_TOKENS_PER_FRAME
 """What one video frame costs."""
 MEDIA_FRESH_SECONDS = 1.5
 """A kind counts as streaming while its chunk/frame count moved this recently (audio: 10/s)."""
@@ -244,7 +250,7 @@ def media_state(
     video_live = video and (bool(getattr(streamer, "video_on", False)) if video_fresh is None else video_fresh)
     interval = float(getattr(streamer, "frame_interval", 1.0) or 1.0)
     nominal = (AUDIO_TOKENS_PER_SECOND if audio_live else 0.0) + (
-        VIDEO_TOKENS_PER_FRAME / interval if video_live else 0.0
+        _frame_tokens(feed) / interval if video_live else 0.0
     )
     rate = 0.0
     if audio_live or video_live:

@@ -354,6 +354,11 @@ class MediaFeed:
 
     # Public methods for feeding media (any thread, never blocking).
 
+
+    @property
+    def frame_tokens(self) -> float:
+        """Tokens a video frame costs on the session's model (258 on 2.5; 256, or 64 at LOW, on 3.x)."""
+        return float(getattr(self.session, "frame_tokens", VIDEO_TOKENS_PER_FRAME))
     def push_audio(self, pcm: bytes | memoryview, seq: int | None = None, epoch: str | None = None,
                    now: float | None = None) -> int:
         """Queue one PCM16 16 kHz mono chunk for the session (after any earlier ones still missing).
@@ -390,7 +395,7 @@ class MediaFeed:
         if seq is None:
             self.video_seq.received += 1
         for frame in ready:
-            self._count_tokens(VIDEO_TOKENS_PER_FRAME, now)
+            self._count_tokens(self.frame_tokens, now)
             self._put("video", frame)
         return len(ready)
 
