@@ -600,3 +600,207 @@ def test_extended_thinking_refuses_scheduled_tool_responses() -> None:
     call = next(a.message for a in ask(plain, "lookup it") if isinstance(a, Send) and isinstance(a.message, ToolCall))
     answer = ToolResponse((FunctionResponse("lookup", {"ok": True}, id=call.function_calls[0].id, scheduling="SILENT"),))
     assert 'lookup returned {"ok": true}' in reply_text(run(plain, plain.receive(answer)))
+
+
+# Rule 5: a checkpoint's snapshot contains every message up to its index, and no later one.
+
+GET_TIME = [{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
+MANUAL_VAD = {"automaticActivityDetection": {"disabled": True}}
+TRANSPARENT = SessionResumptionConfig(transparent=True)
+SPEECH = pcm_tone(0.1)
+QUIET = b"\x00\x00" * 1_600
+
+
+def user(text: str, complete: bool = True) -> ClientContent:
+    return ClientContent((Content("user", (Part(text=text),)),), complete)
+
+
+def streaming(engine: ServerEngine, message: ClientMessage, chunks: int = 5) -> ReplyPlan:
+    """Send ``message`` and stream ``chunks`` of the reply it starts (leaving it in flight)."""
+    plan = next(a.plan for a in engine.receive(message) if isinstance(a, Stream))
+    for _ in range(chunks):
+        engine.chunk_sent(plan)
+    return plan
+
+
+def barge_in_cases() -> list[tuple[str, dict[str, Any], list[ClientMessage], ClientMessage]]:
+    """(name, engine options, messages before, the barging message): one per handler that interrupts."""
+    tool_ask = user("get_time tz=UTC")
+    return [
+        ("clientContent turn", {}, [user("first")], user("second")),
+        ("clientContent without turnComplete", {}, [user("first")], user("second", complete=False)),
+        ("realtime text", {}, [user("first")], typed("second")),
+        ("VAD speech start", {}, [user("first")], audio(SPEECH)),
+        ("activityStart", {"realtime_input_config": MANUAL_VAD}, [user("first")], RealtimeInput(activity_start=True)),
+        ("realtime text, manual VAD", {"realtime_input_config": MANUAL_VAD}, [user("first")], typed("second")),
+        ("tool call cancelled by a turn", {"tools": GET_TIME}, [tool_ask], user("never mind")),
+        ("tool call cancelled by speech", {"tools": GET_TIME}, [tool_ask], audio(SPEECH)),
+        ("tool call cancelled by activityStart", {"tools": GET_TIME, "realtime_input_config": MANUAL_VAD},
+         [tool_ask], RealtimeInput(activity_start=True)),
+    ]
+
+
+@pytest.mark.parametrize("case", barge_in_cases(), ids=lambda c: c[0])
+def test_barge_in_checkpoint_leaves_out_the_interrupting_message(
+    case: tuple[str, dict[str, Any], list[ClientMessage], ClientMessage],
+) -> None:
+    """The reproduced loss: the interruption's checkpoint carried index N with a snapshot lacking
+    message N, so the client forgot N and a resume lost it. Now it names N-1, and N is replayed."""
+    _, options, before, barging = case
+    consumed: list[ClientMessage] = []
+    engine = make_engine(resumption=TRANSPARENT, consumed=consumed, **options)
+    for message in before:
+        actions = engine.receive(message)
+        if engine.generating:
+            streaming_plan = next(a.plan for a in actions if isinstance(a, Stream))
+            for _ in range(5):
+                engine.chunk_sent(streaming_plan)
+    assert engine.generating or engine.waiting_calls
+    actions = engine.receive(barging)
+    n = engine.index
+    interrupted = [a for a in actions if isinstance(a, Send) and a.message == ServerContent(interrupted=True)]
+    assert interrupted, actions
+    checkpoints = [a for a in actions if isinstance(a, Checkpoint)]
+    assert [c.index for c in checkpoints] == [n - 1]
+    (checkpoint,) = checkpoints
+    assert checkpoint.state["consumed_count"] == n - 1
+    # The checkpoint comes right after the interruption, before anything message N starts.
+    ended = next(i for i, a in enumerate(actions)
+                 if isinstance(a, Send) and isinstance(a.message, ServerContent) and a.message.turn_complete)
+    assert actions.index(checkpoint) == ended + 1
+    # Resume from it and replay what it does not hold: the same session as the live one.
+    restored = make_engine(resumption=TRANSPARENT, consumed=consumed[: checkpoint.index],
+                           state=SessionState.from_json(json.loads(json.dumps(checkpoint.state))), **options)
+    restored.receive(barging)
+    assert restored.state.to_json() == engine.state.to_json()
+    assert restored.consumed == consumed
+
+
+def test_barge_in_midway_through_a_message_checkpoints_after_it() -> None:
+    """Several audio chunks in one (legacy mediaChunks) message: speech, 0.8 s of silence that ends
+    the turn and starts a reply, speech again that interrupts it. That reply began inside the
+    message, so no snapshot before the message can hold it: the checkpoint comes after (index N)."""
+    engine = make_engine(resumption=TRANSPARENT)
+    chunks = (Blob(SPEECH, "audio/pcm"),) + (Blob(QUIET, "audio/pcm"),) * 8 + (Blob(SPEECH, "audio/pcm"),)
+    actions = engine.receive(RealtimeInput(media_chunks=chunks))
+    assert any(isinstance(a, Stream) for a in actions) and ServerContent(interrupted=True) in [
+        a.message for a in actions if isinstance(a, Send)
+    ]
+    assert isinstance(actions[-1], Checkpoint) and actions[-1].index == engine.index == 1
+    assert actions[-1].state == engine.state.to_json() and engine.resumable
+
+
+Event = tuple[str, Any]
+
+
+def step(engine: ServerEngine, event: Event) -> list[Action]:
+    """One event of a schedule, as the asyncio layer would carry it out."""
+    kind, value = event
+    if kind == "msg":
+        return engine.receive(value)
+    if kind == "periodic":
+        return engine.periodic()
+    plan = engine.plan
+    if plan is None or plan.cancelled:
+        return []
+    if kind == "chunks":
+        for _ in range(min(value, len(plan.chunks) - plan.sent)):
+            engine.chunk_sent(plan)
+        return []
+    assert kind == "finish"
+    while plan.sent < len(plan.chunks):
+        engine.chunk_sent(plan)
+    return engine.finish_reply(plan)
+
+
+def next_event(rng: Any, engine: ServerEngine, manual: bool, n: int) -> Event:
+    """A random next event for a session with get_time declared (messages shaped as a client sends them)."""
+    roll = rng.random()
+    if roll < 0.25:
+        return ("chunks", rng.randint(1, 40))
+    if roll < 0.32:
+        return ("finish", None)
+    if roll < 0.37:
+        return ("periodic", None)
+    if engine.waiting_calls and rng.random() < 0.5:
+        (call_id,) = list(engine.waiting_calls)[:1]
+        return ("msg", ToolResponse((FunctionResponse("get_time", {"time": f"12:{n:02d}"}, id=call_id),)))
+    kind = rng.choice(["turn", "turn", "tool", "partial", "text", "late", "update", "media", "media", "media"])
+    if kind == "turn":
+        return ("msg", user(f"turn {n} please"))
+    if kind == "tool":
+        return ("msg", user(f"get_time tz=Z{n}"))
+    if kind == "partial":
+        return ("msg", user(f"note {n}", complete=False))
+    if kind == "text":
+        return ("msg", typed(f"typed {n}"))
+    if kind == "late":
+        return ("msg", ToolResponse((FunctionResponse("get_time", {"late": n}, id=f"fc-{rng.randint(1, 3)}"),)))
+    if kind == "update":
+        return ("msg", ContextUpdate(system_instruction=Content("user", (Part(text=f"rules {n}"),))))
+    if manual:
+        if engine.state.in_activity:
+            return ("msg", rng.choice([audio(SPEECH), audio(QUIET), RealtimeInput(activity_end=True)]))
+        return ("msg", rng.choice([RealtimeInput(activity_start=True), audio(QUIET)]))
+    return ("msg", audio(SPEECH if rng.random() < 0.4 else QUIET))
+
+
+def replay(checkpoint: Checkpoint, schedule: list[Event], produced_at: int, until: int,
+           consumed: list[ClientMessage], options: dict[str, Any]) -> ServerEngine:
+    """Resume from ``checkpoint`` (made by event ``produced_at``) and replay what it lacks up to ``until``:
+    the client messages after its index (transparent replay), then the schedule as it went on."""
+    assert checkpoint.index is not None
+    state = SessionState.from_json(json.loads(json.dumps(checkpoint.state)))
+    engine = make_engine(resumption=TRANSPARENT, consumed=list(consumed[: checkpoint.index]), state=state, **options)
+    seen = 0
+    for position, event in enumerate(schedule[: until + 1]):
+        if event[0] == "msg":
+            seen += 1
+            if position <= produced_at and seen <= checkpoint.index:
+                continue  # in the snapshot
+        elif position <= produced_at:
+            continue  # the server's side of the past: already in the snapshot
+        step(engine, event)
+    return engine
+
+
+@pytest.mark.parametrize("manual", [False, True], ids=["automatic VAD", "manual VAD"])
+def test_every_checkpoint_restores_to_the_live_session(manual: bool) -> None:
+    """Property (Rule 5), over seeded random schedules of turns, barge-ins, realtime text, speech,
+    activity signals, tool calls, tool responses (timely and late), context updates, partial and
+    whole reply streams and periodic updates: after every step, each checkpoint it produced, restored
+    into a fresh engine with the consumed messages after its index replayed, equals the live session
+    (state and consumed log: every message exactly once). At the end every checkpoint of the run,
+    replayed with the rest of the schedule, ends equal to the live session too."""
+    import random
+
+    options: dict[str, Any] = {"tools": GET_TIME}
+    if manual:
+        options["realtime_input_config"] = MANUAL_VAD
+    checked = interruptions = 0
+    for seed in range(12):
+        rng = random.Random(seed)
+        consumed: list[ClientMessage] = []
+        engine = make_engine(resumption=TRANSPARENT, consumed=consumed, **options)
+        schedule: list[Event] = []
+        made: list[tuple[Checkpoint, int]] = []
+        for n in range(70):
+            event = next_event(rng, engine, manual, n)
+            schedule.append(event)
+            actions = step(engine, event)
+            interruptions += ServerContent(interrupted=True) in [a.message for a in actions if isinstance(a, Send)]
+            assert not engine.closed, actions
+            for checkpoint in (a for a in actions if isinstance(a, Checkpoint)):
+                assert checkpoint.index is not None and checkpoint.state["consumed_count"] == checkpoint.index
+                assert engine.index - 1 <= checkpoint.index <= engine.index
+                made.append((checkpoint, len(schedule) - 1))
+                again = replay(checkpoint, schedule, len(schedule) - 1, len(schedule) - 1, consumed, options)
+                assert again.state.to_json() == engine.state.to_json(), (seed, n, event)
+                assert again.consumed == consumed, (seed, n, event)
+                checked += 1
+        for checkpoint, produced_at in made:
+            again = replay(checkpoint, schedule, produced_at, len(schedule) - 1, consumed, options)
+            assert again.state.to_json() == engine.state.to_json(), (seed, produced_at)
+            assert again.consumed == consumed
+    print(f"\n{checked} checkpoints checked, {interruptions} interruptions")
+    assert checked >= 100 and interruptions >= 20, (checked, interruptions)

@@ -3,14 +3,20 @@ emulator sends GoAways) while the client streams audio and text turns in transpa
 
 What must hold (issue 3): every client message consumed exactly once and in order, every turn
 answered, and the emulator's context afterwards equal to that of an uninterrupted run of the same
-script.
+script. The second test drives barge-ins (typed and spoken), manual activity signals and tool calls
+(answered, and cancelled by a barge-in) with seeded cuts inside each exchange, and compares the
+context itself with a clean run's (engine.py Rule 5: a checkpoint never claims a message its
+snapshot lacks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +27,15 @@ from live_nb.client.session import LiveModel, LiveSession
 from live_nb.emulator import Emulator
 from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig
 from live_nb.protocol.events import Resumed
-from live_nb.protocol.messages import ClientContent, RealtimeInput, ServerContent
+from live_nb.protocol.messages import (
+    ClientContent,
+    FunctionCall,
+    FunctionResponse,
+    RealtimeInput,
+    ServerContent,
+    ToolCall,
+    ToolResponse,
+)
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
@@ -224,3 +238,261 @@ async def test_cuts_and_go_aways_lose_and_duplicate_nothing() -> None:
     assert faulty_context == clean_context
     print(f"\nfault injection: {proxy.cuts} cuts, {go_aways} GoAways, {reconnects} resumes, "
           f"{n_audio} audio chunks, {n_turns} turns")
+
+
+# Barge-in, manual activity and tool calls across drops: exactly once on the CONTEXT.
+#
+# The consumed log alone cannot see the loss this guards against: a checkpoint whose index covered a
+# message its snapshot lacked (the interruption's, made while the interrupting message was being
+# handled) truncated the log to a count that still held the message, while the restored context did
+# not, and the client, told the message was consumed, dropped it from its replay buffer and reported
+# Resumed(state_restored=True, replayed=0, possibly_lost=0). So these runs compare the emulator's
+# context with a clean run's.
+
+TOOLS = [{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
+MANUAL = {"automaticActivityDetection": {"disabled": True}}
+ROUNDS = 16
+SPEECH_WAVE = b"".join(
+    int(8000 * math.sin(2 * math.pi * 440 * i / 16_000)).to_bytes(2, "little", signed=True) for i in range(1600)
+)
+
+
+def speech(n: int) -> bytes:
+    """100 ms of a loud tone (speech to the emulator's VAD) carrying ``n`` in its first four samples."""
+    return audio(n)[:8] + SPEECH_WAVE[8:]
+
+
+def describe_any(message: Any) -> str:
+    """A client message, recognisably (tool responses by result, activity signals by name)."""
+    if isinstance(message, ToolResponse):
+        return "tool:" + "|".join(json.dumps(dict(r.response), sort_keys=True) for r in message.function_responses)
+    if isinstance(message, RealtimeInput) and message.activity_start:
+        return "activityStart"
+    if isinstance(message, RealtimeInput) and message.activity_end:
+        return "activityEnd"
+    return describe(message)
+
+
+class Watcher:
+    """Reads the session: reply chunks, complete answers (their transcription), tool calls, resumes."""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.interrupted = 0
+        self.complete: list[str] = []
+        self.calls: dict[str, FunctionCall] = {}
+        self.resumes: list[Resumed] = []
+        self._partial: list[str] = []
+
+    async def run(self, session: LiveSession) -> None:
+        async for item in session.receive():
+            if isinstance(item, Resumed):
+                self.resumes.append(item)
+                self._partial.clear()
+            elif isinstance(item, ToolCall):
+                for call in item.function_calls:
+                    assert call.id is not None
+                    self.calls[call.id] = call
+            elif isinstance(item, ServerContent):
+                if item.model_turn is not None:
+                    self.chunks += 1
+                if item.output_transcription is not None:
+                    self._partial.append(item.output_transcription.text)
+                if item.interrupted:
+                    self.interrupted += 1
+                if item.turn_complete:
+                    self.complete.append("".join(self._partial))
+                    self._partial.clear()
+
+    def call_for(self, tz: str) -> str | None:
+        return next((i for i, c in self.calls.items() if dict(c.args).get("tz") == tz), None)
+
+
+def round_script(rng: random.Random, manual: bool) -> list[tuple[str, int]]:
+    """The rounds of a run: (kind, speech chunks). Seeded, so the clean run plays the same one."""
+    kinds = ["text", "voice", "tool", "cancel"]
+    return [(kinds[r % 4] if r < 4 else rng.choice(kinds), rng.randint(2, 6)) for r in range(ROUNDS)]
+
+
+class Player:
+    """Plays rounds on a session; with ``rng`` it cuts the proxy at seeded points of each round."""
+
+    def __init__(self, session: LiveSession, watcher: Watcher, manual: bool,
+                 proxy: CuttingProxy | None = None, rng: random.Random | None = None) -> None:
+        self.session = session
+        self.watcher = watcher
+        self.manual = manual
+        self.proxy = proxy
+        self.rng = rng
+        self.sent: list[str] = []  # what the client sent, in order (the expected consumed log)
+        self.barged: list[str] = []  # requests a barge-in interrupts (their replies depend on timing)
+        self.audio_n = 0
+
+    async def maybe_cut(self, chance: float = 0.5) -> None:
+        """Perhaps cut: at once, a moment later, or after a few more reply chunks (seeded)."""
+        if self.rng is None or self.proxy is None or self.rng.random() >= chance:
+            return
+        how = self.rng.random()
+        if how < 0.3:
+            await asyncio.sleep(self.rng.uniform(0, 0.004))
+        elif how < 0.7:
+            mark, more = self.watcher.chunks, self.rng.randint(1, 25)
+            with contextlib.suppress(TimeoutError):
+                await wait_for(lambda: self.watcher.chunks >= mark + more, 0.3)
+        self.proxy.cut()
+
+    async def text(self, text: str) -> None:
+        await self.session.send_text(text)
+        self.sent.append(f"text:{text}")
+
+    async def speak(self, chunks: int) -> None:
+        """A spoken turn's audio: manual VAD frames it with activityStart/End; automatic VAD hears the
+        tone start (a barge-in when a reply streams) and 0.8 s of silence end it."""
+        if self.manual:
+            await self.session.send_activity_start()
+            self.sent.append("activityStart")
+        for _ in range(chunks):
+            await self.session.send_audio(speech(self.audio_n))
+            self.sent.append(f"audio:{self.audio_n}")
+            self.audio_n += 1
+        await self.maybe_cut(0.3)
+        if self.manual:
+            await self.session.send_activity_end()
+            self.sent.append("activityEnd")
+        else:
+            for _ in range(8):
+                await self.session.send_audio(audio(self.audio_n))
+                self.sent.append(f"audio:{self.audio_n}")
+                self.audio_n += 1
+
+    async def answered(self, marker: str, r: int, start: int) -> None:
+        try:
+            await wait_for(lambda: any(marker in a for a in self.watcher.complete[start:]), 8.0)
+            # A clean point before the next round: the handle covers everything sent.
+            await wait_for(lambda: self.session.state == "active" and self.session.replay_depth == 0
+                           and self.session.resumable, 8.0)
+        except TimeoutError:
+            raise AssertionError(
+                f"round {r}: no answer with {marker!r} (lost? resumes said {self.watcher.resumes})"
+            ) from None
+
+    async def reply_started(self, mark: int) -> None:
+        await wait_for(lambda: self.watcher.chunks > mark, 8.0)
+
+    async def play(self, r: int, kind: str, chunks: int) -> None:
+        watcher, start = self.watcher, len(self.watcher.complete)
+        if kind in ("text", "voice"):
+            # A reply starts; a second turn (typed, or spoken) barges in while it streams.
+            mark = watcher.chunks
+            await self.text(f"a{r} tell me something")
+            self.barged.append(f"a{r}")
+            await self.maybe_cut()
+            await self.reply_started(mark)
+            if kind == "text":
+                await self.text(f"b{r} barge in")
+                marker = f'You asked: "b{r}'
+            else:
+                await self.speak(chunks)
+                marker = f"You spoke to me [{chunks / 10:.1f} s of speech"
+            await self.maybe_cut(0.8)
+            await self.answered(marker, r, start)
+        elif kind == "tool":
+            # A function call, answered; the answer's reply streams.
+            await self.text(f"c{r} get_time tz=R{r}")
+            await self.maybe_cut()
+            await wait_for(lambda: watcher.call_for(f"R{r}") is not None, 8.0)
+            call_id = watcher.call_for(f"R{r}")
+            await self.maybe_cut()
+            await self.session.send_tool_response(FunctionResponse("get_time", {"time": f"T{r}"}, id=call_id))
+            self.sent.append("tool:" + json.dumps({"time": f"T{r}"}))
+            await self.maybe_cut(0.8)
+            await self.answered(f'get_time returned {{"time": "T{r}"}}', r, start)
+        else:
+            # A function call cancelled by a barge-in (typed in some rounds, spoken in others).
+            await self.text(f"d{r} get_time tz=D{r}")
+            await self.maybe_cut()
+            await wait_for(lambda: watcher.call_for(f"D{r}") is not None, 8.0)
+            if r % 2:
+                await self.text(f"x{r} never mind")
+                marker = f'You asked: "x{r} never mind"'
+            else:
+                await self.speak(chunks)
+                marker = f"You spoke to me [{chunks / 10:.1f} s of speech"
+            await self.maybe_cut(0.8)
+            await self.answered(marker, r, start)
+
+
+_HEAD = re.compile(
+    r'^Turn \d+\. (You asked: "[^"]*"|You spoke to me \[[^\]]*\]|The tool answered: get_time returned \{[^}]*\})'
+)
+
+
+def canonical(context: list[tuple[str, str, float]], barged: list[str]) -> list[tuple[str, str, float | None]]:
+    """The context with what barge-in timing decides left out: every user turn, function call and
+    function result exactly; a model reply as its head ("Turn k. You asked: ..."), except replies to
+    requests a barge-in interrupts (how much of them was spoken, or whether any was, depends on when
+    the barge-in arrived, in a clean run too)."""
+    out: list[tuple[str, str, float | None]] = []
+    for role, text, tokens in context:
+        if role != "model" or text.startswith("[call "):
+            out.append((role, text, round(tokens, 6)))
+            continue
+        head = _HEAD.match(text)
+        if head and not any(f'You asked: "{b} ' in head.group(0) for b in barged):
+            out.append(("model", head.group(0), None))
+    return out
+
+
+async def play_run(manual: bool, seed: int, faults: bool) -> tuple[list[str], list[Any], Watcher, Player, int]:
+    """One session of ROUNDS rounds (with seeded cuts when ``faults``): (consumed log, canonical
+    context, watcher, player, cuts)."""
+    script = round_script(random.Random(seed), manual)
+    config = LiveGenerationConfig(
+        response_modalities=["AUDIO"], output_audio_transcription=True, tools=TOOLS,
+        realtime_input_config=MANUAL if manual else None,
+    )
+    policy = ReconnectPolicy(min_delay=0.002, max_delay=0.05, max_attempts=100, go_away_wait=0.5)
+    # Paced at 1 ms a chunk a reply lasts ~0.15 s: long enough for a barge-in to land mid-stream.
+    async with Emulator(chunk_delay=0.001, resumption_update_interval=0.02, resume_grace=1.0) as emu:
+        proxy = CuttingProxy(emu.port)
+        await proxy.start()
+        model = LiveModel(MODEL, config, url=proxy.url if faults else emu.url, reconnect=policy)
+        session = await model.connect(session_resumption=SessionResumptionConfig(transparent=True))
+        watcher = Watcher()
+        reader = asyncio.create_task(watcher.run(session))
+        player = Player(session, watcher, manual, proxy if faults else None,
+                        random.Random(seed + 1) if faults else None)
+        try:
+            for r, (kind, chunks) in enumerate(script):
+                await player.play(r, kind, chunks)
+        finally:
+            await session.close()
+            await reader
+            await proxy.stop()
+        assert session.session_id is not None
+        sess = emu.sessions[session.session_id]
+        consumed = [describe_any(m) for m in sess.consumed]
+        context = canonical(sess.context, player.barged)
+    return consumed, context, watcher, player, proxy.cuts
+
+
+@pytest.mark.parametrize("manual", [True, False], ids=["manual activity", "automatic VAD"])
+async def test_barge_ins_and_tool_calls_across_drops_keep_the_context_exactly_once(manual: bool) -> None:
+    seed = SEED + int(manual)
+    consumed, context, watcher, player, cuts = await play_run(manual, seed, faults=True)
+    clean_consumed, clean_context, clean_watcher, _, _ = await play_run(manual, seed, faults=False)
+    lost = sum(r.possibly_lost for r in watcher.resumes)
+    assert cuts >= 12 and len(watcher.resumes) >= 12, (cuts, watcher.resumes)
+    assert watcher.interrupted >= ROUNDS // 2 and clean_watcher.interrupted >= ROUNDS // 2
+    assert len(watcher.calls) >= 2
+    # Exactly once on the consumed log...
+    assert consumed == player.sent == clean_consumed
+    # ...and on the context: no turn lost or doubled, or the loss said so in Resumed.possibly_lost.
+    assert lost == 0, watcher.resumes
+    assert context == clean_context
+    user_turns = [text for role, text, _ in context if role == "user"]
+    for b in ("b", "x"):
+        for r in range(ROUNDS):
+            assert user_turns.count(f"{b}{r} " + ("barge in" if b == "b" else "never mind")) <= 1
+    print(f"\n{'manual' if manual else 'automatic'}: {cuts} cuts, {len(watcher.resumes)} resumes, "
+          f"{watcher.interrupted} interruptions, {len(watcher.calls)} tool calls, {len(context)} turns")

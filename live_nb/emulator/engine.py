@@ -16,6 +16,19 @@ Rules (h11-style):
 4. Client message indexes follow live-protocol.md section 8: ``setup`` is 0, the first message after
    it on a connection is 1; a checkpoint's index names the last message of *this* connection folded
    into its snapshot. Every message is folded in as soon as it is received.
+5. A checkpoint's snapshot contains every message up to its index, and no later one. So a checkpoint
+   is only ever made at a message boundary: between messages (``finish_reply``, ``periodic``), or
+   while message N is being handled, either *before* it is counted (index N-1, snapshot without it)
+   or after it is wholly folded in (index N). A barge-in is such a boundary: ``receive`` asks
+   ``_barges_in`` first and, when message N interrupts the reply or the pending function calls,
+   interrupts them and checkpoints (index N-1, snapshot with the reply cut to what was sent) before
+   counting N; then N is folded in, and if it starts a new turn the usual ``resumable: false`` goes
+   out. Why not "after N, index N": N may start a reply, and a snapshot taken while generating would
+   hold a half-made model turn no one will finish (the service says ``resumable: false`` then). A
+   barge-in that only a later part of N causes (a turn N itself started, e.g. several audio chunks
+   in one message) checkpoints after N, if the session is resumable then (``_interrupt_midway``).
+   Breaking this rule loses a message silently: the client drops from its replay buffer every message
+   up to the index, and a resume from the snapshot lacks the one it dropped.
 
 Service behaviours reproduced here (live-protocol.md sections 2-5, field.md): close 1007 for an
 invalid message, ``activityStart``/``activityEnd`` while automatic VAD is on, ``audioStreamEnd``
@@ -519,6 +532,8 @@ class ServerEngine:
         self.waiting_calls: dict[str, str] = {}
         self.tool_results: list[tuple[str, Mapping[str, Any]]] = []
         self.dirty = False
+        self.checkpoint_due = False
+        """A barge-in midway through the message being handled: checkpoint once it is folded in (Rule 5)."""
         self.closed = False
         self.last_usage: UsageMetadata | None = None
         self.tool_call_usage: UsageMetadata | None = None  # reported if the call is cancelled
@@ -564,19 +579,35 @@ class ServerEngine:
         if refusal is not None:
             return self._close(refusal.code, refusal.reason)
         self.history_gate.observe(message)
+        # Rule 5: a barge-in comes before the message that causes it is counted, and so does its
+        # checkpoint (index N-1, a snapshot without message N).
+        actions: list[Action] = []
+        if (self.generating or self.waiting_calls) and self._barges_in(message):
+            actions += self._interrupt()
+            if actions and self.resumption:
+                actions.append(self._checkpoint())
         self.index += 1
         self.consumed.append(message)
         self.state.consumed_count += 1
         self.dirty = True
+        self.checkpoint_due = False
         if isinstance(message, ClientContent):
-            return self._client_content(message)
-        if isinstance(message, RealtimeInput):
-            return self._realtime_input(message)
-        if isinstance(message, ToolResponse):
-            return self._tool_response(message)
-        if isinstance(message, ContextUpdate):
-            return self._context_update(message)
-        return self._close(1007, "Request contains an invalid argument.")  # pragma: no cover
+            actions += self._client_content(message)
+        elif isinstance(message, RealtimeInput):
+            actions += self._realtime_input(message)
+        elif isinstance(message, ToolResponse):
+            actions += self._tool_response(message)
+        elif isinstance(message, ContextUpdate):
+            actions += self._context_update(message)
+        else:  # pragma: no cover
+            return actions + self._close(1007, "Request contains an invalid argument.")
+        if self.checkpoint_due:
+            # A barge-in midway through message N: checkpoint once N is folded in (index N), if the
+            # session is resumable now (else the next resumable point makes one).
+            self.checkpoint_due = False
+            if self.resumption and not self.closed and self.resumable:
+                actions.append(self._checkpoint())
+        return actions
 
     def invalid_message(self, reason: str) -> list[Action]:
         """A frame that did not parse: close 1007 naming the problem."""
@@ -619,11 +650,9 @@ class ServerEngine:
     # Handlers.
 
     def _client_content(self, message: ClientContent) -> list[Action]:
-        actions: list[Action] = []
-        # "A message here interrupts current generation" (Vertex reference).
-        if message.turns or message.turn_complete:
-            actions += self._interrupt()
-        actions += self._commit_pending()
+        # "A message here interrupts current generation" (Vertex reference): ``receive`` did that
+        # already, before counting the message (``_barges_in``, Rule 5).
+        actions = self._commit_pending()
         for content in message.turns:
             role = (content.role or "user").lower()
             if role == "system":
@@ -662,7 +691,7 @@ class ServerEngine:
         if message.text is not None:
             self.state.pending_texts.append(message.text)
             if self.automatic_vad or not self.state.in_activity:
-                actions += self._interrupt()
+                actions += self._interrupt_midway()
                 actions += self._end_user_turn()
         if message.audio_stream_end:
             if not self.automatic_vad:
@@ -683,7 +712,7 @@ class ServerEngine:
                 )
             if message.activity_start:
                 if self.barge_in:
-                    actions += self._interrupt()
+                    actions += self._interrupt_midway()
                 self.state.in_activity = True
             else:
                 self.state.in_activity = False
@@ -710,7 +739,7 @@ class ServerEngine:
             if not state.in_speech:
                 state.in_speech = True
                 if self.barge_in:
-                    actions += self._interrupt()
+                    actions += self._interrupt_midway()
             state.silence_seconds = 0.0
             state.pending_speech_seconds += seconds
         elif state.in_speech:
@@ -929,8 +958,46 @@ class ServerEngine:
                     chunk_tokens.append(0.0)
         return ReplyPlan(chunks, chunk_texts, chunk_tokens, self.modality, prompt, details, number, text)
 
+    def _barges_in(self, message: ClientMessage) -> bool:
+        """Whether ``message`` interrupts the reply or the function calls in flight (decided before
+        it is folded in, so the interruption's checkpoint can leave it out: Rule 5).
+
+        It mirrors the handlers: a clientContent with turns or ``turnComplete``; realtime text that
+        ends a turn (automatic VAD, or outside manual activity); ``activityStart`` (manual VAD); an
+        audio chunk with speech while none was heard (automatic VAD). Not tool responses (they
+        answer the calls) nor contextUpdate. With ``activityHandling: NO_INTERRUPTION`` speech and
+        ``activityStart`` do not interrupt; clientContent and turn-ending realtime text still do.
+        """
+        if isinstance(message, ClientContent):
+            return bool(message.turns or message.turn_complete)
+        if not isinstance(message, RealtimeInput):
+            return False
+        if message.text is not None and (self.automatic_vad or not self.state.in_activity):
+            return True
+        if not self.barge_in:
+            return False
+        if not self.automatic_vad:
+            return message.activity_start
+        if self.state.in_speech:
+            return False
+        blobs = ([message.audio] if message.audio is not None else []) + [
+            c for c in message.media_chunks if c.mime_type.startswith("audio/")
+        ]
+        return any(_rms(blob.data) >= self.settings.vad_threshold for blob in blobs)
+
+    def _interrupt_midway(self) -> list[Action]:
+        """A barge-in from inside a handler: a no-op when ``receive`` already interrupted; else it
+        stops a turn the message itself started, and the checkpoint waits for the message's end."""
+        actions = self._interrupt()
+        if actions:
+            self.checkpoint_due = True
+        return actions
+
     def _interrupt(self) -> list[Action]:
-        """Barge-in: stop the reply (keeping what was sent) or cancel pending function calls."""
+        """Barge-in: stop the reply (keeping what was sent) or cancel pending function calls.
+
+        No checkpoint here: the caller makes it at a message boundary (Rule 5).
+        """
         actions: list[Action] = []
         plan = self.plan
         if plan is not None and not plan.cancelled:
@@ -955,8 +1022,6 @@ class ServerEngine:
                 Send(ServerContent(turn_complete=True), self.tool_call_usage),
             ]
             self.last_usage = self.tool_call_usage
-        if actions and self.resumption:
-            actions.append(self._checkpoint())
         return actions
 
     def _checkpoint(self) -> Checkpoint:
