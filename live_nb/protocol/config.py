@@ -5,6 +5,11 @@ resumption config. Bad values raise ``ConfigError`` (a ValueError) naming the fi
 the allowed range, at construction time: a session never opens with a config the service would
 close with 1007.
 
+Read from the wire (``from_wire``, the emulator reading a client's setup), a value of the wrong
+JSON type is a ``RemoteProtocolError`` naming its path (``setup.generationConfig.temperature``);
+a value of the right type outside its range stays a ``ConfigError``. The emulator refuses both with
+1007.
+
 Ranges (live-protocol.md section 4, Vertex "Interactive conversations" table):
 ``triggerTokens`` 5,000..128,000, default 80% of the 128k window; ``slidingWindow.targetTokens``
 0..128,000 and below the trigger, default half the trigger.
@@ -149,7 +154,8 @@ class SpeechConfig:
         voice = w.mapping(w.field(data, "voice_config") or {}, f"{where}.voiceConfig")
         prebuilt = w.mapping(w.field(voice, "prebuilt_voice_config") or {}, f"{where}.voiceConfig.prebuiltVoiceConfig")
         return cls(
-            voice_name=w.string(w.field(prebuilt, "voice_name"), f"{where}.voiceName") or None,
+            voice_name=w.string(w.field(prebuilt, "voice_name"), f"{where}.voiceConfig.prebuiltVoiceConfig.voiceName")
+            or None,
             language_code=w.string(w.field(data, "language_code"), f"{where}.languageCode") or None,
         )
 
@@ -185,10 +191,8 @@ class AudioTranscriptionConfig:
     def from_wire(cls, data: Mapping[str, Any], where: str = "audioTranscription") -> AudioTranscriptionConfig:
         data = w.mapping(data, where)
         return cls(
-            language_codes=tuple(w.sequence(w.field(data, "language_codes") or [], f"{where}.languageCodes")),
-            custom_vocabulary=tuple(
-                w.sequence(w.field(data, "custom_vocabulary") or [], f"{where}.customVocabulary")
-            ),
+            language_codes=w.strings(w.field(data, "language_codes"), f"{where}.languageCodes"),
+            custom_vocabulary=w.strings(w.field(data, "custom_vocabulary"), f"{where}.customVocabulary"),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -314,7 +318,10 @@ class ContextWindowCompressionConfig:
         sliding = w.field(data, "sliding_window")
         target = None
         if sliding is not None:
-            target = w.int64(w.field(w.mapping(sliding, f"{where}.slidingWindow"), "target_tokens"), "targetTokens")
+            target = w.int64(
+                w.field(w.mapping(sliding, f"{where}.slidingWindow"), "target_tokens"),
+                f"{where}.slidingWindow.targetTokens",
+            )
         return cls(
             trigger_tokens=w.int64(w.field(data, "trigger_tokens"), f"{where}.triggerTokens"),
             sliding_window=None if sliding is None else SlidingWindow(target),
@@ -497,7 +504,9 @@ class LiveGenerationConfig:
     @classmethod
     def from_wire(cls, setup: Mapping[str, Any], where: str = "setup") -> LiveGenerationConfig:
         """Read the config part of a ``setup`` message body."""
-        gen = w.mapping(w.field(setup, "generation_config") or {}, f"{where}.generationConfig")
+        gen_where = f"{where}.generationConfig"
+        gen = w.field(setup, "generation_config")
+        gen = {} if gen is None else w.mapping(gen, gen_where)
         si = w.field(setup, "system_instruction")
         cwc = w.field(setup, "context_window_compression")
         tools = w.field(setup, "tools")
@@ -512,34 +521,37 @@ class LiveGenerationConfig:
         affective = w.field(gen, "enable_affective_dialog")
         proactivity = w.field(setup, "proactivity")
         history = w.field(setup, "history_config")
+        realtime = w.field(setup, "realtime_input_config")
         transcriptions = [
             None if value is None else AudioTranscriptionConfig.from_wire(value, f"{where}.{w.camel(name)}")
             for name in ("input_audio_transcription", "output_audio_transcription")
             for value in [w.field(setup, name)]
         ]
         return cls(
-            response_modalities=None if modalities is None else tuple(w.sequence(modalities, "responseModalities")),
+            response_modalities=None
+            if modalities is None
+            else w.strings(modalities, f"{gen_where}.responseModalities"),
             system_instruction=None if si is None else Content.from_wire(si, f"{where}.systemInstruction"),
             context_window_compression=None
             if cwc is None
             else ContextWindowCompressionConfig.from_wire(cwc, f"{where}.contextWindowCompression"),
-            temperature=w.field(gen, "temperature"),
-            top_p=w.field(gen, "top_p"),
-            top_k=w.int64(w.field(gen, "top_k"), "topK"),
-            max_output_tokens=w.int64(w.field(gen, "max_output_tokens"), "maxOutputTokens"),
-            seed=w.int64(w.field(gen, "seed"), "seed"),
-            presence_penalty=w.field(gen, "presence_penalty"),
-            frequency_penalty=w.field(gen, "frequency_penalty"),
-            speech_config=None if speech is None else SpeechConfig.from_wire(speech, f"{where}.speechConfig"),
-            media_resolution=w.string(w.field(gen, "media_resolution"), "mediaResolution"),
-            tools=None if tools is None else tuple(w.sequence(tools, f"{where}.tools")),
+            temperature=w.number(w.field(gen, "temperature"), f"{gen_where}.temperature"),
+            top_p=w.number(w.field(gen, "top_p"), f"{gen_where}.topP"),
+            top_k=w.int64(w.field(gen, "top_k"), f"{gen_where}.topK"),
+            max_output_tokens=w.int64(w.field(gen, "max_output_tokens"), f"{gen_where}.maxOutputTokens"),
+            seed=w.int64(w.field(gen, "seed"), f"{gen_where}.seed"),
+            presence_penalty=w.number(w.field(gen, "presence_penalty"), f"{gen_where}.presencePenalty"),
+            frequency_penalty=w.number(w.field(gen, "frequency_penalty"), f"{gen_where}.frequencyPenalty"),
+            speech_config=None if speech is None else SpeechConfig.from_wire(speech, f"{gen_where}.speechConfig"),
+            media_resolution=w.string(w.field(gen, "media_resolution"), f"{gen_where}.mediaResolution"),
+            tools=None if tools is None else w.objects(tools, f"{where}.tools"),
             input_audio_transcription=transcriptions[0],
             output_audio_transcription=transcriptions[1],
-            realtime_input_config=w.field(setup, "realtime_input_config"),
-            thinking=None if thinking is None else ThinkingConfig.from_wire(thinking, f"{where}.thinkingConfig"),
+            realtime_input_config=None if realtime is None else w.mapping(realtime, f"{where}.realtimeInputConfig"),
+            thinking=None if thinking is None else ThinkingConfig.from_wire(thinking, f"{gen_where}.thinkingConfig"),
             enable_affective_dialog=None
             if affective is None
-            else w.boolean(affective, f"{where}.generationConfig.enableAffectiveDialog"),
+            else w.boolean(affective, f"{gen_where}.enableAffectiveDialog"),
             proactivity=None
             if proactivity is None
             else ProactivityConfig.from_wire(proactivity, f"{where}.proactivity"),
@@ -560,7 +572,7 @@ class LiveGenerationConfig:
                 "seed": self.seed,
                 "presencePenalty": self.presence_penalty,
                 "frequencyPenalty": self.frequency_penalty,
-                "speechConfig": self._speech.to_wire() or None if self._speech else None,
+                "speechConfig": self._speech.to_wire() if self._speech is not None else None,
                 "mediaResolution": self.media_resolution,
                 "thinkingConfig": self.thinking.to_wire() if self.thinking is not None else None,
                 "enableAffectiveDialog": self.enable_affective_dialog,
@@ -573,13 +585,15 @@ class LiveGenerationConfig:
             {
                 "generationConfig": gen or None,
                 "systemInstruction": si.to_wire() if isinstance(si, Content) else None,
-                "tools": [dict(t) for t in self.tools] if self.tools else None,
+                "tools": [dict(t) for t in self.tools] if self.tools is not None else None,
                 "contextWindowCompression": None
                 if self.context_window_compression is None
                 else self.context_window_compression.to_wire(),
                 "inputAudioTranscription": _transcription_wire(self.input_audio_transcription),
                 "outputAudioTranscription": _transcription_wire(self.output_audio_transcription),
-                "realtimeInputConfig": dict(self.realtime_input_config) if self.realtime_input_config else None,
+                "realtimeInputConfig": None
+                if self.realtime_input_config is None
+                else dict(self.realtime_input_config),
                 "proactivity": self.proactivity.to_wire() if self.proactivity is not None else None,
                 "historyConfig": self.history_config.to_wire() if self.history_config is not None else None,
             }

@@ -12,12 +12,16 @@ messages, in that order, so ``receive()`` can yield one typed object at a time; 
 nothing in it (``{}``, an empty ``serverContent``) yields nothing.
 
 Durations (``goAway.timeLeft``, transcription and voice-activity offsets) are float seconds here
-and proto3 Duration strings ("1.5s", written to the millisecond) on the wire.
+and proto3 Duration strings ("1.5s", written to the millisecond) on the wire. A Duration read from
+the wire is always finite and from 0 to ``MAX_DURATION_SECONDS`` (a day); anything else is refused.
+
+The parsers raise ``RemoteProtocolError`` on any bad input, whatever its shape (fuzzed in
+tests/test_protocol_fuzz.py); ``parse_client_frame`` also raises ``ConfigError`` for a setup value of
+the right type outside its range.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -81,8 +85,7 @@ OUTPUT_AUDIO_MIME = "audio/pcm;rate=24000"
 
 def excerpt(frame: str | bytes, limit: int = 200) -> str:
     """Return the start of a frame for error messages and logs."""
-    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
-    return text if len(text) <= limit else text[:limit] + "…"
+    return w._frame_excerpt(frame, limit)
 
 
 # Shared pieces.
@@ -120,7 +123,7 @@ class FunctionCall:
         data = w.mapping(data, where)
         return cls(
             name=w.string(w.field(data, "name"), f"{where}.name") or "",
-            args=w.mapping(w.field(data, "args") or {}, f"{where}.args"),
+            args=_object(w.field(data, "args"), f"{where}.args"),
             id=w.string(w.field(data, "id"), f"{where}.id"),
         )
 
@@ -144,7 +147,7 @@ class FunctionResponse:
         will_continue = w.field(data, "will_continue")
         return cls(
             name=w.string(w.field(data, "name"), f"{where}.name") or "",
-            response=w.mapping(w.field(data, "response") or {}, f"{where}.response"),
+            response=_object(w.field(data, "response"), f"{where}.response"),
             id=w.string(w.field(data, "id"), f"{where}.id"),
             will_continue=None if will_continue is None else w.boolean(will_continue, f"{where}.willContinue"),
             scheduling=w.string(w.field(data, "scheduling"), f"{where}.scheduling"),
@@ -415,7 +418,7 @@ class ContextUpdate:
             tools = w.field(tools, "tools")
         return cls(
             system_instruction=None if si is None else Content.from_wire(si, f"{where}.systemInstruction"),
-            tools=None if tools is None else tuple(w.sequence(tools, f"{where}.tools")),
+            tools=None if tools is None else w.objects(tools, f"{where}.tools"),
         )
 
     def to_wire(self) -> Json:
@@ -440,10 +443,7 @@ for _cls in (Setup, ClientContent, RealtimeInput, ToolResponse, ContextUpdate):
 
 
 def _load(frame: str | bytes) -> Mapping[str, Any]:
-    try:
-        data = json.loads(frame)
-    except (UnicodeDecodeError, ValueError):
-        raise RemoteProtocolError("frame is not valid JSON", excerpt(frame)) from None
+    data = w.loads(frame)
     if not isinstance(data, dict):
         raise RemoteProtocolError("frame is not a JSON object", excerpt(frame))
     return data
@@ -468,8 +468,12 @@ def parse_client_frame(frame: str | bytes) -> ClientMessage:
 
 
 def encode_client_frame(message: ClientMessage) -> str:
-    """Encode a client message as the canonical camelCase JSON text frame."""
-    return json.dumps(message.to_wire(), separators=(",", ":"), ensure_ascii=False)
+    """Encode a client message as the canonical camelCase JSON text frame.
+
+    Raises:
+        LocalProtocolError: a Duration that is NaN, infinite, negative or above a day.
+    """
+    return w.dumps(message.to_wire())
 
 
 def encode_realtime_audio(pcm: bytes, mime_type: str = INPUT_AUDIO_MIME) -> str:
@@ -501,9 +505,14 @@ class SetupComplete:
         return w.prune({"sessionId": self.session_id})
 
 
-def _offset(seconds: float | None) -> str | None:
+def _offset(seconds: float | None, where: str) -> str | None:
     """Write an optional offset back as a proto3 Duration string."""
-    return None if seconds is None else w.format_duration(seconds)
+    return None if seconds is None else w.format_duration(seconds, where)
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    """An opaque user object (function args, a function response): absent reads as ``{}``."""
+    return {} if value is None else w.mapping(value, where)
 
 
 def _flag(data: Mapping[str, Any], name: str, where: str) -> bool | None:
@@ -535,7 +544,11 @@ class WordInfo:
 
     def to_wire(self) -> Json:
         out = w.prune(
-            {"word": self.word, "startOffset": _offset(self.start_offset), "endOffset": _offset(self.end_offset)}
+            {
+                "word": self.word,
+                "startOffset": _offset(self.start_offset, "WordInfo.start_offset"),
+                "endOffset": _offset(self.end_offset, "WordInfo.end_offset"),
+            }
         )
         if self.extra:
             out.update(self.extra)
@@ -591,8 +604,8 @@ class Transcription:
                 "finished": self.finished,
                 "languageCode": self.language_code,
                 "speakerLabel": self.speaker_label,
-                "startOffset": _offset(self.start_offset),
-                "endOffset": _offset(self.end_offset),
+                "startOffset": _offset(self.start_offset, "Transcription.start_offset"),
+                "endOffset": _offset(self.end_offset, "Transcription.end_offset"),
                 "words": [x.to_wire() for x in self.words] if self.words else None,
             }
         )
@@ -689,9 +702,9 @@ class ServerContent:
             out["generationComplete"] = True
         if self.turn_complete:
             out["turnComplete"] = True
-        if self.turn_complete_reason:
+        if self.turn_complete_reason is not None:
             out["turnCompleteReason"] = self.turn_complete_reason
-        if self.interaction_status:
+        if self.interaction_status is not None:
             out["interactionStatus"] = self.interaction_status
         if self.waiting_for_input:
             out["waitingForInput"] = True
@@ -745,7 +758,7 @@ class ToolCallCancellation:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "toolCallCancellation") -> ToolCallCancellation:
         data = w.mapping(data, where)
-        return cls(tuple(str(i) for i in w.sequence(w.field(data, "ids"), f"{where}.ids")))
+        return cls(w.strings(w.field(data, "ids"), f"{where}.ids"))
 
     def to_wire(self) -> Json:
         return {"ids": list(self.ids)}
@@ -768,7 +781,7 @@ class GoAway:
         return cls(time_left=w.duration(w.field(data, "time_left"), f"{where}.timeLeft"))
 
     def to_wire(self) -> Json:
-        return w.prune({"timeLeft": None if self.time_left is None else w.format_duration(self.time_left)})
+        return w.prune({"timeLeft": _offset(self.time_left, "GoAway.time_left")})
 
 
 GoingAwayNotice = GoAway
@@ -931,7 +944,7 @@ class VoiceActivity:
         )
 
     def to_wire(self) -> Json:
-        out = w.prune({"type": self.type, "audioOffset": _offset(self.audio_offset)})
+        out = w.prune({"type": self.type, "audioOffset": _offset(self.audio_offset, "VoiceActivity.audio_offset")})
         if self.extra:
             out.update(self.extra)
         return out
@@ -1021,7 +1034,11 @@ def parse_server_frame(frame: str | bytes) -> list[ServerMessage]:
 
 
 def encode_server_frame(message: ServerMessage, usage: UsageMetadata | None = None) -> bytes:
-    """Encode a server message (with usage riding along, if given) as canonical JSON bytes."""
+    """Encode a server message (with usage riding along, if given) as canonical JSON bytes.
+
+    Raises:
+        LocalProtocolError: a Duration that is NaN, infinite, negative or above a day.
+    """
     if isinstance(message, UnknownMessage):
         body: Json = {message.key: message.value}
     elif isinstance(message, UsageMetadata):
@@ -1030,4 +1047,4 @@ def encode_server_frame(message: ServerMessage, usage: UsageMetadata | None = No
         body = {message.KEY: message.to_wire()}
     if usage is not None:
         body["usageMetadata"] = usage.to_wire()
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return w.dumps_bytes(body)
