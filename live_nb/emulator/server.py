@@ -10,8 +10,9 @@ What it reproduces of the service (live-protocol.md sections 1, 3, 5 and field.m
   Constrained (ephemeral token) path, the Vertex path, and any path under ``/vertex`` (gateway
   mode). ``/`` is accepted too (as the Gemini path) so ``Emulator.url`` works as given.
 * Auth: ``x-goog-api-key``, ``?key=``, ``?access_token=``, ``Authorization: Bearer|Token``. Any
-  non-empty credential is accepted (it is an emulator); a missing one is refused at the HTTP
-  upgrade with 401, an empty one with 403. Credentials are never logged or stored.
+  non-empty credential is accepted (it is an emulator) unless ``api_key`` names the only one; a
+  missing one is refused at the HTTP upgrade with 401, an empty or wrong one with 403.
+  Credentials are never logged or stored.
 * Server JSON in binary frames (``text_frames=True`` for text), no permessage-deflate unless
   ``compression=True``, every frame far below the SDK's 1 MiB limit.
 * Connection lifetime with a GoAway ``go_away_before`` seconds before the end, then close 1011
@@ -20,6 +21,24 @@ What it reproduces of the service (live-protocol.md sections 1, 3, 5 and field.m
 * Resumption handles backed by SQLite (store.py); an old connection of the session still open
   when a resume arrives: refused with 1011, after a short grace period (``resume_grace``, wall
   seconds) in which a connection that is already going away may finish closing.
+
+Hardening (the emulator may meet any client, and anything from the wire is untrusted):
+
+* Input it cannot read (not JSON, nested too deeply, a field of the wrong type, bad base64, a setup
+  whose config the engine cannot use, a model name above ``MAX_MODEL_NAME_CHARS``) is closed 1007
+  "Request contains an invalid argument: ..." with a short reason, never 1011 with a traceback, and
+  never leaves a session marked open in the store (``BAD_INPUT``). A frame above ``MAX_FRAME_BYTES``
+  is closed by websockets with 1009 before it is parsed (recorded in ``refused``, no traceback). A
+  bug of ours past parsing is logged with its traceback; the client hears 1011 "Internal error
+  encountered." and the session's state is cleaned up as after any close.
+* Memory: a session's ``EmulatorSession`` (and its consumed log) is released once its last
+  connection has closed and newer closed sessions push it out (``keep_closed``,
+  ``keep_closed_bytes``); SQLite keeps what a resume needs.
+* Logs: what came from the wire (model names, reasons, paths) is logged as a short excerpt (``for_log``).
+* Binding: loopback only, unless ``allow_remote=True`` (``--allow-remote``) with an ``api_key``
+  (``--api-key-env NAME``), checked at the upgrade; a warning says so at start-up.
+* Files: the database (and its -wal/-shm), the temp dir, the TLS key and cert are owner-only from
+  creation (store.py, ``generate_certificate``).
 """
 
 from __future__ import annotations
@@ -28,6 +47,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import hmac
 import ipaddress
 import json
 import logging
@@ -38,7 +58,7 @@ import ssl
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -77,7 +97,16 @@ from .engine import (
     parse_frame,
 )
 from .responder import ContextResponder, Responder, Turn
-from .store import Refusal, Snapshot, Store, default_db_path, new_session_id
+from .store import (
+    Refusal,
+    Snapshot,
+    Store,
+    default_db_path,
+    make_private_dirs,
+    new_session_id,
+    tighten_mode,
+    write_private_file,
+)
 
 __all__ = ["Emulator", "EmulatorSession", "main"]
 
@@ -112,6 +141,37 @@ FLAVOR_NAMES = {
     "gemini": "Gemini Developer API (no transparent resumption or system-instruction updates, 2 h handles)",
 }
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close reason fits in a 125-byte control frame
+MAX_FRAME_BYTES = 16 * 2**20
+"""The largest client frame read; a bigger one is closed by websockets with 1009 ("frame with N bytes
+exceeds limit of 16777216 bytes"), before any of it is parsed."""
+MAX_MODEL_NAME_CHARS = 512
+"""A setup naming a longer model is refused 1007 (the catalogue's ids are under 64 characters)."""
+LOG_EXCERPT_CHARS = 120
+"""How much of a wire value (model name, reason, path) reaches a log line."""
+MAX_KEPT_REASON_CHARS = 4096
+"""How much of each reason ``Emulator.refused`` keeps (tests compare whole reasons; a 1 MB model name
+inside one would otherwise be kept whole)."""
+MAX_KEPT_RECORDS = 1000
+"""``Emulator.refused`` and ``Emulator.paths`` keep about this many latest entries."""
+INTERNAL_ERROR = "Internal error encountered."
+"""The service's reason for a failure on its side (close 1011)."""
+INTERNAL_ERROR_CODE = 1011
+
+BAD_INPUT: tuple[type[BaseException], ...] = (
+    ProtocolError,
+    ConfigError,
+    RecursionError,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+)
+"""What reading a client frame (JSON, fields, base64) or building a connection from its setup may
+raise on input it cannot use: answered with close 1007 and a reason, never 1011 and a traceback.
+Past that boundary (folding a parsed message into the session) an exception is a bug of ours:
+logged with its traceback, answered 1011 "Internal error encountered.", its state cleaned up."""
 
 _GEMINI_PATH = re.compile(
     r"^/ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService\."
@@ -180,8 +240,61 @@ def clip_reason(reason: str) -> str:
     return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
 
 
+def for_log(text: str, limit: int = LOG_EXCERPT_CHARS) -> str:
+    """A short, single-line excerpt of text that came from the wire (a model name, a reason, a path).
+
+    Why: a client chooses these; a 1 MB model name must not become a 1 MB log line, and a newline in
+    one must not forge a second log record. Control characters are escaped, the rest cut to ``limit``.
+    """
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in cut)
+    return cut if len(text) <= limit else f"{cut}... ({len(text)} characters)"
+
+
+def _keep_reason(reason: str) -> str:
+    """A reason as ``Emulator.refused`` keeps it: whole, up to ``MAX_KEPT_REASON_CHARS``."""
+    return reason if len(reason) <= MAX_KEPT_REASON_CHARS else reason[:MAX_KEPT_REASON_CHARS] + "..."
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` binds only the loopback interface (``localhost``, 127.0.0.0/8, ``::1``).
+
+    ``None``, ``""``, ``0.0.0.0``, ``::`` and every other name or address count as remote: a name is
+    not resolved here, so only the loopback spellings above are trusted.
+    """
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def invalid_argument_detail(exc: BaseException) -> str:
+    """What was wrong with a frame that could not be read, for a 1007 reason (short and plain).
+
+    Args:
+        exc: one of ``BAD_INPUT``: live_nb's parse errors carry their own words; a RecursionError is
+            JSON nested deeper than anyone needs; the other builtins come from a field of the wrong
+            type or value reaching code that assumed the right one.
+    """
+    if isinstance(exc, RecursionError):
+        return "the message is nested too deeply."
+    if isinstance(exc, (ProtocolError, ConfigError)):
+        return for_log(str(exc), 200)
+    return f"a field has the wrong type or value ({type(exc).__name__}: {for_log(str(exc), 60)})."
+
+
 class EmulatorSession:
     """One emulated session, across its connections (what ``Emulator.sessions`` holds).
+
+    Its memory is released when its last connection closes, after a short stay among the recently
+    closed sessions (``Emulator(keep_closed=..., keep_closed_bytes=...)``); its resumable state lives
+    on in SQLite, and a resume after that builds a new ``EmulatorSession`` from the snapshot (its
+    ``consumed`` log then starts empty at ``consumed_offset``, as after an emulator restart).
 
     Attributes:
         session_id: the id sent in ``setupComplete.sessionId`` (and inside handles).
@@ -205,6 +318,10 @@ class EmulatorSession:
         self.handles: list[str] = []
         self.connections: list[_Connection] = []
         self.resumes = 0
+
+    def payload_bytes(self) -> int:
+        """About how many bytes the consumed log holds (media, text): what keeping the session costs."""
+        return sum(_payload_bytes(message) for message in self.consumed)
 
     @property
     def consumed_total(self) -> int:
@@ -258,6 +375,20 @@ class EmulatorSession:
         return f"<EmulatorSession {self.session_id} {self.model} turns={len(self.state.turns)} open={self.open}>"
 
 
+def _payload_bytes(value: object, depth: int = 0) -> int:
+    """The bytes and characters inside a parsed client message (a cheap size estimate, bounded depth)."""
+    if isinstance(value, (bytes, bytearray, memoryview, str)):
+        return len(value)
+    if depth > 16 or value is None or isinstance(value, (bool, int, float)):
+        return 8
+    if isinstance(value, Mapping):
+        return sum(_payload_bytes(k, depth + 1) + _payload_bytes(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(_payload_bytes(item, depth + 1) for item in value)
+    names = getattr(value, "__slots__", None) or getattr(value, "__dict__", {})
+    return 16 + sum(_payload_bytes(getattr(value, name, None), depth + 1) for name in names)
+
+
 @dataclass(eq=False)
 class _Connection:
     ws: ServerConnection
@@ -274,7 +405,9 @@ def generate_certificate(cert_dir: str) -> tuple[str, str]:
     """Write a self-signed cert (and key) for 127.0.0.1 and localhost into ``cert_dir``.
 
     Why: google-genai always dials ``wss://`` (live-protocol.md section 6), so the emulator speaks
-    TLS with a certificate the client is told to trust. Existing files are reused.
+    TLS with a certificate the client is told to trust. Existing files are reused (a key readable by
+    others is tightened to 0600 first). New files are owner-only from their first byte (0600, in a
+    directory made 0700 when missing) and written atomically: never a window at a wider mode.
 
     Returns:
         (cert.pem path, key.pem path).
@@ -284,10 +417,11 @@ def generate_certificate(cert_dir: str) -> tuple[str, str]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    os.makedirs(cert_dir, exist_ok=True)
+    make_private_dirs(cert_dir)
     cert_path = os.path.join(cert_dir, "cert.pem")
     key_path = os.path.join(cert_dir, "key.pem")
     if os.path.exists(cert_path) and os.path.exists(key_path):
+        tighten_mode(key_path)
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
@@ -309,15 +443,11 @@ def generate_certificate(cert_dir: str) -> tuple[str, str]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    with open(key_path, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    os.chmod(key_path, 0o600)
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    write_private_file(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
 
@@ -325,7 +455,9 @@ class Emulator:
     """A Live API server for tests, notebooks and benchmarks (docs/architecture.md, "Emulator").
 
     Args:
-        host: interface to bind (127.0.0.1 by default: never exposed by accident).
+        host: interface to bind (127.0.0.1 by default: never exposed by accident). Anything but a
+            loopback address (``localhost``, 127.0.0.0/8, ``::1``) is refused with ConfigError unless
+            ``allow_remote`` is True.
         port: TCP port; 0 picks a free one (read ``port`` or ``url`` after ``start``).
         tls: speak ``wss://`` with a generated self-signed certificate (needed by google-genai).
         cert_dir: where the certificate goes (a temp dir when None); ``cert_path`` names it.
@@ -354,6 +486,20 @@ class Emulator:
         consumed_limit: keep at most about this many messages in each session's ``consumed`` log
             (None = all: tests compare whole logs; an hour of 100 ms audio is ~115 MB, so long
             notebook sessions should set a limit).
+        keep_closed: how many sessions whose last connection closed stay in ``sessions`` (with their
+            ``consumed`` logs, for tests to read); older ones are released from memory (their
+            resumable state stays in SQLite: a resume reloads it).
+        keep_closed_bytes: also release the oldest closed sessions while the closed ones' consumed
+            logs hold more than this many bytes (0 = release every session as it closes).
+        allow_remote: allow a non-loopback ``host``. The emulator then needs ``api_key``, and says
+            loudly at start-up that it is reachable from other machines.
+        api_key: the only credential accepted (x-goog-api-key, ``?key=``, ``?access_token=``,
+            ``Authorization: Bearer|Token``): a missing one is refused at the upgrade with 401, any
+            other with 403. None (loopback only) accepts any non-empty credential. Never logged.
+
+    Raises:
+        ConfigError: a bad mode, time scale or GoAway lead; a non-loopback host without
+            ``allow_remote``; ``allow_remote`` without ``api_key``.
     """
 
     def __init__(
@@ -378,7 +524,26 @@ class Emulator:
         vad_threshold: float = 500.0,
         models: Sequence[str] | None = None,
         consumed_limit: int | None = None,
+        keep_closed: int = 16,
+        keep_closed_bytes: int = 16 * 2**20,
+        allow_remote: bool = False,
+        api_key: str | None = None,
     ) -> None:
+        if not is_loopback(host):
+            if not allow_remote:
+                raise ConfigError(
+                    "host", for_log(str(host)), "a loopback address (127.0.0.1, ::1, localhost); to serve other "
+                    "machines pass allow_remote=True (CLI: --allow-remote) with an api_key (CLI: --api-key-env)",
+                )
+            if not api_key:
+                raise ConfigError(
+                    "api_key", "<unset>", "a key every client must send: a non-loopback host "
+                    f"({for_log(str(host))}) with allow_remote=True needs one (CLI: --api-key-env NAME)",
+                )
+        if api_key is not None and not api_key.strip():
+            raise ConfigError("api_key", "<empty>", "a non-empty key, or None")
+        if keep_closed < 0 or keep_closed_bytes < 0:
+            raise ConfigError("keep_closed", (keep_closed, keep_closed_bytes), "counts of 0 or more")
         if mode not in RETENTION_SECONDS:
             raise ConfigError("mode", mode, '"gemini" or "vertex"')
         if time_scale <= 0:
@@ -406,9 +571,15 @@ class Emulator:
         self.resume_grace = resume_grace
         self.models = frozenset(models) if models is not None else KNOWN_MODELS
         self.consumed_limit = consumed_limit
+        self.keep_closed = keep_closed
+        self.keep_closed_bytes = keep_closed_bytes
+        self.allow_remote = allow_remote
+        self._api_key = api_key.strip() if api_key is not None else None
         self.settings = EngineSettings(context_window=context_window, vad_threshold=vad_threshold)
         self.sessions: dict[str, EmulatorSession] = {}
-        """Every session this emulator process has seen (new or resumed), by id."""
+        """Sessions by id: every one with an open connection, plus the most recently closed ones
+        (``keep_closed``, ``keep_closed_bytes``). Older closed sessions live only in SQLite."""
+        self._closed: dict[str, int] = {}  # closed sessions still in ``sessions``, oldest first: id -> payload bytes
         self.cert_path: str | None = None
         self.key_path: str | None = None
         self.refused: list[tuple[int, str]] = []
@@ -470,7 +641,7 @@ class Emulator:
             process_request=self._process_request,
             compression="deflate" if self.compression else None,
             ssl=ssl_context,
-            max_size=16 * 2**20,
+            max_size=MAX_FRAME_BYTES,
             max_queue=64,
             # The service answers pings slowly and never pings first; clients ping us.
             ping_interval=None,
@@ -478,6 +649,8 @@ class Emulator:
         )
         sockname = next(iter(self._server.sockets)).getsockname()
         self.port = int(sockname[1])
+        if not is_loopback(self.host):
+            logger.warning("%s", remote_warning(self.url))
         logger.info(
             "emulator listening on %s (serving %s, time_scale=%s)", self.url, FLAVOR_NAMES[self.mode], self.time_scale
         )
@@ -561,7 +734,7 @@ class Emulator:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if route(request.path) is None:
-            logger.info("refused unknown path %s", path_only(request.path))
+            logger.info("refused unknown path %s", for_log(path_only(request.path)))
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found: not a Live API path\n")
         cred = credential(request)
         if cred is None:
@@ -572,6 +745,9 @@ class Emulator:
             )
         if not cred:
             return connection.respond(HTTPStatus.FORBIDDEN, "Forbidden: the credential is empty.\n")
+        if self._api_key is not None and not hmac.compare_digest(cred.encode(), self._api_key.encode()):
+            logger.info("refused a credential that is not this emulator's key (403)")
+            return connection.respond(HTTPStatus.FORBIDDEN, "Forbidden: the credential is not this emulator's key.\n")
         return None
 
     # Connections.
@@ -582,12 +758,23 @@ class Emulator:
         self._handlers.add(task)
         try:
             await self._serve_connection(ws)
+        except Exception:
+            # A bug of ours (bad input was answered 1007 further down): log it whole, tell the
+            # client only what the service would, and never let websockets log "handler failed".
+            path = path_only(ws.request.path) if ws.request is not None else ""
+            logger.exception("internal error on a connection to %s", for_log(path))
+            await self._refuse(ws, INTERNAL_ERROR_CODE, INTERNAL_ERROR)
         finally:
             self._handlers.discard(task)
 
+    def _record(self, code: int, reason: str) -> None:
+        self.refused.append((code, _keep_reason(reason)))
+        if len(self.refused) > MAX_KEPT_RECORDS + MAX_KEPT_RECORDS // 4:
+            del self.refused[:-MAX_KEPT_RECORDS]
+
     async def _refuse(self, ws: ServerConnection, code: int, reason: str) -> None:
-        self.refused.append((code, reason))
-        logger.info("refused: %s %s", code, reason)
+        self._record(code, reason)
+        logger.info("refused: %s %s", code, for_log(reason))
         with contextlib.suppress(ConnectionClosed):
             await ws.close(code, clip_reason(reason))
 
@@ -596,35 +783,51 @@ class Emulator:
         path_route = route(ws.request.path, bare_flavor=self.mode)
         assert path_route is not None
         self.paths.append((path_only(ws.request.path), path_route.flavor))
+        if len(self.paths) > MAX_KEPT_RECORDS + MAX_KEPT_RECORDS // 4:
+            del self.paths[:-MAX_KEPT_RECORDS]
         try:
             first = await asyncio.wait_for(ws.recv(), timeout=max(30.0, self.scaled(60.0)))
-        except ConnectionClosed:
-            return  # the client left before its setup (e.g. a network cut): nothing to refuse
+        except ConnectionClosed as exc:
+            return self._closed_by_websockets(exc)  # the client left before its setup, or sent too much
         except asyncio.TimeoutError:
             return await self._refuse(ws, 1007, "Request contains an invalid argument: no setup message.")
+        # Everything up to the engine's construction reads client input: whatever it raises is a 1007.
         try:
             setup = parse_client_frame(first)
-        except (ProtocolError, ConfigError) as exc:
-            return await self._refuse(ws, 1007, f"Request contains an invalid argument: {exc}")
-        if not isinstance(setup, Setup):
-            return await self._refuse(
-                ws, 1007, "Request contains an invalid argument: the first message must be setup."
-            )
-        refusal = check_setup(setup, path_route.flavor, path_route.api_version, self.models)
+            if not isinstance(setup, Setup):
+                return await self._refuse(
+                    ws, 1007, "Request contains an invalid argument: the first message must be setup."
+                )
+            if len(setup.model) > MAX_MODEL_NAME_CHARS:
+                return await self._refuse(
+                    ws, 1007, f"Request contains an invalid argument: setup.model is too long "
+                    f"({len(setup.model)} characters; model names are under {MAX_MODEL_NAME_CHARS}).",
+                )
+            refusal = check_setup(setup, path_route.flavor, path_route.api_version, self.models)
+        except BAD_INPUT as exc:
+            return await self._refuse(ws, 1007, f"Request contains an invalid argument: {invalid_argument_detail(exc)}")
+        del first  # a big setup frame need not live as long as the connection
         if refusal is not None:
             return await self._refuse(ws, refusal.code, refusal.reason)
         opened = await self._open_session(ws, setup, path_route.flavor)
         if isinstance(opened, Close):
             return await self._refuse(ws, opened.code, opened.reason)
         session, state, resumed = opened
-        engine = ServerEngine(
-            setup, state, session.consumed, self.responder, self.settings, resumed=resumed, flavor=path_route.flavor
-        )
+        try:
+            engine = ServerEngine(
+                setup, state, session.consumed, self.responder, self.settings, resumed=resumed,
+                flavor=path_route.flavor,
+            )
+        except BaseException as exc:
+            self._abandon(session, resumed)
+            if not isinstance(exc, BAD_INPUT):
+                raise
+            return await self._refuse(ws, 1007, f"Request contains an invalid argument: {invalid_argument_detail(exc)}")
         conn = _Connection(ws, session, engine, path_route)
         session.connections.append(conn)
         logger.info(
             "%s session %s (%s, %s path)", "resumed" if resumed else "new", session.session_id,
-            session.model, path_route.flavor,
+            for_log(session.model), path_route.flavor,
         )
         try:
             await self._apply(conn, engine.start())
@@ -635,16 +838,22 @@ class Emulator:
             async for frame in ws:
                 try:
                     message = parse_frame(frame)
-                except (ProtocolError, ConfigError) as exc:
-                    await self._apply(conn, engine.invalid_message(str(exc)))
+                except BAD_INPUT as exc:
+                    await self._apply(conn, engine.invalid_message(invalid_argument_detail(exc)))
                     break
+                del frame
                 await self._apply(conn, engine.receive(message))
                 if self.consumed_limit is not None:
                     session.trim_consumed(self.consumed_limit)
                 if engine.closed:
                     break
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            if not engine.closed:  # else the close was ours, and recorded when sent
+                self._closed_by_websockets(exc)
+        except Exception:
+            logger.exception("internal error in session %s", session.session_id)
+            engine.closed = True
+            await self._apply(conn, [Close(INTERNAL_ERROR_CODE, INTERNAL_ERROR)])
         finally:
             for task in list(conn.tasks):
                 task.cancel()
@@ -654,6 +863,52 @@ class Emulator:
                 session.connections.remove(conn)
             if self._store is not None:
                 self._store.connection_closed(session.session_id, time.time())
+            if not session.connections:
+                self._retire(session)
+
+    def _closed_by_websockets(self, exc: ConnectionClosed) -> None:
+        """Note a close websockets itself sent: 1009 for a frame above ``MAX_FRAME_BYTES``, 1007 for a
+        text frame that is not UTF-8, 1002 for broken framing (no traceback: these are the client's doing)."""
+        sent = exc.sent
+        if sent is not None and sent.code in (1002, 1007, 1009) and not exc.rcvd_then_sent:
+            self._record(sent.code, sent.reason)
+            logger.info("closed: %s %s", sent.code, for_log(sent.reason))
+
+    def _abandon(self, session: EmulatorSession, resumed: bool) -> None:
+        """Undo ``_open_session`` for a connection refused before it started (its setup could not be used).
+
+        A new session leaves no trace (its row had no snapshot yet); a resumed one counts the
+        connection as ended, so the store never keeps it marked open.
+        """
+        if self._store is not None:
+            if resumed:
+                self._store.connection_closed(session.session_id, time.time())
+            else:
+                self._store.forget_session(session.session_id)
+        if session.connections:
+            return
+        if resumed:
+            self._retire(session)
+        else:
+            self.sessions.pop(session.session_id, None)
+
+    def _retire(self, session: EmulatorSession) -> None:
+        """The session's last connection closed: keep it among the recently closed, release the oldest.
+
+        Why: ``sessions`` held every session ever seen, each with its whole consumed log (RSS grew by
+        the size of every frame ever received). The state a resume needs is in SQLite already.
+        """
+        if self.sessions.get(session.session_id) is not session:
+            return
+        self._closed.pop(session.session_id, None)
+        self._closed[session.session_id] = session.payload_bytes()
+        total = sum(self._closed.values())
+        while self._closed and (len(self._closed) > self.keep_closed or total > self.keep_closed_bytes):
+            oldest = next(iter(self._closed))
+            total -= self._closed.pop(oldest)
+            gone = self.sessions.get(oldest)
+            if gone is not None and not gone.connections:
+                del self.sessions[oldest]
 
     async def _open_session(
         self, ws: ServerConnection, setup: Setup, flavor: str
@@ -680,6 +935,7 @@ class Emulator:
             self.sessions[state.session_id] = session
         else:
             session = known
+        self._closed.pop(session.session_id, None)  # open again: no longer a candidate for release
         session.state = state
         session.restore_consumed(state.consumed_count)
         session.resumes += 1
@@ -725,10 +981,22 @@ class Emulator:
     # Actions, streams and timers.
 
     def _spawn(self, conn: _Connection, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._guard(conn, coro))
         conn.tasks.add(task)
         task.add_done_callback(conn.tasks.discard)
         return task
+
+    async def _guard(self, conn: _Connection, coro: Any) -> None:
+        """Run a connection's background task; a bug in it is logged and closes the connection 1011."""
+        try:
+            await coro
+        except ConnectionClosed:
+            return
+        except Exception:
+            logger.exception("internal error in session %s", conn.session.session_id)
+            conn.engine.closed = True
+            with contextlib.suppress(Exception):
+                await self._apply(conn, [Close(INTERNAL_ERROR_CODE, INTERNAL_ERROR)])
 
     def _encode(self, conn: _Connection, message: ServerMessage, usage: UsageMetadata | None = None) -> str | bytes:
         frame = encode_server_frame(message, usage)
@@ -765,8 +1033,10 @@ class Emulator:
                     ),
                 )
             elif isinstance(action, Close):
-                self.refused.append((action.code, action.reason))
-                logger.info("closing session %s: %s %s", conn.session.session_id, action.code, action.reason)
+                self._record(action.code, action.reason)
+                logger.info(
+                    "closing session %s: %s %s", conn.session.session_id, action.code, for_log(action.reason)
+                )
                 async with conn.lock:
                     with contextlib.suppress(ConnectionClosed):
                         await conn.ws.close(action.code, clip_reason(action.reason))
@@ -822,6 +1092,16 @@ class Emulator:
             return
 
 
+def remote_warning(url: str, key_source: str | None = None) -> str:
+    """What the emulator says at start-up when it listens on more than loopback."""
+    where = f"the key in ${key_source}" if key_source else "the configured api_key"
+    return (
+        f"WARNING: the live_nb emulator at {url} is reachable from other machines. Only clients sending "
+        f"{where} get in. It is a test server: handles and context are kept in its database, and without "
+        "--tls the traffic (the key included) is not encrypted."
+    )
+
+
 # CLI.
 
 
@@ -832,10 +1112,24 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run the live_nb emulator of the Gemini Live API (BidiGenerateContent over WebSocket). "
             "It accepts the Gemini, Constrained (ephemeral token), Vertex and /vertex gateway paths; any "
-            "non-empty credential is accepted. Durations are service seconds divided by --time-scale."
+            "non-empty credential is accepted unless --api-key-env names the only one. It binds loopback only "
+            "unless --allow-remote. Durations are service seconds divided by --time-scale."
         ),
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1); anything but loopback (127.0.0.1, ::1, localhost) needs "
+        "--allow-remote and --api-key-env",
+    )
+    parser.add_argument(
+        "--allow-remote", action="store_true",
+        help="allow a non-loopback --host, reachable from other machines (then --api-key-env is required)",
+    )
+    parser.add_argument(
+        "--api-key-env", metavar="NAME", default=None,
+        help="accept only the API key held in environment variable NAME (401 without a key, 403 with another); "
+        "required with --allow-remote. A key is never taken on the command line",
+    )
     parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
     parser.add_argument("--tls", action="store_true", help="speak wss:// with a generated self-signed certificate")
     parser.add_argument(
@@ -882,6 +1176,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--consumed-limit", type=int, default=None,
         help="keep about this many consumed client messages per session in memory (default all)",
     )
+    parser.add_argument(
+        "--keep-closed", type=int, default=16,
+        help="closed sessions kept in memory with their consumed logs (16); older ones are released "
+        "(their resumable state stays in the database)",
+    )
+    parser.add_argument(
+        "--keep-closed-mb", type=float, default=16.0,
+        help="also release the oldest closed sessions while their consumed logs hold more than this many MiB (16)",
+    )
     parser.add_argument("--text-frames", action="store_true", help="send server JSON in text frames, not binary")
     parser.add_argument("--compression", action="store_true", help="accept permessage-deflate (off by default)")
     parser.add_argument(
@@ -890,7 +1193,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(args: argparse.Namespace) -> None:
+def _api_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
+    """The key named by ``--api-key-env`` (never from the command line), after the remote-bind rules."""
+    remote = not is_loopback(args.host)
+    if remote and not args.allow_remote:
+        parser.error(
+            f"--host {for_log(args.host)} is not a loopback address: the emulator would be reachable from other "
+            "machines. Pass --allow-remote (with --api-key-env NAME) if that is what you want."
+        )
+    if args.allow_remote and remote and not args.api_key_env:
+        parser.error("--allow-remote needs --api-key-env NAME: the environment variable holding the only key accepted")
+    if args.api_key_env is None:
+        return None
+    key = os.environ.get(args.api_key_env, "").strip()
+    if not key:
+        parser.error(f"--api-key-env {for_log(args.api_key_env)}: that environment variable is unset or empty")
+    return key
+
+
+async def _run(args: argparse.Namespace, api_key: str | None) -> None:
     emulator = Emulator(
         host=args.host,
         port=args.port,
@@ -910,6 +1231,10 @@ async def _run(args: argparse.Namespace) -> None:
         resume_grace=args.resume_grace,
         vad_threshold=args.vad_threshold,
         consumed_limit=args.consumed_limit,
+        keep_closed=args.keep_closed,
+        keep_closed_bytes=int(args.keep_closed_mb * 2**20),
+        allow_remote=args.allow_remote,
+        api_key=api_key,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -922,6 +1247,10 @@ async def _run(args: argparse.Namespace) -> None:
     if emulator.cert_path:
         print(f"certificate: {emulator.cert_path}", flush=True)
     print(f"database: {emulator.db_path}", flush=True)
+    if api_key is not None:
+        print(f"only the key in ${args.api_key_env} is accepted", flush=True)
+    if not is_loopback(emulator.host):
+        print(remote_warning(emulator.url, args.api_key_env), file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
@@ -931,10 +1260,15 @@ async def _run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m live_nb.emulator`` and ``live-nb-emulator``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    api_key = _api_key(args, parser)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):  # the signal handler normally catches it first
-        asyncio.run(_run(args))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # the signal handler normally catches it first
+            asyncio.run(_run(args, api_key))
+    except ConfigError as exc:
+        parser.error(str(exc))
     return 0
 
 

@@ -13,6 +13,13 @@ restart with the same ``db_path``, and a handle from another database is refused
 All times are ``time.time()`` seconds. Rules: nothing here knows about sockets or the wire; every
 method is a short synchronous transaction (sub-millisecond on a local file), called from the
 server's event loop.
+
+Files are private: the database holds the HMAC secret and every session's context, so it is created
+owner-only (0600) before SQLite opens it, with ``O_CREAT | O_EXCL`` and no window at a wider mode
+(not a chmod afterwards). SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files the database
+file's own mode whatever the umask, so they are 0600 too. Missing parent directories are made 0700.
+An existing database (or journal) readable by others is tightened to owner-only when we own it.
+``make_private_dirs`` and ``write_private_file`` serve the TLS files in server.py the same way.
 """
 
 from __future__ import annotations
@@ -26,10 +33,27 @@ import json
 import os
 import secrets
 import sqlite3
+import stat
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Refusal", "SessionRecord", "Snapshot", "Store", "default_db_path", "new_session_id"]
+__all__ = [
+    "Refusal",
+    "SessionRecord",
+    "Snapshot",
+    "Store",
+    "create_private_file",
+    "default_db_path",
+    "make_private_dirs",
+    "new_session_id",
+    "tighten_mode",
+    "write_private_file",
+]
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,6 +116,12 @@ class Store:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if path not in ("", ":memory:"):
+            # SQLite follows a symlink at ``path``: create (or tighten) the file it really opens.
+            real = os.path.realpath(path)
+            if not create_private_file(real):
+                for name in (real, *(real + suffix for suffix in _SQLITE_SIDE_FILES)):
+                    tighten_mode(name)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # WAL keeps snapshot writes cheap; synchronous=NORMAL is durable enough for an emulator.
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -116,6 +146,11 @@ class Store:
             "INSERT INTO sessions (session_id, model, created, open_connections) VALUES (?, ?, ?, 1)",
             (session_id, model, now),
         )
+
+    def forget_session(self, session_id: str) -> None:
+        """Delete a session and its snapshots (a setup refused after its row was made: no trace left)."""
+        self._db.execute("DELETE FROM snapshots WHERE session_id=?", (session_id,))
+        self._db.execute("DELETE FROM sessions WHERE session_id=?", (session_id,))
 
     def session(self, session_id: str) -> SessionRecord | None:
         """The session's row, or None."""
@@ -220,3 +255,71 @@ def new_session_id() -> str:
 def default_db_path(directory: str) -> str:
     """Where a fresh emulator keeps its database when none is given."""
     return os.path.join(directory, "live_nb_emulator.sqlite3")
+
+
+# Private files.
+
+
+def make_private_dirs(directory: str) -> None:
+    """Create ``directory`` and any missing parents with mode 0700 (existing ones are left as they are).
+
+    Why not ``os.makedirs(mode=0o700)``: since Python 3.7 its mode applies to the last level only.
+    """
+    directory = os.path.abspath(directory)
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(directory)
+    if parent != directory:
+        make_private_dirs(parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory, 0o700)
+
+
+def create_private_file(path: str) -> bool:
+    """Create ``path`` empty with mode 0600 unless something exists there (parents made 0700).
+
+    ``O_CREAT | O_EXCL | O_NOFOLLOW``: the file is born owner-only (no window at a wider mode, whatever
+    the umask allows), and a file or symlink planted at ``path`` is never followed into a create.
+
+    Returns:
+        True when this call created the file, False when ``path`` already existed.
+    """
+    make_private_dirs(os.path.dirname(os.path.abspath(path)))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def tighten_mode(path: str) -> None:
+    """Drop group and other permissions from an existing regular file we own (a no-op otherwise)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    owned = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    if stat.S_ISREG(info.st_mode) and owned and info.st_mode & 0o077:
+        with contextlib.suppress(OSError):
+            os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
+
+
+def write_private_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, owner-only (0600) from the first byte.
+
+    The bytes go to a fresh ``mkstemp`` file in the same directory (created 0600 with ``O_EXCL``),
+    which then replaces ``path``: a reader never sees half a file, and a symlink at ``path`` is
+    replaced, not followed.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    make_private_dirs(directory)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
