@@ -406,8 +406,8 @@ def parse_frame(frame: str | bytes) -> ClientMessage:
     """
     try:
         data = json.loads(frame)
-    except ValueError:
-        return parse_client_frame(frame)  # raises the general parser's error
+    except (ValueError, RecursionError):
+        return parse_client_frame(frame)  # raises the general parser's error (RemoteProtocolError)
     if isinstance(data, dict) and len(data) == 1:
         body = data.get("realtimeInput") or data.get("realtime_input")
         if isinstance(body, dict) and len(body) == 1:
