@@ -6,7 +6,8 @@ reader thread records every iopub message with the time it arrived, and tests as
 ``parent_header.msg_id``.
 
 Kernels start with no API key in their environment and a private emulator database, in a
-temporary working directory (so no stray ``.env`` is read).
+temporary working directory (so no stray ``.env`` is read). ``Kernel(workdir, bare=True, **env)``
+starts one as a user's would: nothing of live_nb's or Google's in its environment but ``env``.
 """
 
 from __future__ import annotations
@@ -44,14 +45,24 @@ class Recorded:
         return dict(self.msg["content"])
 
 
-def kernel_env(workdir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a test kernel: no keys, its own emulator database, no LIVE_NB_* leaks."""
+USER_PREFIXES = ("LIVE_NB_", "GOOGLE_", "GEMINI_", "SSL_CERT_")
+"""Variables a user's setup may hold that would change what live_nb does (keys, backend, base URLs, CAs)."""
+
+
+def kernel_env(workdir: Path, *, bare: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of a test kernel: no keys, its own emulator database, no LIVE_NB_* leaks.
+
+    ``bare=True``: none of ``USER_PREFIXES`` and no emulator database either; only ``extra`` says
+    anything to live_nb (the test of the path a user with a key takes).
+    """
+    dropped = USER_PREFIXES if bare else ("LIVE_NB_",)
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY") and not k.startswith("LIVE_NB_")
+        if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY") and not k.startswith(dropped)
     }
-    env["LIVE_NB_EMULATOR_DB"] = str(workdir / "emulator.sqlite3")
+    if not bare:
+        env["LIVE_NB_EMULATOR_DB"] = str(workdir / "emulator.sqlite3")
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     env.update(extra)
     return env
@@ -60,9 +71,9 @@ def kernel_env(workdir: Path, **extra: str) -> dict[str, str]:
 class Kernel:
     """A started kernel plus a client; ``execute`` returns the request's msg_id."""
 
-    def __init__(self, workdir: Path, **env: str) -> None:
+    def __init__(self, workdir: Path, *, bare: bool = False, **env: str) -> None:
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(env=kernel_env(workdir, **env), cwd=str(workdir))
+        self.km.start_kernel(env=kernel_env(workdir, bare=bare, **env), cwd=str(workdir))
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
@@ -180,11 +191,20 @@ class Kernel:
             reader.join(2)
 
 
+def is_player(record: Recorded) -> bool:
+    """A reply's audio player (an ``<audio>`` element), not text."""
+    return "<audio" in str(record.content.get("data", {}).get("text/html", ""))
+
+
+def players(records: list[Recorded]) -> list[Recorded]:
+    return [r for r in records if r.type == "display_data" and is_player(r)]
+
+
 def texts(records: list[Recorded]) -> list[str]:
-    """The text/markdown (or text/plain) of every display and display update, in order."""
+    """The text/markdown (or text/plain) of every display and display update, in order (players left out)."""
     out = []
     for r in records:
-        if r.type in ("display_data", "update_display_data", "execute_result"):
+        if r.type in ("display_data", "update_display_data", "execute_result") and not is_player(r):
             data = r.content.get("data", {})
             out.append(str(data.get("text/markdown", data.get("text/plain", ""))))
     return out

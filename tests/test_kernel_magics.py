@@ -5,25 +5,34 @@ while a later cell runs; a kernel interrupt cancels a waiting ``%%live`` in well
 and the session stays usable; a second cell reuses the session; a GoAway during a long CPU-bound
 cell is survived; a comm message sent during a ``%%live`` wait is handled during it.
 
+Replies are today's: audio with its output transcription. The cell streams the transcription as
+``text/plain`` (never HTML or Markdown: model text is untrusted) and, once the reply is complete,
+shows the audio as a player.
+
 Emulators: most tests use the one the magics start inside the kernel. Tests that need slow
 replies or a compressed clock use emulators running in this test process (on their own loop
-thread), reached with ``%live connect NAME --url ...``, so the test can inspect them.
+thread), reached with ``%live connect NAME --url ...``, so the test can inspect them. The path a
+user with a key takes is tested with a TLS emulator in this process and a kernel whose environment
+holds only the key, the base URL and the CA file (``Kernel(..., bare=True)``).
 """
 
 from __future__ import annotations
 
 import ast
 import itertools
+import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kernel_harness import Kernel, Recorded, texts
+from kernel_harness import Kernel, Recorded, is_player, players, texts
 
 from live_nb._loop import LoopThread
 from live_nb.emulator import Emulator
+from live_nb.protocol.messages import Setup
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(240)]
 
@@ -36,8 +45,8 @@ def emulators() -> Iterator[dict[str, Emulator]]:
     """Test-process emulators: 'slow' (replies take seconds) and 'scaled' (10 s connections)."""
     thread = LoopThread(name="test-emulators")
     emus = {
-        # 1 s between 4-word chunks: a reply streams for several seconds.
-        "slow": Emulator(host="127.0.0.1", port=0, chunk_delay=1.0),
+        # 0.1 s between 40 ms audio chunks (a word is ~4 of them): a reply streams for several seconds.
+        "slow": Emulator(host="127.0.0.1", port=0, chunk_delay=0.1),
         # time_scale 60: a connection lives 10 s and gets its GoAway 1 s before the end.
         "scaled": Emulator(host="127.0.0.1", port=0, time_scale=60.0),
     }
@@ -86,9 +95,13 @@ def test_streaming_output_lands_in_its_cell(kernel: Kernel) -> None:
     msg_id, records = kernel.run("%%live s1\nWhat makes the tides rise and fall twice a day?\n")
     assert_ok(kernel, msg_id)
     shown = texts(records)
-    # One display, then updates as chunks arrive: each a longer prefix of the final reply.
-    assert [r.type for r in records].count("display_data") == 1
-    assert [r.type for r in records].count("update_display_data") >= 2
+    # One display, then updates as the transcription arrives: each a longer prefix of the final
+    # reply, all plain text; then the audio player.
+    transcript = [r for r in records if r.type in ("display_data", "update_display_data") and not is_player(r)]
+    assert [r.type for r in transcript].count("display_data") == 1
+    assert [r.type for r in transcript].count("update_display_data") >= 2
+    assert all(set(r.content["data"]) == {"text/plain"} for r in transcript)
+    assert len(players(records)) == 1
     growing = [t for t in shown[1:] if t != "…"]
     assert all(b.startswith(a.rstrip()) or len(b) >= len(a) for a, b in itertools.pairwise(growing))
     assert 'You asked: "What makes the tides rise and fall twice…"' in shown[-1]
@@ -132,25 +145,36 @@ print(s.state, s.transcript[-1][1], s.transcript[-1][2])
     assert out.startswith("active model Turn 1. You asked: \"What did I say first?\"") and '"The password is swordfish."' in out
 
 
-def test_audio_replies_show_a_transcript_and_a_player(kernel: Kernel) -> None:
-    connect_id, _ = kernel.run("%live connect voice --modality audio")
-    assert_ok(kernel, connect_id)
-    msg_id, records = kernel.run("%%live voice\nSay hello.\n")
+def test_audio_replies_show_a_plain_transcript_and_a_player(kernel: Kernel) -> None:
+    # Model text that looks like markup stays text: the transcript is text/plain only.
+    msg_id, records = kernel.run("%%live voice\nSay <b>hello</b> and **bold**.\n")
     assert_ok(kernel, msg_id)
-    markdown = [r.content["data"]["text/markdown"] for r in records if "text/markdown" in r.content.get("data", {})]
-    assert 'You asked: "Say hello."' in markdown[-1]
-    players = [
-        r for r in records if r.type == "display_data" and "<audio" in r.content["data"].get("text/html", "")
-    ]
-    assert len(players) == 1
-    assert "audio/wav" in players[0].content["data"]["text/html"]
+    shown = [r for r in records if r.type in ("display_data", "update_display_data") and not is_player(r)]
+    assert all(set(r.content["data"]) == {"text/plain"} for r in shown)
+    assert 'You asked: "Say <b>hello</b> and **bold**."' in shown[-1].content["data"]["text/plain"]
+    (player,) = players(records)
+    html = player.content["data"]["text/html"]
+    assert html.startswith("<audio controls ") and "data:audio/wav;base64," in html and "autoplay" not in html
+    assert "hello" not in html
+    assert player.at >= shown[-1].at  # offered once the reply is complete
+    # --speak plays it aloud; so does LiveMagics.speak for every cell.
+    spoken_id, spoken = kernel.run("%%live voice --speak\nAgain, please.\n")
+    assert_ok(kernel, spoken_id)
+    assert " autoplay " in players(spoken)[0].content["data"]["text/html"]
+    kernel.run("%config LiveMagics.speak = True")
+    try:
+        configured_id, configured = kernel.run("%%live voice\nOnce more.\n")
+        assert_ok(kernel, configured_id)
+        assert " autoplay " in players(configured)[0].content["data"]["text/html"]
+    finally:
+        kernel.run("%config LiveMagics.speak = False")
 
 
 def test_nested_live_cells_take_the_blocking_path(kernel: Kernel) -> None:
     """%%capture / run_cell from code run %%live nested: it cannot await there, so it blocks instead."""
     msg_id, _ = kernel.run("%%capture captured\n%%live nested\nhello from inside capture\n")
     assert_ok(kernel, msg_id)
-    shown, _ = kernel.run("print(captured.outputs[-1].data['text/markdown'])")
+    shown, _ = kernel.run("print([o for o in captured.outputs if 'text/html' not in o.data][-1].data['text/plain'])")
     assert 'You asked: "hello from inside capture"' in kernel.stdout(shown)
     msg_id, records = kernel.run("get_ipython().run_cell('%%live nested\\nand from run_cell\\n')")
     assert_ok(kernel, msg_id)
@@ -173,10 +197,11 @@ def test_async_reply_lands_in_its_cell_while_a_later_cell_runs(kernel: Kernel, e
     assert [r.type for r in kernel.of(later) if r.type in ("display_data", "update_display_data")] == []
     later_out = kernel.stdout(later)
     assert later_out.startswith("later cell done\n") and "You asked" not in later_out
-    # The reply completes in its own cell.
-    deadline = time.time() + 20
-    while (time.time() < deadline and "You asked" not in final_text(kernel, ask)) or final_text(kernel, ask) == "…":
+    # The reply completes in its own cell: the player comes once it is complete.
+    deadline = time.time() + 30
+    while time.time() < deadline and not players(kernel.of(ask)):
         time.sleep(0.1)
+    assert players(kernel.of(ask)), "the --async reply should end with its player in its own cell"
     assert 'You asked: "Please answer slowly, word by word, in a…"' in final_text(kernel, ask)
 
 
@@ -290,5 +315,130 @@ def test_unload_closes_sessions_and_stops_the_loop(tmp_path: Path) -> None:
         again, _ = k.run("%%live\nhello again\n")
         assert_ok(k, again)
         assert "You asked" in final_text(k, again)
+    finally:
+        k.shutdown()
+
+
+# The path a user with a key takes: no emulator in the kernel, the real service's URLs and TLS.
+
+
+class RecordingEmulator(Emulator):
+    """An emulator that also keeps each setup as sent and each upgrade's key header (test only)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.setups: list[Setup] = []
+        self.keys: list[str | None] = []
+
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        self.keys.append(request.headers.get("x-goog-api-key"))
+        return super()._process_request(connection, request)
+
+    async def _open_session(self, ws: Any, setup: Setup, *rest: Any, **kwargs: Any) -> Any:
+        self.setups.append(setup)
+        return await super()._open_session(ws, setup, *rest, **kwargs)
+
+
+@pytest.fixture
+def tls_emulator(tmp_path: Path) -> Iterator[RecordingEmulator]:
+    """A TLS emulator in this process with the Developer API's rules on its bare URL; it serves Vertex AI's paths too."""
+    thread = LoopThread(name="test-tls-emulator")
+    emu = RecordingEmulator(host="127.0.0.1", port=0, tls=True, cert_dir=str(tmp_path / "certs"), mode="gemini",
+                            chunk_delay=0.002)
+    thread.submit(emu.start()).result(10)
+    try:
+        yield emu
+    finally:
+        thread.submit(emu.stop()).result(10)
+        emu.cleanup()
+        thread.stop()
+
+
+FAKE_KEY = "AIzaSyFAKE-live-nb-end-to-end-0123456789"
+GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+VERTEX_LIVE_PATH = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
+
+
+def assert_key_never_shown(kernel: Kernel, workdir: Path, key: str) -> None:
+    """Not in any iopub message (outputs, errors, comm traffic), nor in any file the kernel wrote."""
+    with kernel._lock:
+        everything = json.dumps([r.msg for r in kernel.messages], default=str)
+    assert key not in everything
+    for path in workdir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".txt", ".log", ""):
+            assert key not in path.read_text(errors="replace"), path
+
+
+def test_a_user_with_a_gemini_key_gets_the_developer_api(tmp_path: Path, tls_emulator: RecordingEmulator) -> None:
+    emu = tls_emulator
+    assert emu.cert_path is not None
+    workdir = tmp_path / "user"
+    workdir.mkdir()
+    k = Kernel(
+        workdir,
+        bare=True,
+        GEMINI_API_KEY=FAKE_KEY,
+        GOOGLE_GEMINI_BASE_URL=f"https://127.0.0.1:{emu.port}",
+        SSL_CERT_FILE=emu.cert_path,
+    )
+    try:
+        load, _ = k.run("%load_ext live_nb")
+        assert_ok(k, load)
+        ask, records = k.run("%%live\nHello from a user with a key!\n")
+        assert_ok(k, ask)
+        assert 'You asked: "Hello from a user with a key!"' in final_text(k, ask)
+        assert len(players(records)) == 1
+        assert "bundled Live API emulator" not in k.stdout(ask)
+        # The Developer API, as google-genai would dial it: its path, model name, key header, no transparency.
+        assert emu.paths == [(GEMINI_LIVE_PATH, "gemini")]
+        assert [setup.model for setup in emu.setups] == ["models/gemini-3.8-live"]
+        (setup,) = emu.setups
+        assert list(setup.config.response_modalities or ()) == ["AUDIO"] and setup.config.output_audio_transcription
+        assert setup.session_resumption is not None and not setup.session_resumption.transparent
+        assert emu.keys == [FAKE_KEY]
+        status, _ = k.run("%live status")
+        assert "status 'default': gemini gemini-3.8-live AUDIO state=active" in k.stdout(status)
+        assert_key_never_shown(k, workdir, FAKE_KEY)
+    finally:
+        k.shutdown()
+
+
+def test_a_user_with_a_vertex_express_key_gets_vertex_ai(tmp_path: Path, tls_emulator: RecordingEmulator) -> None:
+    """GOOGLE_API_KEY + GOOGLE_VERTEX_BASE_URL: ``--backend vertex``, or GOOGLE_GENAI_USE_VERTEXAI=true as in google-genai."""
+    emu = tls_emulator
+    assert emu.cert_path is not None
+    workdir = tmp_path / "vertex-user"
+    workdir.mkdir()
+    k = Kernel(
+        workdir,
+        bare=True,
+        GOOGLE_API_KEY=FAKE_KEY,
+        GOOGLE_VERTEX_BASE_URL=f"https://127.0.0.1:{emu.port}",
+        GOOGLE_GENAI_USE_VERTEXAI="true",
+        SSL_CERT_FILE=emu.cert_path,
+    )
+    try:
+        k.run("%load_ext live_nb")
+        connect, _ = k.run("%live connect v --backend vertex")
+        assert_ok(k, connect)
+        assert "connected 'v': vertex gemini-3.8-live AUDIO" in k.stdout(connect)
+        ask, _ = k.run("%%live v\nHello, Vertex AI.\n")
+        assert_ok(k, ask)
+        assert 'You asked: "Hello, Vertex AI."' in final_text(k, ask)
+        system, _ = k.run("%live system --name v Answer like a harbour master.")
+        assert_ok(k, system)
+        asked, _ = k.run("%%live v\nWhat is your system instruction?\n")
+        assert "Answer like a harbour master." in final_text(k, asked)
+        # Without --backend: GOOGLE_GENAI_USE_VERTEXAI picks Vertex AI, as it does for google-genai.
+        auto, _ = k.run("%%live\nAnd the default session?\n")
+        assert_ok(k, auto)
+        assert 'You asked: "And the default session?"' in final_text(k, auto)
+        assert [path for path, _ in emu.paths] == [VERTEX_LIVE_PATH, VERTEX_LIVE_PATH]
+        assert {flavor for _, flavor in emu.paths} == {"vertex"}
+        assert [setup.model for setup in emu.setups] == ["publishers/google/models/gemini-3.8-live"] * 2
+        # Vertex AI offers transparent resumption: on by default there.
+        assert all(s.session_resumption is not None and s.session_resumption.transparent for s in emu.setups)
+        assert emu.keys == [FAKE_KEY, FAKE_KEY]
+        assert_key_never_shown(k, workdir, FAKE_KEY)
     finally:
         k.shutdown()

@@ -1,14 +1,16 @@
 """The magics in an in-process IPython shell (globalipapp): arguments, config, views, lifecycle.
 
 Without a kernel ``%%live`` takes its blocking path (terminal IPython's), and replies stream to
-stdout. Sessions talk to the real emulator the magics start in-process. The kernel-specific
-behaviour (awaited cells, parent ids, interrupts, comms) is in test_kernel_magics.py.
+stdout: the transcription of the audio reply, then how long the audio was. Sessions talk to the
+real emulator the magics start in-process (Vertex AI's flavour unless a test asks for the Gemini
+Developer API's). The kernel-specific behaviour (awaited cells, parent ids, interrupts, comms, the
+cell's plain-text transcript and audio player) is in test_kernel_magics.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-
 import threading
 import time
 from collections.abc import Iterator
@@ -21,10 +23,18 @@ from IPython.core.error import UsageError
 from IPython.testing.globalipapp import start_ipython
 
 from live_nb import _loop
-from live_nb.notebook import magics as live_magics
 from live_nb.client.credentials import find_api_key, read_dotenv
-from live_nb.notebook._reply import Renderer, Router, Turn
-from live_nb.notebook.magics import LiveMagics, interpolate, parse_compress, transform_live_cells
+from live_nb.notebook import magics as live_magics
+from live_nb.notebook._reply import Renderer, Router, Turn, audio_player, plain_text
+from live_nb.notebook.magics import (
+    LiveMagics,
+    interpolate,
+    live_completions,
+    parse_compress,
+    transform_live_cells,
+)
+from live_nb.protocol import catalogue
+from live_nb.protocol.messages import ClientContent, RealtimeInput
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,7 +46,14 @@ def shell() -> Any:
 
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No key, no configured backend: the magics use their own emulator, with its database in tmp_path."""
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "LIVE_NB_BACKEND", "LIVE_NB_EMULATOR_URL"):
+    for name in (
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+        "LIVE_NB_BACKEND",
+        "LIVE_NB_EMULATOR_URL",
+        "LIVE_NB_EMULATOR_FLAVOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LIVE_NB_EMULATOR_DB", str(tmp_path / "emulator.sqlite3"))
     monkeypatch.chdir(tmp_path)
@@ -166,6 +183,13 @@ BAD_LINES = [
     "",
     "bogus",
     "connect --modality video",
+    "connect --modality text",
+    "connect --model gemini-live-2.5-flash-preview",
+    "connect --model gemini-3.1-flash-live-preview",
+    "connect --flavor gemini --transparent",
+    "connect --flavor nope",
+    "connect --url ws://127.0.0.1:9 --flavor gemini",
+    "models extra",
     "connect --compress abc",
     "connect --compress 1000",
     "connect --compress 20000:30000",
@@ -236,7 +260,9 @@ def test_first_use_opens_a_session_on_the_embedded_emulator(ip: Any, capsys: pyt
     ip.user_ns["topic"] = "tides"
     out = ask(ip, capsys, "", "Tell me about {topic}.")
     assert "bundled Live API emulator" in out
-    assert 'Turn 1. You asked: "Tell me about tides."' in out
+    assert re.search(r"\(Vertex AI flavour: transparent resumption, system-instruction updates\) on ws://127\.0\.0\.1:\d+", out)
+    assert 'Turn 1. You asked: "Tell me about tides."' in out  # the transcription of the audio reply
+    assert re.search(r"\[\d+\.\d s of reply audio\]", out)
     out = ask(ip, capsys, "", "What did I say first?")
     assert "bundled Live API emulator" not in out  # said once
     assert 'Turn 2.' in out and '"Tell me about tides."' in out
@@ -433,7 +459,8 @@ def test_ctrl_c_in_a_blocking_cell_cancels_fast_and_keeps_the_session(
     """Terminal IPython: the cell blocks on the future; Ctrl-C cancels the request, not the session."""
     from live_nb.emulator import Emulator
 
-    slow = Emulator(host="127.0.0.1", port=0, chunk_delay=1.0)
+    # 0.1 s between 40 ms audio chunks: a reply streams for several seconds.
+    slow = Emulator(host="127.0.0.1", port=0, chunk_delay=0.1)
     _loop.block(_loop.submit(slow.start()), 10)
     try:
         ip.run_line_magic("live", f"connect slowterm --url {slow.url}")
@@ -532,7 +559,7 @@ def test_a_turn_sent_while_an_async_reply_streams_waits_for_it(ip: Any, capsys: 
     """Requests on one session run in cell order: a --no-reply turn must not barge into a streaming reply."""
     from live_nb.emulator import Emulator
 
-    slow = Emulator(host="127.0.0.1", port=0, chunk_delay=0.3)
+    slow = Emulator(host="127.0.0.1", port=0, chunk_delay=0.03)
     _loop.block(_loop.submit(slow.start()), 10)
     try:
         ip.run_line_magic("live", f"connect queue --url {slow.url}")
@@ -551,3 +578,241 @@ def test_a_turn_sent_while_an_async_reply_streams_waits_for_it(ip: Any, capsys: 
         ip.run_line_magic("live", "close --all")
         _loop.block(_loop.submit(slow.stop()), 10)
         slow.cleanup()
+
+
+# Today's models: audio replies, the catalogue, flavours, initial history.
+
+
+def test_defaults_are_todays_model_answering_in_audio_with_its_transcription(ip: Any) -> None:
+    magics = magics_of(ip)
+    assert magics.model == catalogue.DEFAULT_MODEL == "gemini-3.8-live"
+    assert (magics.modality, magics.transcription, magics.speak, magics.emulator_flavor) == ("audio", True, False, "vertex")
+    options = magics._options("defaults")
+    config = options.generation_config()
+    assert options.backend == "emulator" and options.flavor == "vertex" and options.transparent is True
+    assert list(config.response_modalities or ()) == ["AUDIO"] and config.output_audio_transcription
+    assert config.history_config is None
+    ip.run_line_magic("live", "connect defaults")
+    entry = magics.sessions["defaults"]
+    assert entry.session is not None and "LlmBidiService" in entry.session.url  # dialled on Vertex AI's path
+    assert entry.model is not None and entry.model.flavor == "vertex"
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("connect t --modality text", r"gemini-3\.8-live answers in AUDIO only.*in the magics: --modality audio"),
+        ("connect t --model gemini-live-2.5-flash-preview", r"shut down on 2025-12-09; use gemini-3\.8-live"),
+        ("connect t --model gemini-3.1-flash-live-preview", r"not served on Vertex AI.*--flavor gemini"),
+        ("connect t --flavor gemini --transparent", r"transparent resumption is a Vertex AI feature"),
+        ("connect t --model gemini-live-2.5-flash-native-audio --flavor gemini", r"not served on the Gemini Dev"),
+    ],
+)
+def test_settings_a_model_refuses_are_one_line_usage_errors_saying_what_instead(
+    ip: Any, capsys: pytest.CaptureFixture[str], line: str, says: str
+) -> None:
+    capsys.readouterr()
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("live", line)
+    message = str(info.value)
+    assert "\n" not in message and re.search(says, message), message
+    assert magics_of(ip).sessions == {}  # refused before anything was opened
+    assert "bundled Live API emulator" not in capsys.readouterr().out
+
+
+def test_no_transcription_leaves_only_the_audio(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    ip.run_line_magic("live", "connect quiet --no-transcription")
+    assert "(no transcription)" in capsys.readouterr().out
+    config = magics_of(ip).sessions["quiet"].options.generation_config()
+    assert not config.output_audio_transcription and list(config.response_modalities or ()) == ["AUDIO"]
+    out = ask(ip, capsys, "quiet", "Say something.")
+    assert "You asked" not in out and re.search(r"\[\d+\.\d s of reply audio\]", out)
+
+
+def test_models_lists_the_catalogue(ip: Any) -> None:
+    frame = ip.run_line_magic("live", "models")
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == ["id", "status", "backends", "replacement", "note"]
+    assert list(frame.id) == [m.id for m in catalogue.CATALOGUE]
+    rows = frame.set_index("id")
+    assert rows.loc["gemini-3.8-live", "status"] == "current (default)"
+    assert rows.loc["gemini-3.8-live", "backends"] == "gemini, vertex"
+    assert rows.loc["gemini-3.1-flash-live-preview", "replacement"] == "gemini-3.8-live"
+    assert "initial history" in rows.loc["gemini-3.1-flash-live-preview", "note"]
+    assert rows.loc["gemini-live-2.5-flash-preview", "status"] == "shut down"
+
+
+def test_model_option_completes_from_the_catalogue(ip: Any) -> None:
+    from IPython.core.completer import provisionalcompleter
+
+    def complete(text: str) -> list[str]:
+        with provisionalcompleter():
+            found = list(ip.Completer.completions(text, len(text)))
+        return [text[: c.start] + c.text for c in found]
+
+    usable = [m.id for m in catalogue.CATALOGUE if m.usable]
+    line = "%live connect chat --model "
+    assert complete(line) == [line + m for m in usable]
+    assert complete(line + "gemini-3.") == [
+        line + m for m in ("gemini-3.8-live", "gemini-3.8-live-extended-thinking", "gemini-3.1-flash-live-preview")
+    ]
+    assert complete("%live connect --model=gemini-live") == ["%live connect --model=gemini-live-2.5-flash-native-audio"]
+    assert complete("%live connect x --flavor g") == ["%live connect x --flavor gemini"]
+    assert complete("%live mod") == ["%live models"]
+    assert "gemini-live-2.5-flash-preview" not in live_completions("%live connect --model ")  # shut down
+    assert set(live_magics._SUBCOMMANDS) == set(magics_of(ip)._subcommands())
+    # Python completion elsewhere is untouched.
+    with provisionalcompleter():
+        assert "print" in [c.text for c in ip.Completer.completions("pri", 3)]
+
+
+def test_unload_removes_the_completer(shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    offline(tmp_path, monkeypatch)
+    ours = "live_nb.live_completions"
+    shell.run_line_magic("load_ext", "live_nb")
+    shell.run_line_magic("reload_ext", "live_nb")
+    assert [getattr(m, "matcher_identifier", None) for m in shell.Completer.custom_matchers].count(ours) == 1
+    shell.run_line_magic("unload_ext", "live_nb")
+    assert ours not in [getattr(m, "matcher_identifier", None) for m in shell.Completer.custom_matchers]
+
+
+def test_developer_api_flavour_changes_the_defaults_and_refuses_system_updates(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    magics = magics_of(ip)
+    ip.run_line_magic("config", "LiveMagics.emulator_flavor = 'gemini'")
+    try:
+        capsys.readouterr()
+        ip.run_line_magic("live", "connect dev")
+        out = capsys.readouterr().out
+        assert "(Gemini Developer API flavour: no transparent resumption or system-instruction updates)" in out
+        assert "connected 'dev': emulator (Gemini Developer API flavour) gemini-3.8-live AUDIO" in out
+        entry = magics.sessions["dev"]
+        assert entry.options.flavor == "gemini" and entry.options.transparent is False
+        assert entry.session is not None and "GenerativeService" in entry.session.url
+        for attempt in (
+            lambda: ip.run_line_magic("live", "system --name dev Be brief."),
+            lambda: ip.run_cell_magic("live", "dev --system", "Be brief."),
+        ):
+            with pytest.raises(UsageError) as info:
+                attempt()
+            assert "\n" not in str(info.value) and "Vertex AI only" in str(info.value)
+        assert 'You asked: "Still here?"' in ask(ip, capsys, "dev", "Still here?")  # the session is unharmed
+        # The other flavour, side by side, for one session.
+        ip.run_line_magic("live", "connect vx --flavor vertex")
+        assert magics.sessions["vx"].options.transparent is True
+        ip.run_line_magic("live", "system --name vx Be brief.")
+        assert "Be brief." in ask(ip, capsys, "vx", "What is your system instruction?")
+    finally:
+        ip.run_line_magic("config", "LiveMagics.emulator_flavor = 'vertex'")
+
+
+def test_initial_history_model_takes_history_then_realtime_text(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """gemini-3.1-flash-live-preview: the same cells work; the wire is what that model accepts."""
+    magics = magics_of(ip)
+    ip.run_line_magic("live", "connect legacy --flavor gemini --model gemini-3.1-flash-live-preview")
+    entry = magics.sessions["legacy"]
+    assert entry.model is not None
+    history = entry.model.generation_config.history_config
+    assert history is not None and history.initial_history_in_client_content is True
+    assert ask(ip, capsys, "legacy --no-reply", "I am learning about lighthouses.") == ""
+    assert ask(ip, capsys, "legacy --role model", "Lighthouses mark dangerous coasts.") == ""
+    out = ask(ip, capsys, "legacy", "What did I say first?")
+    assert '"I am learning about lighthouses."' in out
+    assert 'You asked: "What is a fresnel lens?"' in ask(ip, capsys, "legacy", "What is a fresnel lens?")
+    # The emulator (which enforces the model's rules on the wire) saw initial history, then realtime text.
+    emulator = magics._emulators[(1.0, "gemini")]
+    (served,) = [s for s in emulator.sessions.values() if s.model == "gemini-3.1-flash-live-preview"]
+    kinds = [
+        ("content", m.turn_complete, m.turns[0].role) if isinstance(m, ClientContent) else ("realtime", m.text)
+        for m in served.consumed
+        if isinstance(m, (ClientContent, RealtimeInput))
+    ]
+    assert kinds == [
+        ("content", False, "user"),
+        ("content", False, "model"),
+        ("realtime", "What did I say first?"),
+        ("realtime", "What is a fresnel lens?"),
+    ]
+    assert emulator.refused == []
+    # After the first question the history is closed: a turn without a reply is refused in one line.
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("live", "legacy --no-reply", "One more fact.")
+    assert "\n" not in str(info.value) and "only as initial history" in str(info.value)
+    assert "answer" in ask(ip, capsys, "legacy", "Still there? Please answer.").lower()
+
+
+def test_client_errors_reach_the_user_as_one_line_usage_errors(ip: Any) -> None:
+    ip.run_line_magic("live", "connect gone")
+    session = magics_of(ip).sessions["gone"].session
+    assert session is not None
+    _loop.block(_loop.submit(session.close()), 5)
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("live", "mic on gone")  # start_media raises InvalidState on a closed session
+    assert str(info.value).startswith("InvalidState: ") and "\n" not in str(info.value)
+    # A refusal the client makes itself (here LocalProtocolError from the catalogue gate) is one line too.
+    ip.run_line_magic("live", "connect legacy2 --flavor gemini --model gemini-3.1-flash-live-preview")
+    entry = magics_of(ip).sessions["legacy2"]
+    ip.run_cell_magic("live", "legacy2", "First question.")
+    entry.history_open = True  # as if the magics had lost track: the client itself still refuses
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("live", "legacy2 --no-reply", "Too late for history.")
+    assert str(info.value).startswith("LocalProtocolError: ") and "\n" not in str(info.value)
+    assert entry.session is not None and not entry.session.closed  # refused before sending: nothing broke
+
+
+def test_reply_text_is_plain_and_audio_html_holds_no_model_text() -> None:
+    hostile = '<img src=x onerror="alert(1)"> **bold** [link](javascript:alert(1))'
+    bundle = plain_text(hostile, ["interrupted"])
+    assert set(bundle) == {"text/plain"} and bundle["text/plain"] == hostile + "\n[interrupted]"
+    player = audio_player(b"\x01\x00" * 24_000, autoplay=True)
+    assert set(player) == {"text/html", "text/plain"}
+    html = player["text/html"]
+    assert re.fullmatch(r'<audio controls autoplay preload="auto" src="data:audio/wav;base64,[A-Za-z0-9+/=]+"></audio>', html)
+    assert player["text/plain"] == "[reply audio: 1.0 s at 24 kHz]"
+    assert "autoplay" not in audio_player(b"\x00\x00" * 10)["text/html"]
+
+
+def test_a_turn_keeps_a_bounded_amount_of_audio_and_lets_it_go() -> None:
+    from live_nb.protocol.messages import Blob, Content, Part, ServerContent, Transcription
+
+    async def scenario() -> tuple[RecordingRenderer, Turn]:
+        renderer = RecordingRenderer()
+        turn = Turn(renderer, asyncio.get_running_loop(), max_audio_seconds=0.1)  # 4,800 bytes
+        chunk = Content("model", (Part(inline_data=Blob(b"\x01\x00" * 960, "audio/pcm;rate=24000")),))
+        for _ in range(5):  # 5 x 40 ms = 0.2 s
+            turn.feed(ServerContent(model_turn=chunk))
+        turn.feed(ServerContent(output_transcription=Transcription("Hello there.")))
+        turn.feed(ServerContent(turn_complete=True))
+        return renderer, turn
+
+    renderer, turn = asyncio.run(scenario())
+    ((text, notes, audio),) = renderer.finished
+    assert text == "Hello there." and len(audio) == 4_800
+    assert notes == ["the player holds the first 0.1 s of this reply's audio"]
+    assert len(turn.audio) == 0  # handed to the renderer, not kept
+
+
+def test_a_key_picks_the_developer_api_or_vertex_as_google_genai_does(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_API_KEY", "sk-test-do-not-print")
+    options = magics_of(ip)._options("real")
+    assert (options.backend, options.flavor, options.transparent) == ("gemini", "gemini", False)
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    options = magics_of(ip)._options("real")
+    assert (options.backend, options.flavor, options.transparent) == ("vertex", "vertex", True)
+    assert "sk-test-do-not-print" not in repr(options)
+
+
+def test_stored_records_live_as_long_as_the_flavour_keeps_handles(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from live_nb.notebook.metadata import _parse_time, describe_record, get_bridge
+
+    ask(ip, capsys, "kept", "Remember me.")
+    ip.run_line_magic("live", "connect dev --flavor gemini")
+    ask(ip, capsys, "dev", "Remember me too.")
+    records = get_bridge(ip).records
+    lifetimes = {name: (_parse_time(records[name]["expires"]) or 0) - (_parse_time(records[name]["updated"]) or 0)
+                 for name in ("kept", "dev")}
+    assert lifetimes == {"kept": 24 * 3600.0, "dev": 2 * 3600.0}
+    old = dict(records["kept"], updated="2020-01-01T00:00:00Z", expires="2020-01-02T00:00:00Z")
+    assert "(handles live 24 h on this backend)" in describe_record(old)

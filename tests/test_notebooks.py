@@ -8,7 +8,9 @@ notebook, add one entry. A notebook without an entry fails, so none is only chec
 
 Every notebook also must: produce no error output, produce output in every cell listed, run
 against the bundled emulator (no key in the environment, a fresh emulator database), and run in a
-temporary working directory so nothing is written beside the notebooks.
+temporary working directory so nothing is written beside the notebooks. They run on today's models:
+no notebook names a shut-down model or asks for TEXT replies (``test_notebooks_use_todays_models``),
+and a ``%%live`` cell marked ``player=True`` must show the reply audio as a player.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from live_nb.protocol import catalogue
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
 
@@ -34,6 +38,7 @@ class Expect:
     present: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
     image: bool = False
+    player: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,12 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
         (
             Expect(
                 "Hello! What makes the tides",
-                present=(r"bundled Live API emulator", r'Turn 1\. You asked: "Hello! What makes the tides'),
+                present=(
+                    r"bundled Live API emulator",
+                    r"Vertex AI flavour: transparent resumption, system-instruction updates",
+                    r'Turn 1\. You asked: "Hello! What makes the tides',
+                ),
+                player=True,
             ),
             Expect(
                 "What did I say first?",
@@ -57,6 +67,14 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
             Expect("harbour of {city}", present=(r'You asked: "What is the harbour of Lisbon',)),
             Expect("%live status", present=(r"status 'default': emulator", r"state=active", r"handle=\S")),
             Expect("%live history", present=(r"\buser\b", r"\bmodel\b")),
+            Expect("%live models", present=(r"gemini-3\.8-live", r"current \(default\)", r"shut down")),
+            Expect(
+                "connect old --model gemini-live-2.5-flash-preview",
+                present=(
+                    r"UsageError - ConfigError: .*shut down on 2025-12-09; use gemini-3\.8-live",
+                    r"UsageError - ConfigError: .*answers in AUDIO only.*--modality audio",
+                ),
+            ),
             Expect("s = %live session", present=(r"^active \| turns in the transcript: 7$",)),
             Expect("What do you remember?", present=(r"Turn 4\.", r"I hold 8 turns")),
             Expect("%live close", present=(r"closed 'default'",)),
@@ -80,6 +98,24 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
                 absent=(r"lighthouse keeper",),
             ),
             Expect('history[["role", "text"]]', present=(r"\bsystem\b", r"Answer like a ship's captain")),
+            Expect(
+                "system --name plain",
+                present=(
+                    r"connected 'plain': emulator \(Gemini Developer API flavour\)",
+                    r"UsageError - updating the system instruction mid-session is Vertex AI only",
+                ),
+            ),
+            Expect(
+                "%%live plain\nWhat is your system instruction?",
+                present=(r'My system instruction is "Answer in one short sentence\."',),
+            ),
+            Expect("connect legacy --flavor gemini", present=(r"connected 'legacy'.*gemini-3\.1-flash-live-preview",)),
+            Expect(
+                "%%live legacy\nWhat did I say first?",
+                present=(r'was "I am learning about lighthouses\."',),
+                player=True,
+            ),
+            Expect("One more fact about lighthouses", present=(r"UsageError - .*only as initial history",)),
         )
     ),
     "compression.ipynb": NotebookCheck(
@@ -118,7 +154,7 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
     ),
     "mic_and_camera.ipynb": NotebookCheck(
         (
-            Expect("%live connect voice", present=(r"connected 'voice'.*AUDIO",)),
+            Expect("%live connect voice", present=(r"connected 'voice': emulator \(Vertex AI flavour\).*AUDIO",)),
             Expect("streamer = start_media", present=(r"MediaStreamer",)),
             Expect('print("capture:", streamer.capture_state, "| streaming', present=(r"capture: idle",)),
             Expect("path.write_bytes", present=(r"96,000 bytes = 3\.0 s",)),
@@ -127,7 +163,7 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
                 present=(
                     r"chunks pushed: 30, received: 30, gaps: 0",
                     r"3\.0 s = 75 tokens",
-                    r"signals: \['audio_stream_end'\]",
+                    r"signals: \[\]",  # Vertex AI's rules (the emulator's default): its own VAD ends the turn
                     r"reply: [1-9]\d* chunks, [1-9][\d.]* s of 24 kHz audio",
                 ),
             ),
@@ -178,8 +214,8 @@ def cell_text(cell: nbformat.NotebookNode) -> str:
         elif output.output_type in ("display_data", "execute_result", "update_display_data"):
             data = output.get("data", {})
             for mime in ("text/markdown", "text/plain", "text/html"):
-                if mime in data:
-                    parts.append(str(data[mime]))
+                if mime in data and not (mime == "text/html" and "<audio" in str(data[mime])):
+                    parts.append(str(data[mime]))  # a player's HTML is base64 audio: its text/plain says enough
     return "\n".join(parts)
 
 
@@ -228,5 +264,25 @@ def test_notebook_runs_and_says_the_right_things(
             assert not re.search(pattern, text, re.M | re.S), f"{name}: cell {expect.cell!r} has /{pattern}/:\n{text}"
         if expect.image:
             assert any("image/png" in o.get("data", {}) for o in cell.outputs), f"{name}: {expect.cell!r} drew nothing"
+        if expect.player:
+            assert any("<audio" in str(o.get("data", {}).get("text/html", "")) for o in cell.outputs), (
+                f"{name}: {expect.cell!r} shows no reply audio player"
+            )
     # Nothing was written beside the notebooks (the kernel ran in tmp_path).
     assert set(NOTEBOOK_DIR.glob("*.live_nb.json")) <= beside_before
+
+
+SHUT_DOWN = [m.id for m in catalogue.CATALOGUE if not m.usable]
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_notebooks_use_todays_models(name: str) -> None:
+    """No notebook asks for TEXT replies or names a shut-down model, except to show it refused."""
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    for cell in nb.cells:
+        source = cell.source
+        assert '"TEXT"' not in source and "'TEXT'" not in source, f"{name}: asks for TEXT replies:\n{source}"
+        assert "--modality text" not in source or "except" in source, f"{name}: asks for text replies:\n{source}"
+        for model in SHUT_DOWN:
+            if model in source:
+                assert cell.cell_type == "markdown" or "except" in source, f"{name}: uses {model}:\n{source}"

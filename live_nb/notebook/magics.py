@@ -20,7 +20,17 @@ How the pieces fit (the model is measured in kernel-loop.md and chosen in design
 
 Sessions open on first use with the configured defaults (``%config LiveMagics.<name>``). With no
 API key in the environment or a ``.env``, the magics start the bundled emulator in-process on
-127.0.0.1 and say so once.
+127.0.0.1 and say so once, naming the flavour it serves (``LiveMagics.emulator_flavor``: Vertex AI's
+rules by default, or the Gemini Developer API's). Defaults follow what the backend, or the
+emulator's flavour, offers (``catalogue.BACKEND_OFFERS``): transparent resumption where it exists,
+``%live system`` only where a system instruction may change mid-session.
+
+Today's Live models answer in AUDIO only (models.md): a session asks for AUDIO with output
+transcription by default, a ``%%live`` cell streams the transcription as plain text and offers the
+reply's audio as a player. Model rules come from ``protocol.catalogue``: a setting a model refuses
+is a one-line UsageError naming what to use instead, before anything is sent; on a model that
+takes ``clientContent`` only as initial history (gemini-3.1-flash-live-preview) the turns before the
+first question go as initial history and every question as realtime text.
 """
 
 from __future__ import annotations
@@ -45,14 +55,18 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display as _display
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from traitlets import Bool, CaselessStrEnum, Float, Unicode, default
 
 from .. import _loop
-from ..client.credentials import find_api_key
-from ..exceptions import InvalidState, LiveError
+from ..client.credentials import env_or_dotenv, find_api_key, read_dotenv
+from ..client.endpoints import GEMINI_PATH, VERTEX_PATH, EndpointResolver
+from ..exceptions import ConfigError, InvalidState, LiveError, LocalProtocolError, UnsupportedOnBackend
+from ..protocol import catalogue
 from ..protocol.config import (
     CONNECTION_LIFETIME_SECONDS,
     ContextWindowCompressionConfig,
+    HistoryConfig,
     LiveGenerationConfig,
     SessionResumptionConfig,
     SlidingWindow,
@@ -67,7 +81,14 @@ if TYPE_CHECKING:
 
     from ..client.session import LiveModel, LiveSession
 
-__all__ = ["LiveMagics", "interpolate", "load_ipython_extension", "parse_compress", "unload_ipython_extension"]
+__all__ = [
+    "LiveMagics",
+    "interpolate",
+    "live_completions",
+    "load_ipython_extension",
+    "parse_compress",
+    "unload_ipython_extension",
+]
 
 logger = logging.getLogger("live_nb.notebook")
 
@@ -82,8 +103,14 @@ argument: Callable[..., Callable[[F], F]] = _magic_arguments.argument
 parse_argstring: Callable[[Any, str], Any] = _magic_arguments.parse_argstring
 display: Callable[..., Any] = _display
 
-DEFAULT_MODEL = "gemini-live-2.5-flash-preview"
-"""A half-cascade Live model: it answers in TEXT or AUDIO (native-audio models refuse TEXT)."""
+DEFAULT_MODEL = catalogue.DEFAULT_MODEL
+"""gemini-3.8-live: Google's recommended Live model; it answers in AUDIO (with its transcription)."""
+FLAVORS = ("vertex", "gemini")
+"""Wire flavours the bundled emulator serves: Vertex AI's rules, or the Gemini Developer API's."""
+FLAVOR_TITLES = {"vertex": "Vertex AI", "gemini": "Gemini Developer API"}
+FLAVOR_RULES = {"vertex": "Vertex AI's rules", "gemini": "the Gemini Developer API's rules"}
+USE_VERTEX_ENV = "GOOGLE_GENAI_USE_VERTEXAI"
+"""google-genai's switch to Vertex AI; the magics' automatic backend honours it as the SDK does."""
 
 CONNECT_TIMEOUT = 30.0
 
@@ -179,6 +206,21 @@ class ConnectOptions:
     system: str = ""
     handle: str | None = None
     emulator_url: str = ""
+    transcription: bool = True
+    """Ask for the output transcription of audio replies (what the cell shows as text)."""
+    flavor: str | None = None
+    """Whose rules apply: ``gemini``, ``vertex``, or None (an emulator URL that does not say)."""
+
+    @property
+    def info(self) -> catalogue.ModelInfo | None:
+        """The model's catalogue row (None for a model the catalogue does not know)."""
+        return catalogue.lookup(self.model)
+
+    @property
+    def initial_history_only(self) -> bool:
+        """The model takes clientContent only as initial history (gemini-3.1-flash-live-preview)."""
+        info = self.info
+        return info is not None and info.client_content == "initial_history"
 
     def generation_config(self) -> LiveGenerationConfig:
         audio = self.modality == "AUDIO"
@@ -187,8 +229,14 @@ class ConnectOptions:
             system_instruction=self.system or None,
             context_window_compression=self.compression,
             input_audio_transcription=audio,
-            output_audio_transcription=audio,
+            output_audio_transcription=audio and self.transcription,
+            history_config=HistoryConfig(initial_history_in_client_content=True)
+            if self.initial_history_only
+            else None,
         )
+
+    def resumption(self) -> SessionResumptionConfig:
+        return SessionResumptionConfig(handle=self.handle, transparent=self.transparent)
 
 
 @dataclass
@@ -204,6 +252,9 @@ class Entry:
     router: Router | None = None
     remove_listener: Callable[[], None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    history_open: bool = True
+    """On an initial-history-only model: turns without a reply may still go as clientContent (no
+    question asked, no realtime input sent, not resumed). The client's own check stays the authority."""
 
 
 # The cell transformer.
@@ -268,15 +319,34 @@ def _one_line(exc: BaseException) -> str:
 class LiveMagics(Magics):
     """``%%live`` sends the cell to a Live API session; ``%live`` manages sessions."""
 
-    model = Unicode(DEFAULT_MODEL, help="Model of new sessions.").tag(config=True)
+    model = Unicode(
+        DEFAULT_MODEL, help="Model of new sessions (%live models lists them; %live connect --model <TAB> completes)."
+    ).tag(config=True)
     backend = CaselessStrEnum(
         ["auto", "emulator", "gemini", "vertex"],
         default_value="auto",
-        help="auto: gemini when GEMINI_API_KEY/GOOGLE_API_KEY is set (environment or .env), else the bundled emulator.",
+        help="auto: gemini when GEMINI_API_KEY/GOOGLE_API_KEY is set (environment or .env; vertex when "
+        "GOOGLE_GENAI_USE_VERTEXAI is true, as in google-genai), else the bundled emulator.",
     ).tag(config=True)
-    modality = CaselessStrEnum(["text", "audio"], default_value="text", help="Reply modality of new sessions.").tag(
+    modality = CaselessStrEnum(
+        ["audio", "text"],
+        default_value="audio",
+        help="Reply modality of new sessions. Today's Live models answer in audio only (the cell shows the "
+        "transcription); text is refused before anything is sent unless the model takes it.",
+    ).tag(config=True)
+    transcription = Bool(
+        True, help="Ask for the output transcription of audio replies: the text a %%live cell streams."
+    ).tag(config=True)
+    speak = Bool(False, help="Play each %%live reply aloud when it is complete (autoplay; per cell: --speak).").tag(
         config=True
     )
+    emulator_flavor = CaselessStrEnum(
+        list(FLAVORS),
+        default_value="vertex",
+        help="Whose rules the bundled in-kernel emulator serves: 'vertex' (Vertex AI: transparent resumption, "
+        "system-instruction updates, 24 h handles) or 'gemini' (the Gemini Developer API: neither, 2 h "
+        "handles). Defaults follow it. Environment: LIVE_NB_EMULATOR_FLAVOR.",
+    ).tag(config=True)
     compress = Unicode(
         "", help="Context window compression of new sessions: TRIGGER[:TARGET] tokens, 'default', or '' for off."
     ).tag(config=True)
@@ -315,6 +385,11 @@ class LiveMagics(Magics):
         wanted = os.environ.get("LIVE_NB_BACKEND", "auto").lower()
         return wanted if wanted in ("auto", "emulator", "gemini", "vertex") else "auto"
 
+    @default("emulator_flavor")
+    def _default_emulator_flavor(self) -> str:
+        wanted = os.environ.get("LIVE_NB_EMULATOR_FLAVOR", "vertex").lower()
+        return wanted if wanted in FLAVORS else "vertex"
+
     @default("emulator_url")
     def _default_emulator_url(self) -> str:
         return os.environ.get("LIVE_NB_EMULATOR_URL", "")
@@ -332,8 +407,8 @@ class LiveMagics(Magics):
         self.handles: dict[str, tuple[str, ConnectOptions]] = {}
         self.ended: dict[str, LiveSession] = {}
         """The last session of each closed name, so ``%live history NAME`` still works after close."""
-        self._emulators: dict[float, Any] = {}
-        self._told_emulator = False
+        self._emulators: dict[tuple[float, str], Any] = {}
+        self._told_emulator: set[str] = set()
 
     # Cell magic.
 
@@ -348,6 +423,7 @@ class LiveMagics(Magics):
     )
     @argument("--system", action="store_true", help="The cell replaces the session's system instruction.")
     @argument("--async", dest="asynchronous", action="store_true", help="Return at once; the reply still lands here.")
+    @argument("--speak", action="store_true", help="Play the reply aloud when it is complete (autoplay).")
     @cell_magic("live")
     def live_cell(self, line: str, cell: str) -> None:
         """Send the cell to a Live session as one turn and show the reply as it streams in.
@@ -355,8 +431,11 @@ class LiveMagics(Magics):
         ``{var}`` in the cell is replaced with the notebook variable ``var``. The session opens on
         first use with the configured defaults (``%config LiveMagics``).
         """
-        request = self._plan(line, cell)
-        future = self._start(request)
+        try:
+            request = self._plan(line, cell)
+            future = self._start(request)
+        except LiveError as exc:
+            raise UsageError(_one_line(exc)) from None
         if future is None:
             return
         try:
@@ -371,8 +450,11 @@ class LiveMagics(Magics):
 
     async def live_cell_async(self, line: str, cell: str) -> None:
         """The awaited form of ``%%live`` (what the input transformer calls in a kernel)."""
-        request = self._plan(line, cell)
-        future = self._start(request)
+        try:
+            request = self._plan(line, cell)
+            future = self._start(request)
+        except LiveError as exc:
+            raise UsageError(_one_line(exc)) from None
         if future is None:
             return
         try:
@@ -399,18 +481,22 @@ class LiveMagics(Magics):
             raise UsageError("--system replaces the system instruction; it takes no --role")
         if args.system:
             kind = "system"
+            self._check_system_update(name)
         elif args.role == "model" or args.no_reply:
             kind = "context"
         else:
             kind = "ask"
-        return Request(name=name, text=text, kind=kind, role=args.role, asynchronous=args.asynchronous)
+        return Request(
+            name=name, text=text, kind=kind, role=args.role, asynchronous=args.asynchronous, speak=args.speak
+        )
 
     def _start(self, request: Request) -> concurrent.futures.Future[Any] | None:
         """Open the session if needed and submit the request; returns the future to wait on."""
         options = None if request.name in self.sessions else self._options(request.name)
         renderer: Renderer | None = None
         if request.kind == "ask":
-            renderer = CellRenderer(self.shell) if _in_kernel(self.shell) else StreamRenderer()
+            speak = request.speak or self.speak
+            renderer = CellRenderer(self.shell, speak=speak) if _in_kernel(self.shell) else StreamRenderer()
         future = _loop.submit(self._run_request(request, options, renderer))
         if request.asynchronous:
             self._track_pending(request.name, future)
@@ -446,9 +532,13 @@ class LiveMagics(Magics):
                     f"last handle, `%live connect {entry.name}` starts a new one"
                 )
             if request.kind == "system":
+                if entry.options.flavor is not None and not _offer(entry.options.flavor).system_instruction_update:
+                    raise UnsupportedOnBackend(_system_refusal(entry.options))
                 await session.update_system_instruction(request.text)
                 return ""
             if request.kind == "context":
+                if entry.options.initial_history_only and not entry.history_open:
+                    raise LocalProtocolError(_history_closed(entry.options.model))
                 turn_content = Content(role=request.role, parts=(Part(text=request.text),))
                 await session.send_content([turn_content], turn_complete=False)
                 return ""
@@ -456,14 +546,22 @@ class LiveMagics(Magics):
             return await self._ask(entry, session, request.text, renderer)
 
     async def _ask(self, entry: Entry, session: LiveSession, text: str, renderer: Renderer) -> str:
-        """Send one complete user turn and collect the model's turn (under ``entry.lock``)."""
+        """Send one complete user turn and collect the model's turn (under ``entry.lock``).
+
+        The turn goes as a complete ``clientContent`` turn, or as realtime text on a model that takes
+        clientContent only as initial history (the turns sent before it become that history).
+        """
         assert entry.router is not None
         turn = Turn(renderer, asyncio.get_running_loop())
         entry.router.current = turn
         sent = False
         try:
             sent = True
-            await session.send_content([Content(role="user", parts=(Part(text=text),))], turn_complete=True)
+            if entry.options.initial_history_only:
+                entry.history_open = False
+                await session.send_realtime_text(text)
+            else:
+                await session.send_content([Content(role="user", parts=(Part(text=text),))], turn_complete=True)
             timeout = self.reply_timeout or None
             return await asyncio.wait_for(asyncio.shield(turn.done), timeout)
         except asyncio.TimeoutError:
@@ -494,7 +592,10 @@ class LiveMagics(Magics):
         handler = self._subcommands().get(command)
         if handler is None:
             raise UsageError(f"unknown %live subcommand {command!r}; try: " + ", ".join(sorted(self._subcommands())))
-        return handler(rest)
+        try:
+            return handler(rest)
+        except LiveError as exc:  # ConfigError, UnsupportedOnBackend, InvalidState ... from the client
+            raise UsageError(_one_line(exc)) from None
 
     def _subcommands(self) -> dict[str, Callable[[str], Any]]:
         return {
@@ -510,6 +611,7 @@ class LiveMagics(Magics):
             "dashboard": self._cmd_dashboard,
             "mic": self._cmd_mic,
             "camera": self._cmd_camera,
+            "models": self._cmd_models,
         }
 
     def _cmd_connect(self, rest: str) -> None:
@@ -517,7 +619,9 @@ class LiveMagics(Magics):
         parser.add_argument("name", nargs="?", default=None)
         parser.add_argument("--model", default=None)
         parser.add_argument("--backend", choices=["auto", "emulator", "gemini", "vertex"], default=None)
-        parser.add_argument("--modality", type=str.lower, choices=["text", "audio"], default=None)
+        parser.add_argument("--flavor", "--flavour", type=str.lower, choices=list(FLAVORS), default=None)
+        parser.add_argument("--modality", type=str.lower, choices=["audio", "text"], default=None)
+        parser.add_argument("--transcription", action=argparse.BooleanOptionalAction, default=None)
         parser.add_argument("--compress", nargs="?", const="default", default=None, metavar="TRIGGER[:TARGET]")
         parser.add_argument("--resume", nargs="?", const="", default=None, metavar="HANDLE")
         parser.add_argument("--transparent", action=argparse.BooleanOptionalAction, default=None)
@@ -531,7 +635,9 @@ class LiveMagics(Magics):
             name,
             model=args.model,
             backend=args.backend,
+            flavor=args.flavor,
             modality=args.modality,
+            transcription=args.transcription,
             compress=args.compress,
             transparent=args.transparent,
             time_scale=args.time_scale,
@@ -570,6 +676,7 @@ class LiveMagics(Magics):
         if not text:
             raise UsageError("%live system needs the instruction text: %live system [--name NAME] TEXT")
         self._check_name(name)
+        self._check_system_update(name)
         text = interpolate(text, self.shell.user_ns if self.shell is not None else {})
         options = None if name in self.sessions else self._options(name)
         request = Request(name=name, text=text, kind="system", role="user", asynchronous=False)
@@ -634,7 +741,8 @@ class LiveMagics(Magics):
         for name in sorted(self.sessions):
             entry = self.sessions[name]
             state = entry.session.state if entry.session is not None else "opening"
-            print(f"{name}: {state}, {entry.options.backend}, {entry.options.modality}")
+            options = entry.options
+            print(f"{name}: {state}, {_where(options)}, {options.model}, {options.modality}")
         bridge = _bridge(self.shell)
         stored = {n: r for n, r in (bridge.records.items() if bridge is not None else ()) if n not in self.sessions}
         for name in sorted(stored):
@@ -687,6 +795,7 @@ class LiveMagics(Magics):
             raise UsageError(f"mic and camera streaming is not available: {exc}") from None
         if args.switch == "on":
             entry = self._entry(args.name, open_if_missing=True)
+            entry.history_open = False  # realtime input ends an initial history
             widget = media.start_media(entry.session, **flags)
             if widget is not None:
                 display(widget)
@@ -699,6 +808,10 @@ class LiveMagics(Magics):
 
     def _cmd_camera(self, rest: str) -> None:
         self._media("camera", rest)
+
+    def _cmd_models(self, rest: str) -> Any:
+        _parse_with(_parser("models", "The Live models live_nb knows (protocol.catalogue), as a DataFrame."), rest)
+        return models_table()
 
     # Sessions (the coroutines run on the loop thread).
 
@@ -721,14 +834,21 @@ class LiveMagics(Magics):
         *,
         model: str | None = None,
         backend: str | None = None,
+        flavor: str | None = None,
         modality: str | None = None,
+        transcription: bool | None = None,
         compress: str | None = None,
         transparent: bool | None = None,
         time_scale: float | None = None,
         system: str | None = None,
         url: str | None = None,
     ) -> ConnectOptions:
-        """Resolve a session's options from arguments, then traits; validate them (UsageError)."""
+        """Resolve a session's options from arguments, then traits; validate them (UsageError).
+
+        Validation covers the model's and the backend's rules (``catalogue.check_setup``): a setting
+        the service would refuse is refused here, in one line that says what to use instead. When
+        the options need the in-kernel emulator, it is started here and announced once.
+        """
         chosen = (backend or self.backend).lower()
         emulator_url = self.emulator_url if url is None else url
         if url is not None:
@@ -740,7 +860,7 @@ class LiveMagics(Magics):
                 raise UsageError(f"--url wants a ws:// or wss:// URL, not {url!r}")
         automatic = chosen == "auto"
         if automatic:
-            chosen = "gemini" if find_api_key() is not None else "emulator"
+            chosen = _automatic_backend()
         scale = self.time_scale if time_scale is None else time_scale
         if scale <= 0:
             raise UsageError(f"time scale must be positive, not {scale}")
@@ -748,24 +868,55 @@ class LiveMagics(Magics):
             raise UsageError("--time-scale applies only to the emulator backend")
         if chosen == "gemini" and find_api_key() is None:
             raise UsageError("backend gemini needs GEMINI_API_KEY or GOOGLE_API_KEY (environment or .env)")
+        in_kernel_emulator = chosen == "emulator" and not emulator_url
+        if flavor is not None and not in_kernel_emulator:
+            raise UsageError(
+                "--flavor picks the rules of the bundled in-kernel emulator; "
+                + ("an emulator at a URL serves the flavour of its path" if chosen == "emulator"
+                   else f"backend {chosen} has its own")
+            )
+        model = model or self.model
+        if chosen == "emulator":
+            wire = (flavor or self.emulator_flavor) if in_kernel_emulator else _url_flavor(emulator_url, model)
+        else:
+            wire = chosen
+        wanted_transparent = self.transparent if transparent is None else transparent
         try:
-            compression = parse_compress(self.compress if compress is None else compress)
             options = ConnectOptions(
-                model=model or self.model,
+                model=model,
                 backend=chosen,
                 modality=(modality or self.modality).upper(),
-                compression=compression,
-                transparent=_transparent(chosen, self.transparent if transparent is None else transparent),
+                compression=parse_compress(self.compress if compress is None else compress),
+                transparent=_transparent(wire, wanted_transparent),
                 time_scale=scale,
                 system=self.system if system is None else system,
                 emulator_url=emulator_url,
+                transcription=self.transcription if transcription is None else transcription,
+                flavor=wire,
             )
-            options.generation_config()
+            config = options.generation_config()
         except LiveError as exc:
             raise UsageError(_one_line(exc)) from None
-        if chosen == "emulator" and not emulator_url:
-            self._announce_emulator(automatic)
+        info = options.info
+        if info is not None:
+            refusal = catalogue.check_setup(info, wire, config, options.resumption())
+            if refusal is not None:
+                raise UsageError(_refusal_message(refusal, options, in_kernel_emulator))
+        if in_kernel_emulator and not _loop.in_loop_thread():
+            url_now = self._block(self._emulator(scale, wire or "vertex"))
+            self._announce_emulator(automatic, wire or "vertex", url_now)
         return options
+
+    def _session_options(self, name: str) -> ConnectOptions:
+        """The options of session ``name``: the open one's, else what opening it would use."""
+        entry = self.sessions.get(name)
+        return entry.options if entry is not None else self._options(name)
+
+    def _check_system_update(self, name: str) -> None:
+        """Refuse a mid-session system-instruction update where the backend (or flavour) lacks it."""
+        options = self._session_options(name)
+        if options.flavor is not None and not _offer(options.flavor).system_instruction_update:
+            raise UsageError(_system_refusal(options))
 
     def _known_handle(self, name: str) -> str | None:
         entry = self.sessions.get(name)
@@ -800,27 +951,36 @@ class LiveMagics(Magics):
             self.handles[entry.name] = (entry.handle, entry.options)
         if entry.session is not None:
             retention = None
-            if entry.options.backend == "emulator" and entry.options.time_scale != 1.0:
-                retention = 7200.0 / entry.options.time_scale  # the emulator scales handle lifetimes too
+            options = entry.options
+            if options.backend == "emulator" and options.flavor is not None:
+                # The emulator keeps handles as long as the flavour it serves, and scales that too.
+                retention = _offer(options.flavor).handle_retention_seconds / options.time_scale
             _track(self.shell, entry.name, entry.session, retention)
 
-    async def _emulator(self, time_scale: float) -> str:
-        """The URL of the in-process emulator running at ``time_scale`` (started on first use)."""
-        emulator = self._emulators.get(time_scale)
+    async def _emulator(self, time_scale: float, flavor: str) -> str:
+        """The URL of the in-process emulator serving ``flavor`` at ``time_scale`` (started on first use).
+
+        One emulator per (time scale, flavour), each with its own database file, so the handles of
+        one never meet the other's connections.
+        """
+        key = (time_scale, flavor)
+        emulator = self._emulators.get(key)
         if emulator is None:
             from ..emulator import Emulator  # type: ignore[attr-defined]
 
             db = Path(self.emulator_db)
+            suffix = "" if flavor == "vertex" else f"-{flavor}"
             if time_scale != 1.0:
-                db = db.with_name(f"{db.stem}-x{time_scale:g}{db.suffix}")
+                suffix += f"-x{time_scale:g}"
+            db = db.with_name(f"{db.stem}{suffix}{db.suffix}")
             db.parent.mkdir(parents=True, exist_ok=True)
             # consumed_limit bounds the emulator's test-only log of consumed messages (an hour of audio
             # would otherwise hold ~115 MB in the kernel).
             emulator = Emulator(
-                host="127.0.0.1", port=0, time_scale=time_scale, db_path=str(db), consumed_limit=10_000
+                host="127.0.0.1", port=0, time_scale=time_scale, db_path=str(db), consumed_limit=10_000, mode=flavor
             )
             await emulator.start()
-            self._emulators[time_scale] = emulator
+            self._emulators[key] = emulator
         return str(emulator.url)
 
     async def _ensure(self, name: str, options: ConnectOptions | None) -> Entry:
@@ -853,8 +1013,15 @@ class LiveMagics(Magics):
         options = entry.options
         url = None
         api_key = None
-        if options.backend == "emulator":
-            url = options.emulator_url or await self._emulator(options.time_scale)
+        if options.backend == "emulator" and options.emulator_url:
+            url = options.emulator_url
+        elif options.backend == "emulator":
+            # The in-kernel emulator is dialled on its flavour's own service path, so the client knows
+            # whose rules apply (catalogue.wire_flavor) exactly as it would on the real backend.
+            flavor = options.flavor or "vertex"
+            base = await self._emulator(options.time_scale, flavor)
+            self._announce_emulator(self.backend.lower() == "auto", flavor, base)
+            url = base + _service_path(flavor)
         elif options.backend == "gemini":
             key = find_api_key()
             api_key = key.value if key is not None else None
@@ -869,10 +1036,9 @@ class LiveMagics(Magics):
             api_key=api_key,
             **kwargs,
         )
-        session = await model.connect(
-            session_resumption=SessionResumptionConfig(handle=options.handle, transparent=options.transparent)
-        )
+        session = await model.connect(session_resumption=options.resumption())
         entry.model, entry.session = model, session
+        entry.history_open = options.handle is None
         entry.router = Router(on_handle=lambda handle: self._new_handle(entry, handle))
         entry.remove_listener = session.add_listener(entry.router)
         entry.handle = session.handle or options.handle
@@ -915,7 +1081,9 @@ class LiveMagics(Magics):
     def _describe(self, entry: Entry, verb: str) -> str:
         session = entry.session
         options = entry.options
-        parts = [f"{verb} {entry.name!r}:", options.backend, options.model, options.modality]
+        parts = [f"{verb} {entry.name!r}:", _where(options), options.model, options.modality]
+        if options.modality == "AUDIO" and not options.transcription:
+            parts.append("(no transcription)")
         if session is None:
             return " ".join([*parts, "(opening)"])
         parts.append(f"state={session.state}")
@@ -936,17 +1104,22 @@ class LiveMagics(Magics):
 
     # Extension lifecycle.
 
-    def _announce_emulator(self, automatic: bool) -> None:
-        """Say once, plainly, that the bundled emulator is in use, and why."""
-        if self._told_emulator:
+    def _announce_emulator(self, automatic: bool, flavor: str, url: str) -> None:
+        """Say once per flavour, plainly, that the bundled emulator is in use, why, and whose rules it serves."""
+        if flavor in self._told_emulator:
             return
-        self._told_emulator = True
+        self._told_emulator.add(flavor)
         why = (
-            "no GEMINI_API_KEY or GOOGLE_API_KEY in the environment or .env, so sessions use"
+            "no API key found (GEMINI_API_KEY / GOOGLE_API_KEY, environment or .env)"
             if automatic
-            else "LiveMagics.backend is 'emulator', so sessions use"
+            else "LiveMagics.backend is 'emulator'"
         )
-        print(f"live_nb: {why} the bundled Live API emulator, running offline in this kernel on 127.0.0.1.")
+        other = "gemini" if flavor == "vertex" else "vertex"
+        print(
+            f"live_nb: {why}; using the bundled Live API emulator, offline in this kernel "
+            f"({_flavor_phrase(flavor)}) on {url}. "
+            f"%config LiveMagics.emulator_flavor = '{other}' serves {FLAVOR_RULES[other]}."
+        )
 
     def shutdown(self) -> None:
         """Close every session and stop the in-process emulators (``%unload_ext``)."""
@@ -966,6 +1139,7 @@ class Request:
     kind: str  # ask | context | system
     role: str
     asynchronous: bool
+    speak: bool = False
 
 
 async def _call(awaitable: Any) -> Any:
@@ -988,18 +1162,123 @@ def _parser(prog: str, description: str) -> MagicArgumentParser:
 
 
 def _parse_with(parser: MagicArgumentParser, argstring: str) -> Any:
+    """Parse a subcommand's arguments; quotes group words and are removed (``--system "Be brief."``)."""
     try:
-        parse: Callable[[str], Any] = parser.parse_argstring
-        return parse(argstring)
+        split: Callable[..., list[str]] = arg_split
+        parse: Callable[[list[str]], Any] = parser.parse_args
+        return parse(split(argstring, posix=True, strict=True))
     except UsageError as exc:
         raise UsageError(f"{parser.prog}: {str(exc).splitlines()[0] if str(exc) else 'bad arguments'}") from None
     except ValueError as exc:  # unbalanced quotes
         raise UsageError(f"{parser.prog}: {exc}") from None
 
 
-def _transparent(backend: str, wanted: bool | None) -> bool:
-    """Transparent resumption as asked, or by default wherever the backend offers it (not Gemini's API)."""
-    return backend != "gemini" if wanted is None else wanted
+def _offer(flavor: str) -> catalogue.BackendOffer:
+    return catalogue.BACKEND_OFFERS[flavor]
+
+
+def _transparent(flavor: str | None, wanted: bool | None) -> bool:
+    """Transparent resumption as asked, or by default wherever the flavour offers it (Vertex AI's).
+
+    An emulator URL whose path names no flavour serves the emulator's default, Vertex AI's.
+    """
+    if wanted is not None:
+        return wanted
+    return _offer(flavor or "vertex").transparent_resumption
+
+
+def _automatic_backend() -> str:
+    """``LiveMagics.backend = 'auto'``: a key means the real service, else the bundled emulator.
+
+    The service is the Gemini Developer API, or Vertex AI when ``GOOGLE_GENAI_USE_VERTEXAI`` is
+    true (environment or .env), the switch google-genai reads.
+    """
+    if find_api_key() is None:
+        return "emulator"
+    use_vertex = (env_or_dotenv(USE_VERTEX_ENV, read_dotenv()) or "").strip().lower()
+    return "vertex" if use_vertex in ("1", "true", "yes", "on") else "gemini"
+
+
+def _url_flavor(url: str, model: str) -> str | None:
+    """Whose rules an emulator at ``url`` applies: the flavour of the path the client will dial.
+
+    Asked of the client's own resolver (a bare URL gets the Developer API's path), so the magics'
+    defaults and the client's checks always agree.
+    """
+    try:
+        dialled = EndpointResolver("emulator", model, url).url
+    except LiveError as exc:
+        raise UsageError(f"--url: {_one_line(exc)}") from None
+    return catalogue.wire_flavor("emulator", dialled)
+
+
+def _service_path(flavor: str) -> str:
+    """The service path of a flavour, as the real backend's URL has it (the emulator serves both)."""
+    return VERTEX_PATH.format(version="v1beta1") if flavor == "vertex" else GEMINI_PATH.format(version="v1beta")
+
+
+def _where(options: ConnectOptions) -> str:
+    """``emulator (Vertex AI flavour)``, ``gemini``, ``vertex``: the backend and, for the emulator, its rules."""
+    if options.backend != "emulator":
+        return options.backend
+    if options.flavor is None:
+        return "emulator"
+    return f"emulator ({FLAVOR_TITLES[options.flavor]} flavour)"
+
+
+def _flavor_phrase(flavor: str) -> str:
+    """``Vertex AI flavour: transparent resumption, system-instruction updates`` (from BACKEND_OFFERS)."""
+    offer = _offer(flavor)
+    features = {
+        "transparent resumption": offer.transparent_resumption,
+        "system-instruction updates": offer.system_instruction_update,
+    }
+    offered = [name for name, on in features.items() if on]
+    lacking = [name for name, on in features.items() if not on]
+    said = ", ".join(offered)
+    if lacking:
+        said += ("; " if said else "") + "no " + " or ".join(lacking)
+    return f"{FLAVOR_TITLES[flavor]} flavour: {said}"
+
+
+def _system_refusal(options: ConnectOptions) -> str:
+    where = FLAVOR_RULES.get(options.flavor or "", options.backend)
+    if options.backend == "emulator":
+        hint = "--flavor vertex (or %config LiveMagics.emulator_flavor = 'vertex')"
+    else:
+        hint = "--backend vertex"
+    return (
+        f"updating the system instruction mid-session is Vertex AI only; this session follows {where}. "
+        f"Start a new session with --system TEXT, or use {hint}"
+    )
+
+
+def _history_closed(model: str) -> str:
+    return (
+        f"{catalogue.bare_model_name(model)} takes turns without a reply only as initial history, before the "
+        "first question (clientContent is closed once a reply was asked for); ask instead, or use "
+        f"{catalogue.DEFAULT_MODEL}"
+    )
+
+
+def _refusal_message(refusal: catalogue.Refusal, options: ConnectOptions, in_kernel_emulator: bool) -> str:
+    """A catalogue refusal as a one-line UsageError: the client's ConfigError text, then the magics' way out."""
+    other = "gemini" if options.flavor == "vertex" else "vertex"
+    info = options.info
+    if refusal.field == "response_modalities":
+        hint = "--modality audio, the default: the cell shows the reply's transcription as text"
+    elif refusal.field == "model" and in_kernel_emulator and info is not None and info.usable and (
+        other in info.backends
+    ):
+        hint = f"--flavor {other}: the bundled emulator then serves {FLAVOR_RULES[other]}, which offer it"
+    elif refusal.field == "model":
+        hint = "%live models lists the models"
+    elif refusal.field == "session_resumption.transparent":
+        hint = "drop --transparent (and LiveMagics.transparent): it is off by default where it is not offered"
+    else:
+        hint = ""
+    error = ConfigError(refusal.field, refusal.value, refusal.advice)
+    return f"ConfigError: {error}" + (f"; in the magics: {hint}" if hint else "")
 
 
 def _metadata_says_expired(record: dict[str, Any]) -> bool:
@@ -1048,19 +1327,30 @@ def _untrack(ip: Any, name: str) -> None:
 
 
 HELP = """\
-%%live [NAME] [--no-reply] [--role user|model] [--system] [--async]
+%%live [NAME] [--no-reply] [--role user|model] [--system] [--async] [--speak]
     The cell is one turn of session NAME (default: 'default'; opened on first use).
-    {var} inserts the notebook variable var. The reply streams into the cell.
+    {var} inserts the notebook variable var. Today's Live models answer in audio: the cell
+    streams the reply's transcription as plain text, then offers the reply's audio as a player.
     --no-reply      add the turn to the context, ask for no reply (turn_complete=False)
     --role model    restore a model turn of history (implies --no-reply)
-    --system        the cell replaces the system instruction
+    --system        the cell replaces the system instruction (Vertex AI and its emulator flavour only)
     --async         return at once; the reply still lands in this cell
+    --speak         play the reply aloud when it is complete (LiveMagics.speak for every cell)
+    On gemini-3.1-flash-live-preview, turns before the first question go as initial history and
+    every question as realtime text (that model takes clientContent only as initial history).
 
-%live connect [NAME] [--model M] [--backend auto|emulator|gemini|vertex] [--modality text|audio]
-              [--compress TRIGGER[:TARGET]] [--resume [HANDLE]] [--[no-]transparent] [--time-scale X]
-              [--system TEXT] [--url ws://HOST:PORT (an emulator already running)]
+%live connect [NAME] [--model M] [--backend auto|emulator|gemini|vertex] [--flavor vertex|gemini]
+              [--modality audio|text] [--[no-]transcription] [--compress TRIGGER[:TARGET]]
+              [--resume [HANDLE]] [--[no-]transparent] [--time-scale X] [--system TEXT]
+              [--url ws://HOST:PORT (an emulator already running)]
+    --model         default gemini-3.8-live; <TAB> completes from %live models
+    --flavor        the bundled emulator's rules: vertex (default) or gemini (the Developer API's)
+    --modality      audio (default); text is refused on every current model (use audio: the
+                    transcription is the text)
+    --no-transcription   no output transcription: the cell shows only the audio player
+%live models               the Live models live_nb knows: id, status, backends, replacement, note
 %live status [NAME]        state, handle, context estimate, GoAway countdown
-%live system [--name NAME] TEXT
+%live system [--name NAME] TEXT   replace the system instruction (Vertex AI and its emulator flavour)
 %live resume [NAME]        new connection with the latest handle (also after a kernel restart)
 %live close [NAME|--all]
 %live sessions
@@ -1071,14 +1361,110 @@ s = %live session [NAME]   the session itself: `await s.send_content(...)`, `s.h
 %live camera on|off [NAME] stream the camera into the session
 %live help
 
-Defaults: %config LiveMagics.model / backend / modality / compress / transparent / time_scale / system
-(%config LiveMagics shows them all). Without GEMINI_API_KEY/GOOGLE_API_KEY the bundled emulator is used.
-Transparent resumption (nothing lost on a GoAway) is on by default where the backend offers it: the
-emulator and Vertex AI; the Gemini Developer API does not.
+Defaults: %config LiveMagics.model / backend / modality / transcription / speak / compress / transparent
+/ time_scale / system / emulator_flavor (%config LiveMagics shows them all). Without GEMINI_API_KEY /
+GOOGLE_API_KEY the bundled emulator runs in the kernel, serving Vertex AI's rules (emulator_flavor =
+'gemini' for the Gemini Developer API's). With a key: the Developer API (Vertex AI when
+GOOGLE_GENAI_USE_VERTEXAI is true, or --backend vertex). Transparent resumption (nothing lost on a
+GoAway) is on by default where it is offered: Vertex AI and the emulator's Vertex flavour.
 """
 
 
+def models_table() -> Any:
+    """The catalogue as a pandas DataFrame: id, status, backends, replacement, note (``%live models``)."""
+    import pandas as pd
+
+    rows = []
+    for info in catalogue.CATALOGUE:
+        notes = [info.note] if info.note else []
+        if info.aliases:
+            notes.append("alias " + ", ".join(info.aliases))
+        if info.shut_down:
+            notes.append(f"shut down on {info.shut_down}: a setup naming it is refused (1008)")
+        if "TEXT" not in info.response_modalities:
+            notes.append("answers in " + "/".join(info.response_modalities))
+        rows.append(
+            {
+                "id": info.id,
+                "status": info.status + (" (default)" if info.id == DEFAULT_MODEL else ""),
+                "backends": ", ".join(info.backends),
+                "replacement": info.replacement or "",
+                "note": "; ".join(notes),
+            }
+        )
+    return pd.DataFrame(rows, columns=["id", "status", "backends", "replacement", "note"])
+
+
+# Completion: `%live connect --model <TAB>` and friends (IPython's matcher API v2).
+
+_OPTION_VALUES: dict[str, Callable[[], list[str]]] = {
+    "--model": lambda: [m.id for m in catalogue.CATALOGUE if m.usable],
+    "--backend": lambda: ["auto", "emulator", "gemini", "vertex"],
+    "--flavor": lambda: list(FLAVORS),
+    "--flavour": lambda: list(FLAVORS),
+    "--modality": lambda: ["audio", "text"],
+    "--view": lambda: sorted(history_views.VIEWS),
+    "--role": lambda: ["user", "model"],
+}
+
+
+def _live_candidates(before: str) -> tuple[str, list[str]] | None:
+    """What to complete at the end of ``before`` (the line up to the cursor): (fragment, candidates)."""
+    stripped = before.lstrip()
+    match = re.match(r"^(%%?live)(\s.*)?$", stripped, re.S)
+    if match is None or match.group(2) is None:
+        return None
+    words = stripped.split()
+    current = "" if stripped[-1].isspace() else words[-1]
+    previous = words[-1] if current == "" else (words[-2] if len(words) > 1 else "")
+    option, equals, value = current.partition("=")
+    if equals and option in _OPTION_VALUES:
+        return value, [v for v in _OPTION_VALUES[option]() if v.startswith(value)]
+    if previous in _OPTION_VALUES:
+        return current, [v for v in _OPTION_VALUES[previous]() if v.startswith(current)]
+    if match.group(1) == "%live" and len(words) == (1 if current == "" else 2):
+        commands = sorted(m for m in _SUBCOMMANDS if m.startswith(current))
+        return current, commands
+    return None
+
+
+_SUBCOMMANDS = (
+    "camera", "close", "connect", "dashboard", "help", "history", "mic", "models", "resume", "session",
+    "sessions", "status", "system",
+)
+
+
+def _completion_matcher() -> Callable[..., Any]:
+    """``live_completions`` wrapped as an IPython matcher (API v2); imported lazily."""
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    def live_matcher(context: Any) -> dict[str, Any]:
+        found = _live_candidates(context.text_until_cursor)
+        if not found:
+            return {"completions": [], "suppress": False}
+        fragment, candidates = found
+        return {
+            "completions": [SimpleCompletion(text, type="live_nb") for text in candidates],
+            "matched_fragment": fragment,
+            "suppress": bool(candidates),
+            "ordered": True,
+        }
+
+    matcher: Callable[..., Any] = context_matcher(identifier="live_nb.live_completions")(live_matcher)
+    return matcher
+
+
+def live_completions(line: str) -> list[str]:
+    """What ``%live ... <TAB>`` offers at the end of ``line`` (the model ids after ``--model``, ...)."""
+    found = _live_candidates(line)
+    return found[1] if found else []
+
+
 # Extension hooks (called by live_nb.load_ipython_extension / unload_ipython_extension).
+
+
+def _is_ours(matcher: object) -> bool:
+    return getattr(matcher, "matcher_identifier", None) == "live_nb.live_completions"
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:
@@ -1088,6 +1474,9 @@ def load_ipython_extension(ip: InteractiveShell) -> None:
     ip.register_magics(LiveMagics)
     if transform_live_cells not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(transform_live_cells)
+    completer = getattr(ip, "Completer", None)
+    if completer is not None and not any(_is_ours(m) for m in completer.custom_matchers):
+        completer.custom_matchers.append(_completion_matcher())
     _bridge(ip)  # the bridge opens its comm to the labextension when it is created
 
 
@@ -1103,6 +1492,9 @@ def unload_ipython_extension(ip: InteractiveShell) -> None:
             del table["live"]
     while transform_live_cells in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.remove(transform_live_cells)
+    completer = getattr(ip, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers[:] = [m for m in completer.custom_matchers if not _is_ours(m)]
     with contextlib.suppress(ImportError):
         from .metadata import close_bridge  # type: ignore[attr-defined,unused-ignore]
 

@@ -87,7 +87,8 @@ _KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_API_KEY", "L
 def retention_seconds(backend: str) -> float:
     """How long a handle from ``backend`` lives: 24 h on Vertex AI, else 2 h (Developer API, emulator).
 
-    The emulator's default mode copies the Developer API; ``"emulator-vertex"`` names its Vertex mode.
+    For an emulator the real figure is its flavour's (``catalogue.BACKEND_OFFERS``), which the magics
+    pass as ``retention`` when they track its sessions; this is only the fallback.
     """
     return RETENTION_SECONDS["vertex"] if "vertex" in backend.lower() else RETENTION_SECONDS["gemini"]
 
@@ -231,7 +232,7 @@ def _span(seconds: float) -> str:
 def describe_record(record: Mapping[str, Any], now: float | datetime | None = None) -> str:
     """One plain sentence about a stored handle, for ``%live sessions`` and ``%live resume``.
 
-    Examples: ``"handle 'emu-3f…' (emulator, gemini-live-2.5-flash), stored 12 min ago, expires in
+    Examples: ``"handle 'emu-3f…' (emulator, models/gemini-3.8-live), stored 12 min ago, expires in
     1 h 48 min"``; ``"handle 'emu-3f…' (gemini, …) expired 3 h ago (handles live 2 h on this backend):
     it cannot be resumed; start a new session"``.
     """
@@ -245,7 +246,9 @@ def describe_record(record: Mapping[str, Any], now: float | datetime | None = No
     stored = f", stored {_span(moment - updated)} ago" if updated is not None else ""
     if expires is None or expires <= moment:
         ago = f" {_span(moment - expires)} ago" if expires is not None else ""
-        life = _span(retention_seconds(backend))
+        # The lifetime the record was stored with (an emulator's flavour or time scale sets it), else the backend's.
+        kept = expires - updated if expires is not None and updated is not None and expires > updated else None
+        life = _span(kept if kept is not None else retention_seconds(backend))
         return (
             f"{where}{stored}: expired{ago} (handles live {life} on this backend); "
             "it cannot be resumed, start a new session"

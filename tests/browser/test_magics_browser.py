@@ -1,5 +1,7 @@
 """``%%live`` in a real JupyterLab (headless Chromium): the frontend shows each reply in its own cell.
 
+A reply is today's: audio, whose transcription the cell shows as plain text, then an audio player.
+
 kernel-loop.md read in JupyterLab's source that ``update_display_data`` reaches a cell by display id
 even after the cell finished, but had not tried it in a browser. This test does: an ``--async`` reply
 streams in while a later cell sleeps and lands in its own cell, and the next cell answers from the
@@ -22,8 +24,8 @@ from harness import LabPage, LabServer, emulator_in_thread, write_notebook
 
 @pytest.fixture
 def emulator_thread() -> Iterator[tuple[Any, Any]]:
-    # 0.6 s between 4-word chunks: a reply streams for a few seconds.
-    with emulator_in_thread(chunk_delay=0.6) as pair:
+    # 0.05 s between 40 ms audio chunks (about four to a spoken word): a reply streams for a few seconds.
+    with emulator_in_thread(chunk_delay=0.05) as pair:
         yield pair
 
 
@@ -51,6 +53,18 @@ def test_async_reply_lands_in_its_cell_in_jupyterlab(lab: LabServer, page: LabPa
     page.run_cell(2, timeout=60)  # the reply streams in meanwhile
     outputs = page.outputs()
     assert 'You asked: "What makes the tides rise and fall?"' in outputs[1]
+    # The transcription of the audio reply renders as plain text (never HTML or Markdown), then the
+    # reply audio as a player.
+    rendered = page.evaluate(
+        "(i) => { const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];"
+        " const kinds = ['.jp-RenderedText', '.jp-RenderedMarkdown', '.jp-RenderedHTMLCommon'];"
+        " const holding = kinds.filter(k => Array.from(cell.querySelectorAll(k))"
+        "   .some(e => e.textContent.includes('You asked:')));"
+        " const audio = cell.querySelector('.jp-OutputArea audio');"
+        " return {holding, audio: !!audio, src: audio ? audio.getAttribute('src').slice(0, 22) : ''}; }",
+        1,
+    )
+    assert rendered == {"holding": [".jp-RenderedText"], "audio": True, "src": "data:audio/wav;base64,"}, rendered
     assert outputs[2].strip().startswith("later cell done") and "You asked" not in outputs[2]
 
     page.run_cell(3, timeout=60)
