@@ -2,7 +2,23 @@
 
 ``backoff()`` only yields delays; ``process_exception()`` only decides whether an error is worth
 another try (returns None) or ends the session (returns the exception to raise, usually a
-``SessionLost`` in plain words). ``LiveSession`` drives them; nothing here awaits or sleeps.
+``SessionLost`` in plain words); ``AttemptBudget`` keeps the count of attempts that got nowhere.
+``LiveSession`` drives them; nothing here awaits, sleeps or reads a clock.
+
+The budget counts what got nowhere, not faults (a hostile or broken server must not be able to
+keep a session reconnecting forever):
+- ``max_attempts`` is the number of reconnect attempts in a row that made no progress: attempts
+  that failed to open, and connections that opened and then ended before any progress. Progress
+  is a new resumption handle, a newer ``lastConsumedClientMessageIndex`` or a completed turn
+  (``ClientProtocol.progress``), or a connection that stayed up ``stable_after`` seconds (an idle
+  session makes no progress, and must still survive its GoAways).
+- The backoff delays run on across moves while nothing is gained, and start again from
+  ``initial_delay`` after a connection that made progress. A GoAway that came within
+  ``stable_after`` of setup does not restart them even with progress: a server that sends a fresh
+  handle and a GoAway right after every setup would otherwise get a connection a millisecond.
+So a server that ends every connection right after setup costs at most ``max_attempts``
+connections spaced by the backoff (about 9 in the first 10 s with the defaults), then
+``SessionLost`` says what happened.
 
 Which closes are fatal (live-protocol.md section 5, field.md):
 - 1007: the server found the setup or a message invalid; sending it again cannot help.
@@ -20,7 +36,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..exceptions import (
     ConfigError,
@@ -32,7 +48,7 @@ from ..exceptions import (
     SessionLost,
 )
 
-__all__ = ["ReconnectPolicy", "backoff", "process_exception"]
+__all__ = ["AttemptBudget", "ReconnectPolicy", "backoff", "process_exception"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +58,15 @@ class ReconnectPolicy:
     Attributes:
         on_go_away: resume on a new connection after a GoAway, before the deadline.
         on_drop: resume after an unexpected drop.
-        max_attempts: connection attempts per fault before giving up with SessionLost.
-        initial_delay, min_delay, max_delay, factor: see ``backoff``.
+        max_attempts: reconnect attempts in a row that may get nowhere (fail to open, or open and
+            end before any progress) before giving up with SessionLost; see the module docstring.
+        initial_delay, min_delay, max_delay, factor: see ``backoff``; the delays grow across moves
+            until a connection makes progress.
         go_away_wait: after a GoAway, wait at most this fraction of ``timeLeft`` for the turn in
             flight to finish (so its answer is not cut and regenerated), then move anyway.
+        stable_after: a connection that stays up this many seconds counts as progress even when
+            idle, and a GoAway sooner than this after setup paces the move. 5 s: a real
+            connection lives about 10 minutes, and the emulator's ``time_scale=60`` gives 10 s.
     """
 
     on_go_away: bool = True
@@ -56,15 +77,21 @@ class ReconnectPolicy:
     max_delay: float = 10.0
     factor: float = 2.0
     go_away_wait: float = 0.5
+    stable_after: float = 5.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigError("reconnect.max_attempts", self.max_attempts, "at least 1")
         if not 0.0 <= self.go_away_wait < 1.0:
             raise ConfigError("reconnect.go_away_wait", self.go_away_wait, "a fraction from 0 to below 1")
-        if self.min_delay < 0 or self.max_delay < self.min_delay or self.factor < 1:
+        # Written as "not a <= x <= b" so NaN is refused too: these values end up in timers.
+        if not (0.0 <= self.min_delay <= self.max_delay <= 3600.0 and 1.0 <= self.factor <= 1e6):
             raise ConfigError("reconnect.backoff", (self.min_delay, self.max_delay, self.factor),
-                              "0 <= min_delay <= max_delay and factor >= 1")
+                              "0 <= min_delay <= max_delay <= 3600 s and factor >= 1")
+        if not 0.0 <= self.initial_delay <= 3600.0:
+            raise ConfigError("reconnect.initial_delay", self.initial_delay, "a number of seconds from 0 to 3600")
+        if not 0.0 <= self.stable_after <= 3600.0:
+            raise ConfigError("reconnect.stable_after", self.stable_after, "a number of seconds from 0 to 3600")
 
     @classmethod
     def off(cls) -> ReconnectPolicy:
@@ -94,6 +121,90 @@ def backoff(
         spread = 1.0 + jitter * (2.0 * rng.random() - 1.0)
         yield min(max_delay, delay * spread)
         delay = min(max_delay, delay * factor)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+@dataclass
+class AttemptBudget:
+    """How many reconnect attempts in a row got nowhere, and the delay before the next one.
+
+    Sans-I/O: the session tells it what happened (``connection_ended``, ``attempt_started``,
+    ``attempt_failed``, ``reset``) and asks ``exhausted`` / ``next_delay()`` / ``explanation()``.
+    The module docstring says what counts as progress and why.
+
+    Args:
+        policy: the session's ``ReconnectPolicy``.
+        rng: the backoff jitter's random source (tests pass a seeded one).
+    """
+
+    policy: ReconnectPolicy
+    rng: random.Random | None = None
+    used: int = 0
+    """Reconnect attempts since the last progress (failed to open, or opened and got nowhere)."""
+    ended: int = 0
+    """Connections in a row the server ended before any progress (the first one included)."""
+    failed: int = 0
+    """Attempts in a row that could not open a connection."""
+    _delays: Iterator[float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._restart_delays()
+
+    def _restart_delays(self) -> None:
+        p = self.policy
+        self._delays = backoff(p.initial_delay, p.min_delay, p.max_delay, p.factor, rng=self.rng)
+
+    def reset(self) -> None:
+        """Progress was made (or the user asked for a move): a full budget, delays from the start."""
+        self.used = self.ended = self.failed = 0
+        self._restart_delays()
+
+    def connection_ended(self, progressed: bool, lived: float, went_away: bool) -> None:
+        """An open connection ended.
+
+        Args:
+            progressed: it brought a new handle, a newer consumed index or a completed turn.
+            lived: seconds from ``setupComplete`` to its end (to the GoAway, when one came).
+            went_away: the server sent a GoAway on it.
+        """
+        stable = lived >= self.policy.stable_after
+        if stable or (progressed and not went_away):
+            self.reset()
+        elif progressed:
+            # A GoAway right after setup, though something was gained: keep the budget full
+            # (the session moves on), but keep pacing the moves.
+            self.used = self.ended = self.failed = 0
+        else:
+            self.ended += 1
+
+    def attempt_started(self) -> None:
+        """A reconnect attempt is about to be made (counted until its connection makes progress)."""
+        self.used += 1
+
+    def attempt_failed(self) -> None:
+        """The attempt could not open a connection (refused, timed out, closed during setup)."""
+        self.failed += 1
+
+    @property
+    def exhausted(self) -> bool:
+        """``max_attempts`` attempts in a row got nowhere: give up."""
+        return self.used >= self.policy.max_attempts
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next attempt."""
+        return next(self._delays)
+
+    def explanation(self) -> str:
+        """Why the session gives up, in plain words."""
+        if self.ended > 1 or (self.ended and not self.failed):
+            text = f"the server ended {_plural(self.ended, 'connection')} in a row before any progress"
+            if self.failed:
+                text += f", and {_plural(self.failed, 'more attempt')} to connect failed"
+            return text + "; giving up"
+        return f"could not resume the session after {_plural(self.used, 'attempt')}"
 
 
 def explain_close(code: int, reason: str) -> str | None:

@@ -22,6 +22,17 @@ Pings: we ping every 30 s to keep NATs and proxies from dropping an idle connect
 time out on a missing pong: the service answers pings slowly (8-30 s measured, field.md), and a
 20 s ping timeout (the websockets default that google-genai keeps) kills healthy sessions. A dead
 peer is noticed by TCP and by the GoAway/1011 deadline instead.
+
+Bounded memory: a session may run for hours, and a broken server may flood it. Everything it
+keeps is bounded and counts what it let go: ``events`` and ``transcript`` are ``BoundedLog``s
+(``dropped_events``, ``dropped_transcript``), one transcript entry (and the reply text gathered
+for it) keeps at most ``TURN_CHARS_LIMIT`` characters (``dropped_text``), and the ``receive()``
+queue keeps at most ``RECEIVE_QUEUE_LIMIT`` items and about ``RECEIVE_QUEUE_BYTES`` (``dropped_received``).
+
+Hostile servers: no time the server sends reaches a timer unchecked (``ClientProtocol`` clamps a
+GoAway's ``timeLeft``; ``_go_away`` checks again), reconnects are budgeted and paced
+(``reconnect.AttemptBudget``), and close reasons are scrubbed of every credential header value
+before they reach an exception, an event or a log line.
 """
 
 from __future__ import annotations
@@ -30,13 +41,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import socket
 import ssl as ssl_module
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -77,10 +89,10 @@ from ..protocol.messages import (
     UsageMetadata,
     as_turns,
 )
-from ..protocol.state import CLOSED, DEFAULT_MAX_REPLAY_BYTES, ClientProtocol
+from ..protocol.state import CLOSED, DEFAULT_MAX_REPLAY_BYTES, MAX_GO_AWAY_SECONDS, ClientProtocol
 from .credentials import find_api_key
-from .endpoints import EMULATOR_URL_ENV, Endpoint, EndpointResolver
-from .reconnect import ReconnectPolicy, backoff, process_exception
+from .endpoints import EMULATOR_URL_ENV, AuthHeaders, Endpoint, EndpointResolver
+from .reconnect import AttemptBudget, ReconnectPolicy, backoff, process_exception
 
 __all__ = ["LiveModel", "LiveSession"]
 
@@ -90,6 +102,106 @@ PING_INTERVAL = 30.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 RECEIVE_QUEUE_LIMIT = 100_000
 """Items kept for ``receive()`` when nobody iterates it (listeners still see everything)."""
+RECEIVE_QUEUE_BYTES = 16 * 1024 * 1024
+"""About this much memory (estimated from frame sizes) is kept for ``receive()``: the magics and
+widgets listen rather than iterate, so the queue is often full; 16 MiB is minutes of reply audio."""
+ITEM_OVERHEAD = 512
+"""Estimated bytes of one parsed message or event beyond its share of the frame (measured: a small
+``serverContent`` costs about 500 bytes once parsed)."""
+EVENTS_LIMIT = 10_000
+"""Entries kept in ``session.events`` (lifecycle events, GoAways, resumption updates)."""
+EVENTS_BYTES = 8 * 1024 * 1024
+"""About this much of ``session.events`` is kept (handles are its only large part)."""
+TRANSCRIPT_LIMIT = 10_000
+"""Entries kept in ``session.transcript``."""
+TRANSCRIPT_CHARS = 4_000_000
+"""Characters of text kept across ``session.transcript``."""
+TURN_CHARS_LIMIT = 100_000
+"""Characters kept of one transcript entry (a reply is gathered up to this; a long spoken reply is
+a few thousand)."""
+
+_T = TypeVar("_T")
+
+
+class BoundedLog(list[_T]):
+    """A list that keeps its newest entries: at most ``maxlen`` of them and about ``max_size`` in all.
+
+    Why a list: its readers (``history`` views, the dashboard feed, notebooks) index, slice, ``len``
+    and iterate it, from other threads too; a deque cannot be sliced. Past a bound the oldest
+    quarter goes in one ``del`` (atomic under the GIL, and O(1) per append on average).
+    ``append``, ``extend`` and ``clear`` keep the accounting; the log is not meant to be edited
+    otherwise.
+
+    Attributes:
+        dropped: entries let go so far, oldest first (entry ``i`` here was appended as number
+            ``dropped + i``).
+        size: the estimated size of what is kept (``sizeof`` summed).
+    """
+
+    # Class-level defaults, so a copy made without __init__ (copy, pickle) still works.
+    maxlen: int = 2**62
+    max_size: float = math.inf
+    size: float = 0
+    dropped: int = 0
+    sizeof: Callable[[Any], float] | None = None
+
+    def __init__(
+        self, maxlen: int, max_size: float = math.inf, sizeof: Callable[[_T], float] | None = None
+    ) -> None:
+        super().__init__()
+        self.maxlen = max(1, maxlen)
+        self.max_size = max_size
+        self.size = 0
+        self.dropped = 0
+        self.sizeof = sizeof
+
+    def _sizeof(self, item: Any) -> float:
+        return 1.0 if self.sizeof is None else self.sizeof(item)
+
+    def append(self, item: _T) -> None:
+        super().append(item)
+        self.size += self._sizeof(item)
+        if len(self) > self.maxlen or self.size > self.max_size:
+            self._trim()
+
+    def extend(self, items: Any) -> None:
+        for item in list(items):  # list(): extending a log with itself must end
+            self.append(item)
+
+    def clear(self) -> None:
+        self.dropped += len(self)
+        super().clear()
+        self.size = 0
+
+    def _trim(self) -> None:
+        keep_len, keep_size = self.maxlen * 3 // 4, self.max_size * 3 / 4
+        total, size, n = len(self), self.size, 0
+        while n < total - 1 and (total - n > keep_len or size > keep_size):
+            size -= self._sizeof(self[n])
+            n += 1
+        del self[:n]
+        self.size = size
+        self.dropped += n
+
+
+def _event_size(entry: tuple[float, Any]) -> float:
+    item = entry[1]
+    if isinstance(item, SessionResumptionUpdate):
+        return ITEM_OVERHEAD + len(item.new_handle or "")
+    return ITEM_OVERHEAD
+
+
+def _transcript_size(entry: tuple[float, str, str]) -> float:
+    return 100 + len(entry[2])
+
+
+def _clip_text(text: str) -> tuple[str, int]:
+    """``text`` cut to ``TURN_CHARS_LIMIT`` with a note saying so, and the characters cut."""
+    if len(text) <= TURN_CHARS_LIMIT:
+        return text, 0
+    cut = len(text) - TURN_CHARS_LIMIT
+    return text[:TURN_CHARS_LIMIT] + f" … [{cut:,} more characters not kept]", cut
+
 
 class _NoHeaderLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """The logger handed to websockets: never at DEBUG.
@@ -111,10 +223,10 @@ Item = Any  # a ServerMessage or a lifecycle event
 Listener = Callable[[Item], None]
 
 
-def _closed_from_ws(exc: WsConnectionClosed) -> ConnectionClosed:
+def _closed_from_ws(exc: WsConnectionClosed, redact: Callable[[str], str] = str) -> ConnectionClosed:
     rcvd = exc.rcvd
     code = rcvd.code if rcvd is not None else 1006
-    reason = rcvd.reason if rcvd is not None else ""
+    reason = redact(rcvd.reason) if rcvd is not None else ""
     if code in (1000, 1001):
         return ConnectionClosedOK(code, reason)
     return ConnectionClosedError(code, reason)
@@ -292,6 +404,10 @@ class LiveSession:
     ``reconnects``, ``connection_started``, ``backend``, ``model``, ``ledger``, ``transcript``,
     ``events``, and ``loop``: the event loop the session lives on, where its coroutines must run
     (``asyncio.run_coroutine_threadsafe(session.send_audio(b), session.loop)`` from another thread).
+
+    ``transcript`` and ``events`` are bounded lists (``BoundedLog``: the newest entries are kept);
+    ``dropped_events``, ``dropped_transcript``, ``dropped_text`` and ``dropped_received`` count what
+    was let go (module docstring).
     """
 
     def __init__(self, model: LiveModel, resumption: SessionResumptionConfig | None) -> None:
@@ -308,22 +424,38 @@ class LiveSession:
         self._history_gate = catalogue.ClientContentGate(open=not (resumption and resumption.handle))
         config = model.generation_config
         self.ledger = ContextLedger(compression=config.context_window_compression)
-        self.transcript: list[tuple[float, str, str]] = []
-        self.events: list[tuple[float, Any]] = []
+        self.transcript: BoundedLog[tuple[float, str, str]] = BoundedLog(
+            TRANSCRIPT_LIMIT, TRANSCRIPT_CHARS, _transcript_size
+        )
+        """(time, role, text) entries, newest kept (``dropped_transcript`` counts the rest)."""
+        self.events: BoundedLog[tuple[float, Any]] = BoundedLog(EVENTS_LIMIT, EVENTS_BYTES, _event_size)
+        """(time, event or message) entries, newest kept (``dropped_events`` counts the rest)."""
+        self.dropped_text = 0
+        """Characters of transcript text not kept (a reply or message past ``TURN_CHARS_LIMIT``)."""
+        self.dropped_received = 0
+        """Items the ``receive()`` queue let go because nobody took them in time (listeners saw them)."""
         self.reconnects = 0
         self.connection_started: float | None = None
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._mover: asyncio.Task[None] | None = None
         self._waiter: asyncio.Task[None] | None = None
-        self._queue: collections.deque[Item] = collections.deque(maxlen=RECEIVE_QUEUE_LIMIT)
+        self._queue: collections.deque[tuple[Item, int]] = collections.deque()
+        self._queue_bytes = 0
         self._wakeup = asyncio.Event()
         self._listeners: list[Listener] = []
         self._error: LiveError | None = None
         self._closed = False
         self._model_text: list[str] = []
+        self._model_chars = 0
         self._message_seen = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._budget = AttemptBudget(self.policy)
+        self._opened_at = 0.0  # loop time of the current connection's setupComplete
+        self._progress_mark = 0  # protocol.progress then
+        self._go_away_at: float | None = None  # loop time of the GoAway on the current connection
+        self._secrets: collections.deque[AuthHeaders] = collections.deque(maxlen=4)
+        self._last_close: tuple[int, str] = (1006, "")
         if config.system_instruction_text:
             self.ledger.record_system(tokens.text_tokens(config.system_instruction_text), time.time())
 
@@ -383,6 +515,16 @@ class LiveSession:
         """Whether the session has ended (by ``close()`` or a fatal error)."""
         return self._closed
 
+    @property
+    def dropped_events(self) -> int:
+        """Oldest ``events`` entries let go to keep the log bounded."""
+        return self.events.dropped
+
+    @property
+    def dropped_transcript(self) -> int:
+        """Oldest ``transcript`` entries let go to keep it bounded."""
+        return self.transcript.dropped
+
     def add_listener(self, callback: Listener) -> Callable[[], None]:
         """Call ``callback(item)`` on the session's loop for every item ``receive()`` yields.
 
@@ -429,7 +571,7 @@ class LiveSession:
             else:
                 self.ledger.record_input("TEXT", tokens.text_tokens(text), now)
             if text:
-                self.transcript.append((now, role, text))
+                self._note(now, role, text)
         await self._flush()
 
     async def send_text(self, text: str) -> None:
@@ -443,7 +585,7 @@ class LiveSession:
         self._protocol.send_realtime_text(text)
         now = time.time()
         self.ledger.record_input("TEXT", tokens.text_tokens(text), now)
-        self.transcript.append((now, "user", text))
+        self._note(now, "user", text)
         await self._flush()
 
     async def update_system_instruction(self, text: str) -> None:
@@ -545,7 +687,9 @@ class LiveSession:
         """
         while True:
             while self._queue:
-                yield self._queue.popleft()
+                item, size = self._queue.popleft()
+                self._queue_bytes -= size
+                yield item
             if self._closed:
                 if self._error is not None:
                     raise self._error
@@ -573,6 +717,7 @@ class LiveSession:
                 self._protocol.transparent = session_resumption.transparent
         self._cancel_waiter()
         await self._wait_mover()
+        self._budget.reset()  # the user asked for this move: a full budget, no pacing
         self._mover = asyncio.get_running_loop().create_task(self._move("manual"))
         await self._wait_mover()
         if self._error is not None:
@@ -669,9 +814,15 @@ class LiveSession:
         """
         resolver = self._live_model.resolver
         endpoint = await asyncio.to_thread(resolver.resolve) if resolver.needs_io else resolver.resolve()
+        if not self._secrets or self._secrets[-1] != endpoint.headers:
+            self._secrets.append(endpoint.headers)  # a few, so a refreshed token's old value is still scrubbed
         ws = await self._dial(endpoint)
         self._ws = ws
         protocol = self._protocol
+        # What the budget compares when this connection ends (a GoAway may come with setupComplete).
+        self._opened_at = asyncio.get_running_loop().time()
+        self._progress_mark = protocol.progress
+        self._go_away_at = None
         try:
             protocol.send_setup()
             for frame in protocol.data_to_send():
@@ -688,7 +839,7 @@ class LiveSession:
                 for frame in protocol.data_to_send():
                     await ws.send(frame)
         except WsConnectionClosed as exc:
-            raise _closed_from_ws(exc) from None
+            raise _closed_from_ws(exc, self._redact) from None
         except TimeoutError:
             raise ConnectError(endpoint.url, "no setupComplete in time") from None
         self._reader = asyncio.get_running_loop().create_task(self._read(ws))
@@ -734,11 +885,12 @@ class LiveSession:
                 self._handle_frame(raw)
         except WsConnectionClosed as exc:
             if ws is self._ws and not self._closed:
-                self._connection_failed(_closed_from_ws(exc))
+                self._connection_failed(_closed_from_ws(exc, self._redact))
         except RemoteProtocolError as exc:
             if ws is self._ws:
-                logger.warning("live_nb: malformed server frame, closing the session: %s", exc)
-                self._finish(SessionClosed(1007, "malformed server frame", str(exc)), exc)
+                refused = RemoteProtocolError(self._redact(exc.reason), self._redact(exc.excerpt))
+                logger.warning("live_nb: malformed server frame, closing the session: %s", refused)
+                self._finish(SessionClosed(1007, "malformed server frame", str(refused)), refused)
                 await self._drop_connection(wait=True, code=1007, reason="malformed server frame")
         except asyncio.CancelledError:
             raise
@@ -751,6 +903,7 @@ class LiveSession:
 
     def _connection_failed(self, closed: ConnectionClosed) -> None:
         """The current connection ended without our asking: move, or end the session."""
+        self._last_close = (closed.code, closed.reason)
         fatal = process_exception(closed)
         if fatal is None and not self.policy.on_drop and self._protocol.state.name != "GOING_AWAY":
             fatal = SessionLost(
@@ -771,26 +924,35 @@ class LiveSession:
             self._mover = asyncio.get_running_loop().create_task(self._move("dropped"))
 
     async def _move(self, reason: str) -> None:
-        """Leave the current connection (closing it first) and resume on a new one."""
+        """Leave the current connection (closing it first) and resume on a new one.
+
+        The attempts are budgeted and paced across moves (``reconnect.AttemptBudget``): a server
+        that ends every connection before any progress gets ``max_attempts`` of them, spaced by the
+        backoff, and then ``SessionLost`` saying so.
+        """
         # Retire the old connection first: sends from now on wait in the protocol for the new one.
         ws = self._ws
+        self._account_connection(reason, had_connection=ws is not None)
         self._protocol.connection_lost()
         await self._drop_connection(wait=reason != "dropped" and ws is not None)
-        policy = self.policy
-        delays = backoff(policy.initial_delay, policy.min_delay, policy.max_delay, policy.factor)
+        budget = self._budget
         last_error: BaseException | None = None
-        for attempt in range(1, policy.max_attempts + 1):
-            delay = next(delays)
+        attempt = 0
+        while not budget.exhausted:
+            attempt += 1
+            delay = budget.next_delay()
             self._emit(Reconnecting(reason, attempt, delay))
             if delay:
                 await asyncio.sleep(delay)
             if self._closed:
                 return
+            budget.attempt_started()
             self._protocol.connection_made()
             try:
                 await self._open_connection()
             except (ConnectionClosed, ConnectError, OSError, TimeoutError) as exc:
                 last_error = exc
+                budget.attempt_failed()
                 await self._drop_connection(wait=False)
                 self._protocol.connection_lost()
                 fatal = process_exception(exc)
@@ -820,15 +982,36 @@ class LiveSession:
                     )
                 self._emit(Resumed(report.state_restored, report.replayed, report.possibly_lost))
             return
-        error = SessionLost(
-            getattr(last_error, "code", 1006),
-            getattr(last_error, "reason", "") or _describe(last_error),
-            f"could not resume the session after {policy.max_attempts} attempts",
+        code = getattr(last_error, "code", None) or self._last_close[0]
+        why = getattr(last_error, "reason", None) or self._last_close[1] or (
+            _describe(last_error) if last_error is not None else ""
         )
+        error = SessionLost(code, self._redact(why), budget.explanation())
+        logger.warning("live_nb: %s", error)
         self._finish(SessionClosed(error.code, error.reason, str(error)), error)
 
+    def _account_connection(self, reason: str, had_connection: bool) -> None:
+        """Tell the budget how the connection being left went (before ``_move`` opens another)."""
+        if reason == "manual":
+            self._budget.reset()
+            return
+        if not had_connection and self._protocol.state.name == "DISCONNECTED":
+            return  # already accounted (a drop noticed twice)
+        ended = self._go_away_at if self._go_away_at is not None else asyncio.get_running_loop().time()
+        self._budget.connection_ended(
+            progressed=self._protocol.progress != self._progress_mark,
+            lived=ended - self._opened_at,
+            went_away=self._go_away_at is not None,
+        )
+
     async def _go_away(self, time_left: float | None) -> None:
-        """After a GoAway: let the turn in flight finish (bounded), then move."""
+        """After a GoAway: let the turn in flight finish (bounded), then move.
+
+        ``time_left`` was clamped by the protocol; it is checked again here because it arms a
+        timer on the loop every session shares, where NaN corrupts the timer heap and inf never fires.
+        """
+        if time_left is not None and not 0.0 <= time_left <= MAX_GO_AWAY_SECONDS:
+            time_left = 0.0
         if time_left is not None and self.policy.go_away_wait > 0:
             deadline = asyncio.get_running_loop().time() + time_left * self.policy.go_away_wait
             while not self._protocol.at_clean_point and not self._closed:
@@ -839,6 +1022,9 @@ class LiveSession:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
                         await self._message_seen.wait()
+        # A GoAway that came with setupComplete arrives while the move that opened this connection
+        # is still finishing: let it finish, then move again.
+        await self._wait_mover()
         if self._closed or self._protocol.state.name != "GOING_AWAY":
             return
         if self._mover is None or self._mover.done():
@@ -909,44 +1095,82 @@ class LiveSession:
         now = time.time()
         messages = self._protocol.receive(raw, now)
         self._protocol.events_received()
+        size = ITEM_OVERHEAD + len(raw) // max(1, len(messages))
         for message in messages:
-            self._process(message, now)
+            self._process(message, now, size)
         self._message_seen.set()
 
-    def _process(self, message: ServerMessage, now: float) -> None:
+    def _process(self, message: ServerMessage, now: float, size: int = ITEM_OVERHEAD) -> None:
         if isinstance(message, ServerContent):
             turn = message.model_turn
             if turn is not None:
                 for part in turn.parts:
                     if part.text and not part.thought:
                         self.ledger.record_output("TEXT", tokens.text_tokens(part.text), now)
-                        self._model_text.append(part.text)
+                        self._gather(part.text)
                     elif part.inline_data is not None and part.inline_data.mime_type.startswith("audio/"):
                         self.ledger.record_output(
                             "AUDIO", tokens.audio_tokens(len(part.inline_data.data), tokens.OUTPUT_AUDIO_RATE), now
                         )
             spoken = message.output_transcription
             if spoken is not None and spoken.text and (turn is None or not turn.text):
-                self._model_text.append(spoken.text)
+                self._gather(spoken.text)
             if message.input_transcription is not None and message.input_transcription.text:
-                self.transcript.append((now, "user (heard)", message.input_transcription.text))
+                self._note(now, "user (heard)", message.input_transcription.text)
             if (message.turn_complete or message.interrupted) and self._model_text:
-                self.transcript.append((now, "model", "".join(self._model_text)))
+                text = "".join(self._model_text)
+                if self._model_chars > len(text):
+                    text += f" … [{self._model_chars - len(text):,} more characters not kept]"
+                self.transcript.append((now, "model", text))
                 self._model_text.clear()
+                self._model_chars = 0
         elif isinstance(message, UsageMetadata):
             self.ledger.record_usage(message, now)
         elif isinstance(message, ToolCall):
             for call in message.function_calls:
-                self.transcript.append((now, "tool call", f"{call.name}({dict(call.args)})"))
+                self._note(now, "tool call", f"{call.name}({dict(call.args)})")
         elif isinstance(message, SessionResumptionUpdate):
             self.events.append((now, message))
         elif isinstance(message, GoAway):
             self.events.append((now, message))
+            clamped = self._protocol.go_away_clamped_from
+            if clamped is not None:
+                logger.warning(
+                    "live_nb: the server's GoAway said timeLeft=%r s; using %g s (a GoAway's time left is "
+                    "0 to %g s)", clamped, message.time_left, MAX_GO_AWAY_SECONDS,
+                )
+            if self._go_away_at is None:
+                self._go_away_at = asyncio.get_running_loop().time()
+            self._last_close = (1001, "goAway")  # what ended it, should the session give up
             if self.policy.on_go_away and (self._waiter is None or self._waiter.done()):
                 self._waiter = asyncio.get_running_loop().create_task(self._go_away(message.time_left))
         elif isinstance(message, SetupComplete):
             return  # internal to the connection; Connected / Resumed tell the user
-        self._deliver(message)
+        self._deliver(message, size)
+
+    def _gather(self, text: str) -> None:
+        """Add reply text for the transcript, up to ``TURN_CHARS_LIMIT`` characters a turn."""
+        room = TURN_CHARS_LIMIT - self._model_chars
+        kept = text if len(text) <= room else text[: max(room, 0)]
+        if kept:
+            parts = self._model_text
+            parts.append(kept)
+            if len(parts) >= 1024:  # a reply of many tiny chunks: one string costs far less than thousands
+                parts[:] = ["".join(parts)]
+        self._model_chars += len(text)
+        self.dropped_text += len(text) - len(kept)
+
+    def _note(self, now: float, role: str, text: str) -> None:
+        """Add a transcript entry, its text cut to ``TURN_CHARS_LIMIT`` (and counted)."""
+        text, cut = _clip_text(text)
+        self.dropped_text += cut
+        self.transcript.append((now, role, text))
+
+    def _redact(self, text: str) -> str:
+        """``text`` with every credential header value this session used replaced (``AuthHeaders.redact``)."""
+        for headers in self._secrets:
+            text = headers.redact(text)
+        return text
 
     def _emit(self, event: Item) -> None:
         self.events.append((time.time(), event))
@@ -957,8 +1181,13 @@ class LiveSession:
         if waiter is not None and not waiter.done() and waiter is not asyncio.current_task():
             waiter.cancel()
 
-    def _deliver(self, item: Item) -> None:
-        self._queue.append(item)
+    def _deliver(self, item: Item, size: int = ITEM_OVERHEAD) -> None:
+        queue = self._queue
+        queue.append((item, size))
+        self._queue_bytes += size
+        while len(queue) > RECEIVE_QUEUE_LIMIT or (self._queue_bytes > RECEIVE_QUEUE_BYTES and len(queue) > 1):
+            self._queue_bytes -= queue.popleft()[1]
+            self.dropped_received += 1
         self._wakeup.set()
         for listener in tuple(self._listeners):
             try:

@@ -38,18 +38,34 @@ had it after all and it is forgotten; otherwise it is counted in the next
 Without transparent mode the server says nothing about which messages it kept. The honest count
 of what may be lost after a resume is then every message sent on the old connection since the
 last resumable handle arrived.
+
+What a server may not do to us (defence in depth; the parser in ``messages.py`` refuses most of it
+first, but this object is also fed messages built in code):
+- A GoAway's ``timeLeft`` becomes a deadline and a timer. NaN, infinite, negative or longer than
+  a connection's whole life (``CONNECTION_LIFETIME_SECONDS``) is clamped into 0 .. that lifetime:
+  NaN and negatives to 0 (the server is leaving; move now), the rest to the lifetime (no
+  connection outlives it). ``go_away_clamped_from`` keeps the server's value for the log. Why
+  clamp and not refuse: the GoAway still says something true (this connection is ending), and
+  moving early loses nothing.
+- A resumption handle goes back in every resume's ``setup`` and is shown by the dashboard; one
+  longer than ``MAX_HANDLE_CHARS`` is refused (``RemoteProtocolError``) rather than kept.
+
+``progress`` counts what the session gained (new handles, newer consumed indexes, completed
+turns); the asyncio layer compares it across a connection to tell a useful connection from one a
+broken server ended at once (``reconnect.AttemptBudget``).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import InvalidState, LocalProtocolError, RemoteProtocolError
-from .config import LiveGenerationConfig, SessionResumptionConfig
+from .config import CONNECTION_LIFETIME_SECONDS, LiveGenerationConfig, SessionResumptionConfig
 from .messages import (
     INPUT_AUDIO_MIME,
     ActivityEnd,
@@ -84,6 +100,7 @@ __all__ = [
     "DEFAULT_MAX_REPLAY_BYTES",
     "DISCONNECTED",
     "GOING_AWAY",
+    "MAX_HANDLE_CHARS",
     "SETUP_SENT",
     "ClientProtocol",
     "ResumeReport",
@@ -92,6 +109,14 @@ __all__ = [
 
 DEFAULT_MAX_REPLAY_BYTES = 16 * 1024 * 1024
 """16 MiB: about six minutes of 16 kHz audio as base64 JSON; the server confirms far more often."""
+
+MAX_HANDLE_CHARS = 64 * 1024
+"""Longest resumption handle accepted. Real handles are short ids (well under a kilobyte); this one
+is sent back in every resume's setup and shown live by the dashboard, so a megabyte one is a broken
+server, not a session to keep."""
+
+MAX_GO_AWAY_SECONDS = CONNECTION_LIFETIME_SECONDS
+"""Longest ``timeLeft`` a GoAway may promise: a connection's whole life (about 10 minutes)."""
 
 
 class State(enum.IntEnum):
@@ -206,6 +231,10 @@ class ClientProtocol:
         self.go_away_deadline: float | None = None
         """``now + timeLeft`` of the latest GoAway, on the caller's clock; None without one."""
         self.go_away_time_left: float | None = None
+        self.go_away_clamped_from: float | None = None
+        """The server's ``timeLeft`` when it was out of range and clamped (module docstring), else None."""
+        self.progress = 0
+        """New handles, newer consumed indexes and completed turns received so far (all connections)."""
         self.session_id: str | None = None
         self.connections = 0
         """Connections opened so far (setup sent), this one included."""
@@ -403,6 +432,14 @@ class ClientProtocol:
                 raise
             reason = f"{exc.reason} (got {exc.excerpt})" if exc.excerpt else exc.reason
             raise RemoteProtocolError(reason, shown) from None
+        except RecursionError:  # a parser without a nesting bound, fed a deeply nested frame
+            raise RemoteProtocolError("the frame nests too deeply to parse", excerpt(frame)) from None
+        # Check the whole frame before any of it changes state.
+        for i, message in enumerate(messages):
+            if isinstance(message, SessionResumptionUpdate):
+                _check_handle(message)
+            elif isinstance(message, GoAway):
+                messages[i] = self._bounded_go_away(message)
         for message in messages:
             self._process(message, now)
         self._events.extend(messages)
@@ -456,11 +493,19 @@ class ClientProtocol:
         self._buffer_bytes -= entry.size
         self.dropped_total += 1
 
+    def _bounded_go_away(self, message: GoAway) -> GoAway:
+        """The GoAway with its ``timeLeft`` clamped (module docstring); notes the server's value if changed."""
+        left = message.time_left
+        bounded = _bounded_time_left(left)
+        self.go_away_clamped_from = None if bounded == left else left  # NaN != NaN: noted too
+        return message if self.go_away_clamped_from is None else GoAway(time_left=bounded)
+
     def _process(self, message: ServerMessage, now: float) -> None:
         if isinstance(message, SetupComplete):
             self._setup_complete(message)
         elif isinstance(message, ServerContent):
             if message.turn_complete:
+                self.progress += 1
                 self.generating = False
             elif message.model_turn is not None:
                 self.generating = True
@@ -473,8 +518,10 @@ class ClientProtocol:
         elif isinstance(message, GoAway):
             if self.state is ACTIVE or self.state is GOING_AWAY:
                 self._transition(_Trigger.GO_AWAY)
-            self.go_away_time_left = message.time_left
-            self.go_away_deadline = None if message.time_left is None else now + message.time_left
+            left = _bounded_time_left(message.time_left)  # again: a GoAway built in code skips receive()
+            self.go_away_time_left = left
+            deadline = None if left is None else now + left
+            self.go_away_deadline = deadline if deadline is None or math.isfinite(deadline) else None
 
     def _setup_complete(self, message: SetupComplete) -> None:
         if self.state is not SETUP_SENT:
@@ -504,12 +551,16 @@ class ClientProtocol:
         self.resumable = update.resumable
         if not (update.resumable and update.new_handle):
             return
+        if update.new_handle != self.handle:
+            self.progress += 1
         self.handle = update.new_handle
         self.handle_after_turn = not self.generating
         self._sent_since_handle = 0
         lci = update.last_consumed_client_message_index
         if lci is None:
             return
+        if lci > (self.last_consumed_index or 0):
+            self.progress += 1
         self.last_consumed_index = lci
         # Trim what the snapshot behind this handle already holds.
         buffer = self._buffer
@@ -517,3 +568,20 @@ class ClientProtocol:
             self._buffer_bytes -= buffer.popleft().size
         while self._dropped and self._dropped[0] <= lci:
             self._dropped.popleft()
+
+
+def _check_handle(update: SessionResumptionUpdate) -> None:
+    handle = update.new_handle
+    if handle is not None and len(handle) > MAX_HANDLE_CHARS:
+        raise RemoteProtocolError(
+            f"sessionResumptionUpdate.newHandle is {len(handle):,} characters long; live_nb accepts "
+            f"handles up to {MAX_HANDLE_CHARS:,} (a handle goes back to the server in every resume)",
+            excerpt(handle),
+        )
+
+
+def _bounded_time_left(left: float | None) -> float | None:
+    """``left`` clamped into 0 .. ``MAX_GO_AWAY_SECONDS``: NaN and negatives to 0 (leave now)."""
+    if left is None or 0.0 <= left <= MAX_GO_AWAY_SECONDS:  # False for NaN
+        return left
+    return MAX_GO_AWAY_SECONDS if left > MAX_GO_AWAY_SECONDS else 0.0
