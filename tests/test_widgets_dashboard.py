@@ -630,3 +630,28 @@ async def test_streaming_panel_alone_shows_a_given_camera_streamer_and_a_muted_m
         finally:
             panel.close()
             streamer.close()
+
+
+def test_feed_keeps_reporting_markers_and_turns_once_the_session_logs_are_full() -> None:
+    """session.events and session.transcript are bounded logs that let their oldest entries go; the
+    dashboard feed counts what was appended, so new markers and turns keep coming when they are full."""
+    from types import SimpleNamespace
+
+    from live_nb.client.session import BoundedLog
+    from live_nb.protocol.events import Reconnecting
+    from live_nb.widgets._feed import SessionFeed
+
+    from live_nb.protocol.ledger import ContextLedger
+
+    session = SimpleNamespace(events=BoundedLog(8), transcript=BoundedLog(8), connection_started=1000.0,
+                              ledger=ContextLedger())
+    feed = SessionFeed(session)
+    seen = 0
+    for i in range(40):
+        session.events.append((1000.0 + i, Reconnecting("dropped", i + 1, 0.0)))
+        session.transcript.append((1000.0 + i, "model", f"reply {i}"))
+        frame = feed.sample(now=1000.0 + i)
+        seen += len(frame.markers)
+        assert frame.markers and frame.markers[-1]["label"] == "reconnect (dropped)"
+        assert frame.turns is not None and frame.turns[-1]["text"] == f"reply {i}"
+    assert seen == 40 and session.events.dropped > 0 and session.transcript.dropped > 0

@@ -398,14 +398,18 @@ class SessionFeed:
         self._compressions_sent = current
 
         # Lifecycle markers from session.events (time, event).
+        # ``_events_seen`` counts every event ever appended; a bounded log lets its oldest go
+        # (``dropped``), so the index into what it still holds is the count minus what it dropped.
         events = getattr(session, "events", None) or []
-        fresh = events[self._events_seen :]  # one slice: only what is new (the list only grows)
+        dropped = int(getattr(events, "dropped", 0))
+        start = max(0, self._events_seen - dropped)
+        fresh = events[start:]  # one slice: only what is new
         markers = []
         for when, event in fresh:
             marker = _event_marker(when, event, origin)
             if marker is not None:
                 markers.append(marker)
-        self._events_seen += len(fresh)
+        self._events_seen = dropped + start + len(fresh)
 
         return FeedFrame(
             now=round(now - origin, 2),
@@ -487,7 +491,8 @@ class SessionFeed:
         transcript = getattr(self.session, "transcript", None) or []
         count = len(transcript)
         latest = transcript[max(0, count - self.transcript_turns) : count]
-        key = (count, *(len(str(turn[2])) for turn in latest))
+        appended = count + int(getattr(transcript, "dropped", 0))  # grows even when the log is full
+        key = (appended, *(len(str(turn[2])) for turn in latest))
         if key == self._turns_key:
             return None
         self._turns_key = key
