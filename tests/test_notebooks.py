@@ -69,7 +69,7 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
             Expect("%live history", present=(r"\buser\b", r"\bmodel\b")),
             Expect("%live models", present=(r"gemini-3\.8-live", r"current \(default\)", r"shut down")),
             Expect(
-                "connect old --model gemini-live-2.5-flash-preview",
+                "connect old --model {retired}",
                 present=(
                     r"UsageError - ConfigError: .*shut down on 2025-12-09; use gemini-3\.8-live",
                     r"UsageError - ConfigError: .*answers in AUDIO only.*--modality audio",
