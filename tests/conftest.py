@@ -22,22 +22,12 @@ from live_nb.emulator import Emulator
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
     """A started in-process emulator on 127.0.0.1, port 0 (plain ws://)."""
-    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=TEST_CHUNK_DELAY)
-    await emu.start()
-    try:
+    async with Emulator(host="127.0.0.1", port=0, chunk_delay=TEST_CHUNK_DELAY) as emu:  # stops and cleans up on exit
         yield emu
-    finally:
-        await emu.stop()
-        emu.cleanup()
 
 
 @pytest.fixture
 async def emulator_tls() -> AsyncIterator[Emulator]:
     """A started in-process emulator over TLS (wss://127.0.0.1:PORT); trust ``emu.cert_path``."""
-    emu = Emulator(host="127.0.0.1", port=0, tls=True, chunk_delay=TEST_CHUNK_DELAY)
-    await emu.start()
-    try:
+    async with Emulator(host="127.0.0.1", port=0, tls=True, chunk_delay=TEST_CHUNK_DELAY) as emu:  # stops and cleans up on exit
         yield emu
-    finally:
-        await emu.stop()
-        emu.cleanup()

@@ -123,13 +123,8 @@ async def session(emulator: Emulator) -> AsyncIterator[LiveSession]:
 @pytest.fixture
 async def emulator_gemini() -> AsyncIterator[Emulator]:
     """An emulator whose bare URL serves the Developer API's rules."""
-    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=TEST_CHUNK_DELAY, mode="gemini")
-    await emu.start()
-    try:
+    async with Emulator(host="127.0.0.1", port=0, chunk_delay=TEST_CHUNK_DELAY, mode="gemini") as emu:  # stops and cleans up on exit
         yield emu
-    finally:
-        await emu.stop()
-        emu.cleanup()
 
 
 # Happy paths.

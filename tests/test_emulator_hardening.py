@@ -202,13 +202,8 @@ def assert_quiet(caplog: pytest.LogCaptureFixture, limit: int = 1000) -> None:
 async def emu(caplog: pytest.LogCaptureFixture) -> AsyncIterator[Emulator]:
     caplog.set_level(logging.DEBUG, logger="live_nb")
     caplog.set_level(logging.INFO)
-    emulator = Emulator(host="127.0.0.1", port=0, chunk_delay=TEST_CHUNK_DELAY, mode="gemini")
-    await emulator.start()
-    try:
+    async with Emulator(host="127.0.0.1", port=0, chunk_delay=TEST_CHUNK_DELAY, mode="gemini") as emulator:  # stops and cleans up on exit
         yield emulator
-    finally:
-        await emulator.stop()
-        emulator.cleanup()
 
 
 # Malformed and oversized input.

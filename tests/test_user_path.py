@@ -70,13 +70,8 @@ def user_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
     """The TLS emulator on 127.0.0.1 with its self-signed certificate in tmp_path/certs."""
-    emu = Emulator(tls=True, cert_dir=str(tmp_path / "certs"), chunk_delay=TEST_CHUNK_DELAY)
-    await emu.start()
-    try:
+    async with Emulator(tls=True, cert_dir=str(tmp_path / "certs"), chunk_delay=TEST_CHUNK_DELAY) as emu:  # stops and cleans up on exit
         yield emu
-    finally:
-        await emu.stop()
-        emu.cleanup()
 
 
 class RecordingProxy:
