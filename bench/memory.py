@@ -39,39 +39,7 @@ MODEL = "gemini-3.8-live"
 CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 MB = 1024 * 1024
 
-FLOOD_SERVER = r"""
-import asyncio, json, sys
-from websockets.asyncio.server import serve
-
-N = int(sys.argv[1])
-
-async def flood(ws):
-    await ws.recv()  # setup
-    await ws.send('{"setupComplete": {}}')
-    word = '{"serverContent": {"outputTranscription": {"text": "word "}}}'
-    for _ in range(N // 2):  # one long reply, no turnComplete
-        await ws.send(word)
-    await ws.send('{"serverContent": {"turnComplete": true}}')
-    cycle = [word, word, word, '{"serverContent": {"inputTranscription": {"text": "heard "}}}',
-             '{"serverContent": {"turnComplete": true}}']
-    for i in range(N // 2):
-        if i % 20 == 0:
-            await ws.send(json.dumps({"sessionResumptionUpdate": {"newHandle": f"handle-{i}", "resumable": True}}))
-        else:
-            await ws.send(cycle[i % 5])
-    await ws.send('{"serverContent": {"outputTranscription": {"text": "END"}, "turnComplete": true}}')
-    await ws.wait_closed()
-    stop.set_result(None)
-
-async def main():
-    global stop
-    stop = asyncio.get_running_loop().create_future()
-    async with serve(flood, "127.0.0.1", 0, compression=None) as server:
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await asyncio.wait_for(stop, 600)
-
-asyncio.run(main())
-"""
+FLOOD_SERVER = Path(__file__).resolve().parent.parent / "tests" / "flood_server.py"  # shared with the tests
 
 
 def rss(pid: int | str = "self") -> int:
@@ -152,7 +120,7 @@ async def bench_sessions(count: int) -> dict[str, Any]:
 
 async def bench_flood(messages: int) -> dict[str, Any]:
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", FLOOD_SERVER, str(messages), stdout=asyncio.subprocess.PIPE
+        sys.executable, str(FLOOD_SERVER), str(messages), stdout=asyncio.subprocess.PIPE
     )
     try:
         assert server.stdout is not None

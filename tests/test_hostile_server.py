@@ -425,40 +425,7 @@ async def test_a_session_that_makes_progress_is_not_given_up() -> None:
 
 FLOOD = 400_000
 
-FLOOD_SERVER = r"""
-import asyncio, json, sys
-from websockets.asyncio.server import serve
-
-N = int(sys.argv[1])
-
-async def flood(ws):
-    await ws.recv()  # setup
-    await ws.send('{"setupComplete": {}}')
-    word = '{"serverContent": {"outputTranscription": {"text": "word "}}}'
-    # One long reply first (N/2 chunks and no turnComplete), then short turns with heard text and handles.
-    for _ in range(N // 2):
-        await ws.send(word)
-    await ws.send('{"serverContent": {"turnComplete": true}}')
-    cycle = [word, word, word, '{"serverContent": {"inputTranscription": {"text": "heard "}}}',
-             '{"serverContent": {"turnComplete": true}}']
-    for i in range(N // 2):
-        if i % 20 == 0:
-            await ws.send(json.dumps({"sessionResumptionUpdate": {"newHandle": f"handle-{i}", "resumable": True}}))
-        else:
-            await ws.send(cycle[i % 5])
-    await ws.send('{"serverContent": {"outputTranscription": {"text": "END"}, "turnComplete": true}}')
-    await ws.wait_closed()
-    stop.set_result(None)
-
-async def main():
-    global stop
-    stop = asyncio.get_running_loop().create_future()
-    async with serve(flood, "127.0.0.1", 0, compression=None) as server:
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await asyncio.wait_for(stop, 600)
-
-asyncio.run(main())
-"""
+FLOOD_SERVER = pathlib.Path(__file__).with_name("flood_server.py")
 """The flood server runs in its own process: its memory is not the client's, and it sends on the other core."""
 
 
@@ -490,7 +457,7 @@ async def test_a_flood_keeps_memory_bounded() -> None:
             ended.set()
 
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", FLOOD_SERVER, str(FLOOD), stdout=asyncio.subprocess.PIPE
+        sys.executable, str(FLOOD_SERVER), str(FLOOD), stdout=asyncio.subprocess.PIPE
     )
     try:
         assert server.stdout is not None
