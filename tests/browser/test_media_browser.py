@@ -34,7 +34,7 @@ from live_nb.widgets.media import pcm16_level
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+MODEL = "gemini-3.8-live"  # the default: AUDIO replies with output transcription
 LOOP_SECONDS = 5.0
 SPEECH_SECONDS = 1.5
 
@@ -201,9 +201,9 @@ def test_stream_play_barge_in_and_resume(lab: LabServer, page: LabPage, emulator
     emu_session = next(iter(emulator.sessions.values()))
     video_turns = [t for t in emu_session.turns if "VIDEO" in t.modalities]
     assert video_turns, "no turn carried video"
-    for turn in video_turns:  # 258 tokens per frame
+    for turn in video_turns:  # the model's rate per frame: 256 on gemini-3.8-live at the default resolution
         frames_in_turn = int(turn.text.split(" video frame")[0].rsplit("[", 1)[1])
-        assert turn.modalities["VIDEO"] == frames_in_turn * 258
+        assert turn.modalities["VIDEO"] == frames_in_turn * 256
 
     # 2. The reply plays in the page (the played-sample counter of the player worklet advances).
     page.wait_for("reply audio playing", lambda: state(page).get("playerState") == "playing", 30)
