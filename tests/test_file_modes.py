@@ -8,7 +8,8 @@ it) would show up here as 0644/0666. Existing files we own that are readable by 
 tightened; symlinks are never followed into a create.
 
 The notebook sidecar (``<notebook>.live_nb.json``, live_nb/notebook/metadata.py) holds resumption
-handles and gets the same rules.
+handles and gets the same rules, and so does the directory the magics' in-kernel emulator keeps its
+database in (``~/.cache/live_nb``, live_nb/notebook/magics.py).
 """
 
 from __future__ import annotations
@@ -175,10 +176,7 @@ RECORD = {
     "last_consumed_index": 3,
 }
 
-SIDECAR_PENDING = pytest.mark.xfail(strict=False, reason="sidecar: notebook/metadata.py pending")
 
-
-@SIDECAR_PENDING
 def test_sidecar_is_private(umask0: None, tmp_path: Path) -> None:
     from live_nb.notebook.metadata import read_records, write_sidecar
 
@@ -192,7 +190,6 @@ def test_sidecar_is_private(umask0: None, tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["demo.live_nb.json"]
 
 
-@SIDECAR_PENDING
 def test_sidecar_write_never_follows_a_planted_symlink(umask0: None, tmp_path: Path) -> None:
     from live_nb.notebook.metadata import write_sidecar
 
@@ -205,3 +202,107 @@ def test_sidecar_write_never_follows_a_planted_symlink(umask0: None, tmp_path: P
     write_sidecar(path, {"main": RECORD})
     assert victim.read_text() == "keep me"
     assert not path.is_symlink() and mode(path) == 0o600
+    assert (tmp_path / "demo.live_nb.json.tmp").is_symlink()  # left alone: never our temp name
+    assert sorted(os.listdir(tmp_path)) == ["demo.live_nb.json", "demo.live_nb.json.tmp", "victim.txt"]
+
+
+def test_a_failed_sidecar_write_leaves_the_old_file_and_no_temp(
+    umask0: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from live_nb.notebook import metadata
+
+    path = tmp_path / "demo.live_nb.json"
+    metadata.write_sidecar(path, {"main": RECORD})
+    before = path.read_bytes()
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(metadata.os, "replace", refuse)
+    with pytest.raises(OSError):
+        metadata.write_sidecar(path, {"other": RECORD})
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["demo.live_nb.json"]
+
+
+def test_sidecar_read_refuses_a_symlink_and_a_fifo(tmp_path: Path) -> None:
+    from live_nb.notebook.metadata import read_records, write_sidecar
+
+    real = tmp_path / "elsewhere.json"
+    write_sidecar(real, {"main": RECORD})
+    link = tmp_path / "demo.live_nb.json"
+    link.symlink_to(real)
+    assert read_records(real, follow_symlinks=False)["main"]["handle"] == "h-123"
+    assert read_records(link, follow_symlinks=False) == {}  # a link at the sidecar's name is not ours
+    assert read_records(link)["main"]["handle"] == "h-123"  # a notebook may be a link: followed
+    fifo = tmp_path / "fifo.live_nb.json"
+    os.mkfifo(fifo)
+    assert read_records(fifo, follow_symlinks=False) == {}  # returns at once: no writer is awaited
+
+
+def test_bridge_says_it_did_not_read_a_symlinked_sidecar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from live_nb.notebook.metadata import MetadataBridge, write_sidecar
+
+    class Shell:
+        user_ns = {"__vsc_ipynb_file__": str(tmp_path / "demo.ipynb")}
+
+    real = tmp_path / "elsewhere.json"
+    write_sidecar(real, {"main": RECORD})
+    (tmp_path / "demo.live_nb.json").symlink_to(real)
+    bridge = MetadataBridge(Shell())
+    try:
+        assert bridge.records == {}
+        told = capsys.readouterr().out
+        assert "demo.live_nb.json is a symbolic link" in told and "not read" in told
+    finally:
+        bridge.close()
+
+
+# The in-kernel emulator's directory (live_nb/notebook/magics.py).
+
+
+def test_magics_emulator_directory_is_private(umask0: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from live_nb import _loop
+    from live_nb.notebook.magics import LiveMagics, emulator_cache_dir, make_emulator_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LIVE_NB_EMULATOR_DB", raising=False)
+    assert emulator_cache_dir() == tmp_path / "cache" / "live_nb"
+    magics = LiveMagics(shell=None)
+    assert magics.emulator_db == str(tmp_path / "cache" / "live_nb" / "emulator.sqlite3")
+    try:
+        url = _loop.block(_loop.submit(magics._emulator(1.0, "vertex")), 30)
+        assert url.startswith("ws://127.0.0.1:")
+        assert mode(tmp_path / "cache") == 0o700 and mode(tmp_path / "cache" / "live_nb") == 0o700
+        assert_private_db(str(tmp_path / "cache" / "live_nb" / "emulator.sqlite3"))
+    finally:
+        for emulator in magics._emulators.values():
+            _loop.block(_loop.submit(emulator.stop()), 30)
+        _loop.stop()
+
+    # A directory an earlier version made with the umask's mode is tightened; one the user chose is not.
+    os.chmod(tmp_path / "cache" / "live_nb", 0o755)
+    make_emulator_dir(tmp_path / "cache" / "live_nb")
+    assert mode(tmp_path / "cache" / "live_nb") == 0o700
+    chosen = tmp_path / "shared"
+    chosen.mkdir(mode=0o755)
+    make_emulator_dir(chosen)
+    assert mode(chosen) == 0o755
+    make_emulator_dir(tmp_path / "new" / "db-dir")
+    assert mode(tmp_path / "new") == 0o700 and mode(tmp_path / "new" / "db-dir") == 0o700
+
+
+def test_magics_emulator_directory_is_never_tightened_through_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from live_nb.notebook.magics import make_emulator_dir
+
+    target = tmp_path / "target"
+    target.mkdir(mode=0o755)
+    os.chmod(target, 0o755)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "live_nb").symlink_to(target)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    make_emulator_dir(tmp_path / "cache" / "live_nb")
+    assert mode(target) == 0o755

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing import globalipapp
 
 from live_nb import _loop
 from live_nb.client.credentials import find_api_key, read_dotenv
@@ -41,7 +42,9 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(scope="module")
 def shell() -> Any:
-    return start_ipython()
+    # get_ipython(), not start_ipython(): the latter returns None once another test module (e.g.
+    # test_metadata.py in the same run) has started the shared test shell.
+    return globalipapp.get_ipython()
 
 
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,6 +244,33 @@ def test_bad_cell_arguments_give_one_line_usage_errors(ip: Any, line: str, body:
     with pytest.raises(UsageError) as info:
         ip.run_cell_magic("live", line, body)
     assert "\n" not in str(info.value)
+
+
+# One rule for session names, the metadata bridge's (metadata.SESSION_NAME_PATTERN): a name whose
+# handle the notebook could not store is refused up front, in one line that says what is allowed.
+REFUSED_NAMES = ["café", "a b", "x/y", "n" * 200, "<img src=x>", "1st", "naïve.v2"]
+
+
+@pytest.mark.parametrize("name", REFUSED_NAMES)
+def test_names_the_notebook_cannot_store_are_refused_in_one_line(ip: Any, name: str) -> None:
+    quoted = shlex.quote(name)  # one argument, spaces and all
+    runs = [
+        lambda: ip.run_cell_magic("live", quoted, "hi"),
+        lambda: ip.run_line_magic("live", f"connect {quoted}"),
+        lambda: ip.run_line_magic("live", f"history {quoted}"),
+    ]
+    if " " not in name:  # `%live system --name NAME TEXT` takes the name up to the first space
+        runs.append(lambda: ip.run_line_magic("live", f"system --name {name} Be brief."))
+    for run in runs:
+        with pytest.raises(UsageError) as info:
+            run()
+        message = str(info.value)
+        assert message.startswith("bad session name") and "\n" not in message, message
+        assert "A-Z a-z 0-9 _ . - (ASCII only)" in message and len(message) < 200
+    with pytest.raises(UsageError) as info:  # unquoted: still one line, whatever the parser made of it
+        ip.run_cell_magic("live", name, "hi")
+    assert "\n" not in str(info.value)
+    assert magics_of(ip).sessions == {}
 
 
 def test_usage_error_shows_no_traceback(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:

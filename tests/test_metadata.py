@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +18,16 @@ from kernel_harness import Kernel, Recorded
 
 from live_nb import LiveModel
 from live_nb.emulator import Emulator
+from live_nb.exceptions import ConfigError
 from live_nb.notebook import metadata
 from live_nb.notebook.metadata import (
     RECORD_KEYS,
+    SESSION_NAME_PATTERN,
     MetadataBridge,
+    check_session_name,
     describe_record,
     is_expired,
+    is_session_name,
     make_record,
     merge_records,
     sanitize_record,
@@ -100,7 +105,7 @@ def test_merge_keeps_the_newest_per_name() -> None:
 
 
 class SessionLike:
-    """The observable state make_record reads; real sessions are used further down."""
+    """The observable state make_record (and the bridge) reads; real sessions are used further down."""
 
     def __init__(self, backend: str, handle: str | None = "h-1") -> None:
         self.handle = handle
@@ -108,6 +113,43 @@ class SessionLike:
         self.model = "m"
         self.resumable = True
         self.last_consumed_index = 2
+        self.state = "active"
+        self.listeners: list[Callable[[Any], None]] = []
+
+    def add_listener(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        self.listeners.append(callback)
+        return lambda: self.listeners.remove(callback)
+
+
+# -- session names: one rule for the magics, the bridge and the labextension ---------------------
+
+GOOD_NAMES = ["main", "_x", "a.b-c_1", "A" * 64, "default"]
+BAD_NAMES = ["café", "a b", "x/y", "n" * 200, "<img src=x>", "main\n", "", "1st", "A" * 65, "ﬁ", "a\u200bb"]
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES)
+def test_session_names_accepted(name: str) -> None:
+    assert is_session_name(name) and check_session_name(name) == name
+    assert sanitize_records({name: record()}) == {name: record()}
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_session_names_refused_say_which_characters_are_allowed(name: str) -> None:
+    assert not is_session_name(name)
+    with pytest.raises(ConfigError) as info:
+        check_session_name(name)
+    message = str(info.value)
+    assert "\n" not in message and "A-Z a-z 0-9 _ . -" in message and "ASCII only" in message
+    assert len(message) < 200  # a 200-character name is shown cut
+    refused: list[str] = []
+    assert sanitize_records({name: record(), "ok": record()}, refused) == {"ok": record()}
+    assert refused == [name]
+
+
+def test_the_labextension_checks_names_with_the_same_pattern() -> None:
+    source = (Path(__file__).parents[1] / "labextension" / "src" / "records.ts").read_text()
+    match = re.search(r"const NAME_PATTERN = /\^(.*)\$/;", source)
+    assert match is not None and match.group(1) == SESSION_NAME_PATTERN
 
 
 def test_expiry_follows_the_backend_retention() -> None:
@@ -220,7 +262,9 @@ async def test_persist_handles_false_keeps_handles_out(shell: Any, emulator: Emu
         shell.magics_manager.registry.pop("LiveMagics", None)
 
 
-def test_records_saved_in_the_notebook_come_back(shell: Any, tmp_path: Path) -> None:
+def test_records_saved_in_the_notebook_come_back(
+    shell: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     notebook = {
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -228,10 +272,48 @@ def test_records_saved_in_the_notebook_come_back(shell: Any, tmp_path: Path) -> 
         "metadata": {"live_nb": {"sessions": {"main": {**record(), "api_key": GOOGLE_KEY}, "x y": record()}}},
     }
     (tmp_path / "lesson.ipynb").write_text(json.dumps(notebook))
+    capsys.readouterr()
     bridge = MetadataBridge(shell)
     try:
         assert bridge.notebook == tmp_path / "lesson.ipynb"
         assert bridge.records == {"main": record()}
+        told = capsys.readouterr().out  # what is dropped is said, not dropped in silence
+        assert told.count("ignored 1 stored session record(s)") == 1 and "'x y'" in told
+    finally:
+        bridge.close()
+
+
+def test_the_bridge_says_once_when_it_cannot_keep_a_handle(
+    shell: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    bridge = MetadataBridge(shell)
+    try:
+        for _ in range(2):
+            with pytest.raises(ConfigError, match="ASCII only"):
+                bridge.track("café", SessionLike("emulator"))
+        told = capsys.readouterr().out
+        assert told.count("the handle of session 'café' is not kept") == 1 and "ASCII only" in told
+        assert bridge.records == {}
+
+        # A handle shaped like a credential is never stored: said once, however many times it comes.
+        session = SessionLike("emulator", handle=GOOGLE_KEY)
+        bridge.track("main", session)
+        session.handle = GOOGLE_KEY + "x"
+        for listener in list(session.listeners):
+            listener(object())
+        told = capsys.readouterr().out
+        assert told.count("the handle of session 'main' is not kept in the notebook") == 1
+        assert GOOGLE_KEY not in told and bridge.records == {}
+        assert not bridge.sidecar.exists() or GOOGLE_KEY not in bridge.sidecar.read_text()
+
+        # A good handle is kept (and where, said once).
+        session.handle = "h-good"
+        for listener in list(session.listeners):
+            listener(object())
+        assert bridge.records["main"]["handle"] == "h-good"
+        assert sidecar_sessions(bridge.sidecar)["main"]["handle"] == "h-good"
+        assert capsys.readouterr().out.count("session handles are kept in") == 1
     finally:
         bridge.close()
 

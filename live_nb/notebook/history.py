@@ -7,6 +7,15 @@ Why tables: users summed per-turn usage deltas by hand to learn whether compress
 Every function takes anything with the session's observable attributes (a ``LiveSession``),
 reads them once and returns a fresh DataFrame with a ``time`` column of timezone-aware
 timestamps; empty sessions give empty frames with the same columns.
+
+What was let go: ``session.events`` and ``session.transcript`` are bounded logs (``BoundedLog``)
+that keep their newest entries and count the rest in ``.dropped``. The views show what is kept,
+and say what is not where a notebook shows it: when entries were let go, the first row is a marker
+(``time`` NaT, ``role``/``event`` ``"…"``, the text ``"2,501 earlier entries not kept"``).
+Every view also sets ``frame.attrs["dropped"]`` (entries let go before its first row; 0 when
+none, and for ``usage``/``context`` whenever the ledger keeps everything, as it does today) and
+``frame.attrs["note"]`` (that sentence, or ``""``); ``transcript`` adds
+``attrs["dropped_text"]`` (characters cut from over-long entries, each of which says so itself).
 """
 
 from __future__ import annotations
@@ -21,8 +30,52 @@ from ..exceptions import ConfigError
 __all__ = ["VIEWS", "context", "events", "transcript", "usage", "view"]
 
 
+MARKER = "…"
+"""``role`` / ``event`` of the leading row that stands for the entries a bounded log let go."""
+
+
 def _times(seconds: list[float]) -> pd.Series:
     return pd.to_datetime(pd.Series(seconds, dtype="float64"), unit="s", utc=True)
+
+
+def _kept(log: Any) -> tuple[list[Any], int]:
+    """A consistent copy of a (bounded) log and the count of entries it let go before its first.
+
+    The session appends from its loop thread; a trim between the copy and the count would make
+    them disagree, so both are read again until ``dropped`` held still across the copy.
+    """
+    if log is None:
+        return [], 0
+    rows: list[Any] = []
+    dropped = 0
+    for _ in range(5):
+        dropped = int(getattr(log, "dropped", 0) or 0)
+        rows = list(log)
+        if int(getattr(log, "dropped", 0) or 0) == dropped:
+            break
+    return rows, dropped
+
+
+def _note(dropped: int, what: str) -> str:
+    return f"{dropped:,} earlier {what} not kept" if dropped else ""
+
+
+def _log_frame(times: list[float], columns: dict[str, list[str]], dropped: int, what: str) -> pd.DataFrame:
+    """A frame of a bounded log's kept entries; first, if it let any go, a marker row saying how many.
+
+    ``columns`` holds two text columns: the first gets ``MARKER`` in the marker row, the second
+    the sentence (``time`` is NaT there, so the row sorts and plots as no moment at all).
+    """
+    note = _note(dropped, what)
+    if dropped:
+        label, text = columns
+        times = [float("nan"), *times]
+        columns = {label: [MARKER, *columns[label]], text: [note, *columns[text]]}
+    frame = pd.DataFrame(columns)
+    frame.insert(0, "time", _times(times))
+    frame.attrs["dropped"] = dropped
+    frame.attrs["note"] = note
+    return frame
 
 
 def _describe(item: object) -> str:
@@ -45,17 +98,16 @@ def events(session: Any) -> pd.DataFrame:
     """Everything that happened to the session, in order: one row per event or server message.
 
     Columns: ``time``, ``event`` (the class name: ``Connected``, ``GoAway``, ``Resumed`` ...),
-    ``detail`` (its fields in one line).
+    ``detail`` (its fields in one line). When ``session.events`` let entries go, the first row
+    says how many (``event`` ``"…"``; module docstring).
     """
-    rows = list(getattr(session, "events", []) or [])
-    frame = pd.DataFrame(
-        {
-            "event": [type(item).__name__ for _, item in rows],
-            "detail": [_describe(item) for _, item in rows],
-        }
+    rows, dropped = _kept(getattr(session, "events", None))
+    return _log_frame(
+        [t for t, _ in rows],
+        {"event": [type(item).__name__ for _, item in rows], "detail": [_describe(item) for _, item in rows]},
+        dropped,
+        "events",
     )
-    frame.insert(0, "time", _times([t for t, _ in rows]))
-    return frame
 
 
 def usage(session: Any) -> pd.DataFrame:
@@ -64,7 +116,7 @@ def usage(session: Any) -> pd.DataFrame:
     Columns: ``time``, ``prompt_tokens``, ``response_tokens``, ``total_tokens``, then one
     ``prompt_<MODALITY>`` / ``response_<MODALITY>`` column per modality seen (0 where absent).
     """
-    points = list(session.ledger.usage)
+    points, dropped = _kept(session.ledger.usage)
     data: dict[str, list[Any]] = {
         "prompt_tokens": [p.prompt_tokens for p in points],
         "response_tokens": [p.response_tokens for p in points],
@@ -78,6 +130,8 @@ def usage(session: Any) -> pd.DataFrame:
         data[f"response_{m}"] = [p.response_by_modality.get(m, 0) for p in points]
     frame = pd.DataFrame(data)
     frame.insert(0, "time", _times([p.time for p in points]))
+    frame.attrs["dropped"] = dropped
+    frame.attrs["note"] = _note(dropped, "usage reports")
     return frame
 
 
@@ -92,8 +146,10 @@ def context(session: Any) -> pd.DataFrame:
     numbers showed it, ``estimate`` when only our sliding-window model predicted it).
     """
     ledger = session.ledger
+    points, dropped_points = _kept(ledger.points)
+    compressions, dropped_compressions = _kept(ledger.compressions)
     rows: list[dict[str, Any]] = []
-    for p in ledger.points:
+    for p in points:
         if p.source == "compression":
             continue  # compression rows come from ledger.compressions, which carry before/after
         rows.append(
@@ -104,7 +160,7 @@ def context(session: Any) -> pd.DataFrame:
                 "source": p.source,
             }
         )
-    for c in ledger.compressions:
+    for c in compressions:
         rows.append(
             {
                 "time": c.time,
@@ -134,14 +190,23 @@ def context(session: Any) -> pd.DataFrame:
     frame["window_tokens"] = float(ledger.window)
     frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
     frame["time"] = _times(frame["time"].astype("float64").tolist())
+    dropped = dropped_points + dropped_compressions
+    frame.attrs["dropped"] = dropped
+    frame.attrs["note"] = _note(dropped, "points")
     return frame
 
 
 def transcript(session: Any) -> pd.DataFrame:
-    """What was said, by whom: columns ``time``, ``role`` (``user``, ``model``, ``system``), ``text``."""
-    rows = list(getattr(session, "transcript", []) or [])
-    frame = pd.DataFrame({"role": [r for _, r, _ in rows], "text": [x for _, _, x in rows]})
-    frame.insert(0, "time", _times([t for t, _, _ in rows]))
+    """What was said, by whom: columns ``time``, ``role`` (``user``, ``model``, ``system`` ...), ``text``.
+
+    When ``session.transcript`` let entries go, the first row says how many (``role`` ``"…"``;
+    module docstring).
+    """
+    rows, dropped = _kept(getattr(session, "transcript", None))
+    frame = _log_frame(
+        [t for t, _, _ in rows], {"role": [r for _, r, _ in rows], "text": [x for _, _, x in rows]}, dropped, "entries"
+    )
+    frame.attrs["dropped_text"] = int(getattr(session, "dropped_text", 0) or 0)
     return frame
 
 

@@ -75,6 +75,7 @@ from ..protocol.messages import Content, Part
 from . import history as history_views
 from ._proxy import KernelSession
 from ._reply import CellRenderer, Renderer, Router, StreamRenderer, Turn
+from .metadata import SESSION_NAME_RULE, is_session_name
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -398,8 +399,7 @@ class LiveMagics(Magics):
     def _default_emulator_db(self) -> str:
         if os.environ.get("LIVE_NB_EMULATOR_DB"):
             return os.environ["LIVE_NB_EMULATOR_DB"]
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        return str(cache / "live_nb" / "emulator.sqlite3")
+        return str(emulator_cache_dir() / "emulator.sqlite3")
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -816,8 +816,11 @@ class LiveMagics(Magics):
     # Sessions (the coroutines run on the loop thread).
 
     def _check_name(self, name: str) -> None:
-        if not re.fullmatch(r"[A-Za-z_][\w.-]{0,63}", name):
-            raise UsageError(f"bad session name {name!r}: use letters, digits, '_', '-', '.' (start with a letter)")
+        # The bridge's rule (metadata.SESSION_NAME_PATTERN): a name the notebook cannot store is refused
+        # here, rather than accepted and its handle never kept.
+        if not is_session_name(name):
+            shown = name if len(name) <= 40 else name[:39] + "…"
+            raise UsageError(f"bad session name {shown!r}: use {SESSION_NAME_RULE}")
 
     def _entry(self, name: str | None, open_if_missing: bool = False) -> Entry:
         name = name or self.default_session
@@ -973,7 +976,7 @@ class LiveMagics(Magics):
             if time_scale != 1.0:
                 suffix += f"-x{time_scale:g}"
             db = db.with_name(f"{db.stem}{suffix}{db.suffix}")
-            db.parent.mkdir(parents=True, exist_ok=True)
+            make_emulator_dir(db.parent)
             # consumed_limit bounds the emulator's test-only log of consumed messages (an hour of audio
             # would otherwise hold ~115 MB in the kernel).
             emulator = Emulator(
@@ -1287,6 +1290,45 @@ def _metadata_says_expired(record: dict[str, Any]) -> bool:
     return is_expired(record)
 
 
+def emulator_cache_dir() -> Path:
+    """live_nb's own cache directory, where the in-kernel emulator keeps its database by default."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "live_nb"
+
+
+def make_emulator_dir(directory: Path) -> None:
+    """Create the in-kernel emulator's directory owner-only (0700, missing parents too).
+
+    Its database holds the HMAC secret that signs handles and every session's context. Earlier
+    versions made ``emulator_cache_dir()`` with the umask's mode (0755): that one, ours by name, is
+    tightened to 0700 when we own it; a directory the user chose (``LIVE_NB_EMULATOR_DB``) that
+    already exists is left as it is.
+    """
+    from ..emulator.store import make_private_dirs
+
+    make_private_dirs(str(directory))
+    if directory.absolute() == emulator_cache_dir().absolute():
+        _tighten_directory(directory)
+
+
+def _tighten_directory(directory: Path) -> None:
+    """Drop group and other permissions from ``directory`` if we own it (never through a symlink)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    if not hasattr(os, "fchmod") or not flags & getattr(os, "O_NOFOLLOW", 0):
+        return  # no POSIX modes to speak of (Windows)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:
+        return  # a symlink (ELOOP) or not a directory: not ours to change
+    try:
+        info = os.fstat(fd)
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.fchmod(fd, info.st_mode & 0o700)
+    except OSError:
+        logger.debug("live_nb: could not tighten %s", directory, exc_info=True)
+    finally:
+        os.close(fd)
+
+
 def _metadata_description(record: dict[str, Any]) -> str:
     from .metadata import describe_record
 
@@ -1315,8 +1357,16 @@ def _track(ip: Any, name: str, session: Any, retention: float | None = None) -> 
         return
     try:
         bridge.track(name, session, retention)
+    except ConfigError:
+        logger.debug("live_nb: metadata bridge refused %r (it has told the user)", name, exc_info=True)
     except Exception:
-        logger.debug("live_nb: metadata bridge could not track %r", name, exc_info=True)
+        # A handle must never go unkept in silence: say so, once per name.
+        if name not in _TRACK_FAILED:
+            _TRACK_FAILED.add(name)
+            logger.warning("live_nb: the handle of session %r is not kept with the notebook", name, exc_info=True)
+
+
+_TRACK_FAILED: set[str] = set()
 
 
 def _untrack(ip: Any, name: str) -> None:

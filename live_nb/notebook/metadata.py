@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
+import stat
+import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..exceptions import ConfigError
 from ..protocol.config import HANDLE_RETENTION_SECONDS
@@ -44,11 +47,15 @@ from ..protocol.config import HANDLE_RETENTION_SECONDS
 __all__ = [
     "COMM_TARGET",
     "RECORD_KEYS",
+    "SESSION_NAME_PATTERN",
+    "SESSION_NAME_RULE",
     "MetadataBridge",
+    "check_session_name",
     "close_bridge",
     "describe_record",
     "get_bridge",
     "is_expired",
+    "is_session_name",
     "make_record",
     "merge_records",
     "retention_seconds",
@@ -70,7 +77,17 @@ SIDECAR_SUFFIX = ".live_nb.json"
 FALLBACK_SIDECAR = "live_nb_sessions" + SIDECAR_SUFFIX
 RETENTION_SECONDS = HANDLE_RETENTION_SECONDS
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+SIDECAR_MAX_BYTES = 16 * 1024 * 1024
+"""A sidecar larger than this is not read (ours hold a few records: a few KB)."""
+
+SESSION_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
+"""Session names, for the magics and the bridge alike (labextension/src/records.ts ``NAME_PATTERN``
+is the same rule): ASCII only, because a name becomes a key of the notebook's metadata that the
+extension checks with the same pattern, and a short identifier cannot smuggle markup into it."""
+SESSION_NAME_RULE = "a letter or _, then up to 63 of A-Z a-z 0-9 _ . - (ASCII only)"
+"""``SESSION_NAME_PATTERN`` in words, for error messages."""
+_NAME = re.compile(SESSION_NAME_PATTERN, re.ASCII)
+_NAME_HELP = f"a session name must be {SESSION_NAME_RULE}"
 _MAX_STRING = 4096
 _SECRET_SHAPES = (
     re.compile(r"AIza[0-9A-Za-z_-]{35}"),  # Google API key
@@ -82,6 +99,31 @@ _KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_API_KEY", "L
 
 # ---------------------------------------------------------------------------------------------
 # Records: pure functions
+
+
+def is_session_name(name: object) -> TypeGuard[str]:
+    """Whether ``name`` is a session name the magics take and the notebook metadata can store.
+
+    The whole string must match (``re.fullmatch``: a trailing newline is not a name).
+    """
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def check_session_name(name: object) -> str:
+    """``name`` itself when it is a session name (``is_session_name``).
+
+    Raises:
+        ConfigError: it is not; the message says which characters are allowed.
+    """
+    if not is_session_name(name):
+        raise ConfigError("name", _short(name), "a session name: " + SESSION_NAME_RULE)
+    return name
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """``value`` as text of at most ``limit`` characters (a refused name may be any length)."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def retention_seconds(backend: str) -> float:
@@ -189,15 +231,23 @@ def sanitize_record(raw: object) -> dict[str, Any] | None:
     }
 
 
-def sanitize_records(raw: object) -> dict[str, dict[str, Any]]:
-    """Sanitise a ``{NAME: record}`` map, dropping bad names and bad records."""
+def sanitize_records(raw: object, refused: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Sanitise a ``{NAME: record}`` map, dropping bad names and bad records.
+
+    Args:
+        raw: the map as stored or received.
+        refused: when given, the names (as text) of the entries dropped are appended to it, so the
+            caller can say that they were.
+    """
     result: dict[str, dict[str, Any]] = {}
     if not isinstance(raw, Mapping):
         return result
     for name, value in raw.items():
         record = sanitize_record(value)
-        if isinstance(name, str) and _NAME.match(name) and record is not None:
+        if is_session_name(name) and record is not None:
             result[name] = record
+        elif refused is not None:
+            refused.append(str(name))
     return result
 
 
@@ -288,27 +338,95 @@ def sidecar_path(notebook: Path | None, cwd: Path | None = None) -> Path:
     return notebook.with_name(notebook.stem + SIDECAR_SUFFIX)
 
 
-def read_records(path: Path) -> dict[str, dict[str, Any]]:
-    """The records in a saved notebook's or a sidecar's ``live_nb.sessions`` (empty when unreadable)."""
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted under the name must not hang the kernel
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_regular_file(path: Path, follow_symlinks: bool, max_bytes: int | None) -> bytes:
+    """The bytes of the regular file at ``path``.
+
+    Raises:
+        OSError: unreadable, not a regular file, larger than ``max_bytes``, or (``follow_symlinks``
+            False) a symbolic link (``O_NOFOLLOW``: ELOOP, checked again where that flag is missing).
+    """
+    if not follow_symlinks and (not _NOFOLLOW and path.is_symlink()):
+        raise OSError(errno.ELOOP, "is a symbolic link", str(path))
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC | (0 if follow_symlinks else _NOFOLLOW))
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+        return file.read() if max_bytes is None else file.read(max_bytes + 1)[:max_bytes]
+
+
+def read_records(
+    path: Path, *, follow_symlinks: bool = True, refused: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The records in a saved notebook's or a sidecar's ``live_nb.sessions`` (empty when unreadable).
+
+    Args:
+        path: the ``.ipynb`` or the sidecar.
+        follow_symlinks: False for a sidecar: a symbolic link there is not ours, and is not read
+            (nor is anything larger than ``SIDECAR_MAX_BYTES``).
+        refused: names of the stored entries that were dropped are appended here (``sanitize_records``).
+    """
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        data = _read_regular_file(path, follow_symlinks, None if follow_symlinks else SIDECAR_MAX_BYTES)
+        document = json.loads(data.decode("utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(document, dict):
         return {}
     namespace = (document.get("metadata") or {}).get("live_nb") if "metadata" in document else document.get("live_nb")
-    return sanitize_records(namespace.get("sessions") if isinstance(namespace, dict) else None)
+    return sanitize_records(namespace.get("sessions") if isinstance(namespace, dict) else None, refused)
 
 
 def write_sidecar(path: Path, records: Mapping[str, dict[str, Any]]) -> None:
-    """Write records atomically (a half-written file must never replace a good one)."""
+    """Write records atomically and owner-only (0600): a sidecar holds resumption handles.
+
+    The bytes go to a fresh file in the same directory, made by ``tempfile.mkstemp`` (a random name,
+    ``O_CREAT | O_EXCL | O_NOFOLLOW``, mode 0600: born private, whatever the umask, and never a planted
+    file or link), are fsync-ed, and then ``os.replace`` the sidecar. A reader never sees half a file,
+    and ``replace`` swaps a symbolic link at ``path`` for the new file instead of writing through it.
+
+    Raises:
+        OSError: the directory cannot take the file (the temporary file is removed).
+    """
     document = {
         "live_nb": {"sessions": sanitize_records(records)},
         "about": "live_nb session handles for the notebook next to this file (no keys; delete to forget)",
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    data = json.dumps(document, indent=1, sort_keys=True).encode("utf-8")
+    directory = path.absolute().parent
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            if hasattr(os, "fchmod"):
+                os.fchmod(file.fileno(), 0o600)  # mkstemp's 0600 is masked by the umask: make it exact
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (POSIX); best effort, where a directory can be opened at all."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,14 +460,22 @@ class MetadataBridge:
         self._status_sent = 0.0
         self._status_timer: threading.Timer | None = None
         self._comm: Any = None
-        self._notice: str | None = None
-        self._told = False
+        self._notices: list[str] = []
+        self._said: set[object] = set()
         self._why = "not running in a Jupyter kernel"
         self._closed = False
         self.notebook = notebook_path(ip)
         self.sidecar = sidecar_path(self.notebook)
-        stored = read_records(self.notebook) if self.notebook is not None else {}
-        self._records: dict[str, dict[str, Any]] = merge_records(stored, read_records(self.sidecar))
+        stored = self._read(self.notebook, follow_symlinks=True) if self.notebook is not None else {}
+        if self.sidecar.is_symlink():
+            self._say_once(
+                "sidecar-link",
+                f"live_nb: {self.sidecar} is a symbolic link, so it was not read; the next handle "
+                "stored there replaces the link with a file of its own",
+            )
+        self._records: dict[str, dict[str, Any]] = merge_records(
+            stored, self._read(self.sidecar, follow_symlinks=False)
+        )
         self.mode = "sidecar"
         if getattr(ip, "kernel", None) is not None:
             self._open_comm(reply_timeout)
@@ -381,8 +507,9 @@ class MetadataBridge:
         Raises:
             ConfigError: ``name`` is not a session name the notebook metadata accepts.
         """
-        if not _NAME.match(name):
-            raise ConfigError("name", name, "a session name: a letter or _, then up to 63 of A-Z a-z 0-9 _ . -")
+        if not is_session_name(name):
+            self._say_once(("name", name), f"live_nb: the handle of session {_short(name)!r} is not kept: {_NAME_HELP}")
+            check_session_name(name)
         with self._lock:
             entry = self._tracked.get(name)
             if entry is None or entry.session is not session:
@@ -459,7 +586,9 @@ class MetadataBridge:
         data = (msg.get("content") or {}).get("data") or {}
         kind = data.get("type")
         if kind == "records":
-            stored = sanitize_records(data.get("sessions"))
+            refused: list[str] = []
+            stored = sanitize_records(data.get("sessions"), refused)
+            self._say_refused(refused, "the notebook's metadata")
             with self._lock:
                 self._records = merge_records(self._records, stored)
                 self.mode = "comm"
@@ -515,6 +644,12 @@ class MetadataBridge:
             record = make_record(session, retention=retention)
             if record is not None:
                 self._publish(name, record)
+            else:
+                self._say_once(
+                    ("record", name),
+                    f"live_nb: the handle of session {name!r} is not kept in the notebook: it is longer than "
+                    f"{_MAX_STRING} characters or shaped like a credential",
+                )
         if getattr(session, "state", None) == "closed":
             with self._lock:
                 if self._tracked.get(name) is entry:
@@ -587,26 +722,48 @@ class MetadataBridge:
         try:
             write_sidecar(self.sidecar, records)
         except OSError as exc:
-            self._tell(f"could not write {self.sidecar} ({exc.strerror})")
-            return
-        self._tell(self._why)
-
-    def _tell(self, why: str) -> None:
-        """Say once where handles go; from a background thread, at the end of the next cell."""
-        with self._lock:
-            if self._told:
-                return
-            self._told = True
-            self._notice = (
-                f"live_nb: session handles are kept in {self.sidecar} ({why}); `%live resume NAME` reads them back."
+            self._say_once(
+                "sidecar-write",
+                f"live_nb: could not write {self.sidecar} ({exc.strerror or exc}): session handles are not kept",
             )
+            return
+        self._say_once(
+            "sidecar",
+            f"live_nb: session handles are kept in {self.sidecar} ({self._why}); `%live resume NAME` reads them back.",
+        )
+
+    # -- telling the user -----------------------------------------------------------------------
+
+    def _read(self, path: Path, follow_symlinks: bool) -> dict[str, dict[str, Any]]:
+        """``read_records``, saying once which stored entries were dropped."""
+        refused: list[str] = []
+        records = read_records(path, follow_symlinks=follow_symlinks, refused=refused)
+        self._say_refused(refused, str(path))
+        return records
+
+    def _say_refused(self, names: list[str], where: str) -> None:
+        if names:
+            shown = ", ".join(repr(_short(name)) for name in names[:3]) + (" ..." if len(names) > 3 else "")
+            self._say_once(
+                ("refused", where, tuple(names)),
+                f"live_nb: ignored {len(names)} stored session record(s) in {where} ({shown}): "
+                f"a name must be {SESSION_NAME_RULE}, and a record needs a handle and its time",
+            )
+
+    def _say_once(self, key: object, notice: str) -> None:
+        """Tell the user ``notice`` once per ``key``; from a background thread, at the end of the next cell."""
+        with self._lock:
+            if key in self._said:
+                return
+            self._said.add(key)
+            self._notices.append(notice)
         if threading.current_thread() is threading.main_thread():
             self._post_run_cell()
 
     def _post_run_cell(self, *_args: Any) -> None:
         with self._lock:
-            notice, self._notice = self._notice, None
-        if notice:
+            notices, self._notices = self._notices, []
+        for notice in notices:
             print(notice)
 
     def _flush_at_exit(self) -> None:
