@@ -804,3 +804,25 @@ def test_every_checkpoint_restores_to_the_live_session(manual: bool) -> None:
             assert again.consumed == consumed
     print(f"\n{checked} checkpoints checked, {interruptions} interruptions")
     assert checked >= 100 and interruptions >= 20, (checked, interruptions)
+
+
+def test_the_context_window_is_the_models_input_window_unless_the_emulator_sets_one() -> None:
+    assert make_engine(model=MODEL).window == 131_072  # 3.x
+    assert make_engine(model=NATIVE_25, flavor="gemini").window == 128_000  # 2.5
+    engine = make_engine(model=MODEL)
+    engine.settings = type(engine.settings)(context_window=1_000)
+    assert engine.window == 1_000
+
+
+async def test_the_client_ledger_uses_the_models_input_window() -> None:
+    from emulator_constants import GEMINI_PATH
+
+    from live_nb.client.session import LiveModel
+    from live_nb.emulator import Emulator
+
+    async with Emulator(chunk_delay=0) as emu:
+        async with LiveModel(url=emu.url).connect() as session:
+            assert session.ledger.window == 131_072
+        model = LiveModel("gemini-2.5-flash-native-audio-preview-12-2025", url=emu.url + GEMINI_PATH)
+        async with model.connect() as session:
+            assert session.ledger.window == 128_000

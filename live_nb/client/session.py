@@ -423,7 +423,8 @@ class LiveSession:
         self._flavor = model.flavor
         self._history_gate = catalogue.ClientContentGate(open=not (resumption and resumption.handle))
         config = model.generation_config
-        self.ledger = ContextLedger(compression=config.context_window_compression)
+        window = model.info.input_window if model.info is not None else catalogue.DEFAULT_INPUT_WINDOW
+        self.ledger = ContextLedger(window=window, compression=config.context_window_compression)
         self.transcript: BoundedLog[tuple[float, str, str]] = BoundedLog(
             TRANSCRIPT_LIMIT, TRANSCRIPT_CHARS, _transcript_size
         )

@@ -171,13 +171,14 @@ class EngineSettings:
     """Per-emulator knobs the engine needs (times already in service seconds of audio, not wall time).
 
     Attributes:
-        context_window: the window in tokens (128k like the service).
+        context_window: the window in tokens; None takes the model's input window from the
+            catalogue (131,072 on 3.x, 128k on 2.5), as the service does.
         vad_threshold: RMS (int16 scale) above which a 16 kHz chunk counts as speech.
         silence_seconds: seconds of audio silence after speech that end a VAD turn (unless the
             setup's ``silenceDurationMs`` says otherwise).
     """
 
-    context_window: int = 128_000
+    context_window: int | None = None
     vad_threshold: float = 500.0
     silence_seconds: float = 0.8
 
@@ -550,6 +551,13 @@ class ServerEngine:
     # Public: state for the asyncio layer.
 
     @property
+    def window(self) -> int:
+        """The context window in tokens: the emulator's setting, else the model's input window."""
+        if self.settings.context_window:
+            return self.settings.context_window
+        return self.info.input_window if self.info is not None else catalogue.DEFAULT_INPUT_WINDOW
+
+    @property
     def generating(self) -> bool:
         """A reply is being streamed."""
         return self.plan is not None and not self.plan.cancelled
@@ -848,11 +856,11 @@ class ServerEngine:
     def _check_exhausted(self) -> list[Action]:
         if self.trigger is not None or self.closed:
             return []
-        if self.state.context_tokens > self.settings.context_window:
+        if self.state.context_tokens > self.window:
             return self._close(
                 1007,
                 f"Context window exhausted: {self.state.context_tokens:,.0f} tokens > "
-                f"{self.settings.context_window:,}. Enable contextWindowCompression.",
+                f"{self.window:,}. Enable contextWindowCompression.",
             )
         return []
 
@@ -869,7 +877,7 @@ class ServerEngine:
             state.requests += 1
         if self.trigger is not None:
             self._compress()
-            if state.context_tokens > self.settings.context_window:
+            if state.context_tokens > self.window:
                 return self._close(1007, "Context window exhausted even after compression.")
         else:
             exhausted = self._check_exhausted()

@@ -468,7 +468,7 @@ class Emulator:
             ``gemini`` (the Developer API's rules: those refused, handles kept 2 h). The service's
             own paths always get their own flavour's rules.
         db_path: SQLite file; None = a fresh temp file, kept across stop/start of this object.
-        context_window: the context window in tokens.
+        context_window: the context window in tokens (None: each model's input window, from the catalogue).
         connection_lifetime: service seconds a connection lives.
         go_away_before: service seconds before the end at which GoAway is sent.
         resumption_update_interval: service seconds between periodic resumption updates.
@@ -511,7 +511,7 @@ class Emulator:
         time_scale: float = 1.0,
         mode: str = "vertex",
         db_path: str | None = None,
-        context_window: int = 128_000,
+        context_window: int | None = None,
         connection_lifetime: float = CONNECTION_LIFETIME_SECONDS,
         go_away_before: float = GO_AWAY_LEAD_SECONDS,
         resumption_update_interval: float = 10.0,
@@ -1146,7 +1146,10 @@ def build_parser() -> argparse.ArgumentParser:
         "24 h handles) or gemini (the Developer API's rules: those refused, 2 h handles)",
     )
     parser.add_argument("--db", default=None, help="SQLite file for resumable state (default a temp file)")
-    parser.add_argument("--context-window", type=int, default=128_000, help="context window in tokens (128000)")
+    parser.add_argument(
+        "--context-window", type=int, default=None,
+        help="context window in tokens (default: each model's input window: 131072 on 3.x, 128000 on 2.5)",
+    )
     parser.add_argument(
         "--connection-lifetime", type=float, default=600.0, help="service seconds a connection lives (600)"
     )

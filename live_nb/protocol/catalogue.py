@@ -50,6 +50,8 @@ TURN_ONLY_ACTIVITY = "TURN_INCLUDES_ONLY_ACTIVITY"
 TURN_AUDIO_ACTIVITY_ALL_VIDEO = "TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO"
 TURN_ALL_INPUT = "TURN_INCLUDES_ALL_INPUT"
 INVALID = "Request contains an invalid argument."
+DEFAULT_INPUT_WINDOW = 128_000
+"""The window assumed for a model the catalogue does not know (the Live API's documented 128k)."""
 
 
 @dataclass(frozen=True, slots=True)
