@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from kernel_harness import Kernel, Recorded, is_player, players, texts
+from oauth_stand_in import ACCESS_TOKEN, TokenEndpoint, service_account_file
 
 from live_nb._loop import LoopThread
 from live_nb.emulator import Emulator
@@ -329,9 +330,11 @@ class RecordingEmulator(Emulator):
         super().__init__(**kwargs)
         self.setups: list[Setup] = []
         self.keys: list[str | None] = []
+        self.authorizations: list[str | None] = []
 
     def _process_request(self, connection: Any, request: Any) -> Any:
         self.keys.append(request.headers.get("x-goog-api-key"))
+        self.authorizations.append(request.headers.get("Authorization"))
         return super()._process_request(connection, request)
 
     async def _open_session(self, ws: Any, setup: Setup, *rest: Any, **kwargs: Any) -> Any:
@@ -442,3 +445,42 @@ def test_a_user_with_a_vertex_express_key_gets_vertex_ai(tmp_path: Path, tls_emu
         assert_key_never_shown(k, workdir, FAKE_KEY)
     finally:
         k.shutdown()
+
+
+def test_a_vertex_user_with_application_default_credentials(tmp_path: Path, tls_emulator: RecordingEmulator) -> None:
+    """A service-account key file (GOOGLE_APPLICATION_CREDENTIALS) whose token endpoint is a local stand-in,
+    GOOGLE_GENAI_USE_VERTEXAI=true and GOOGLE_VERTEX_BASE_URL: no key anywhere, and a plain %%live cell
+    reaches Vertex AI with the exchanged bearer token."""
+    emu = tls_emulator
+    assert emu.cert_path is not None
+    workdir = tmp_path / "adc-user"
+    workdir.mkdir()
+    endpoint = TokenEndpoint()
+    try:
+        key_file = service_account_file(tmp_path / "service-account.json", endpoint.url)
+        k = Kernel(
+            workdir,
+            bare=True,
+            GOOGLE_APPLICATION_CREDENTIALS=str(key_file),
+            GOOGLE_CLOUD_PROJECT="sa-project",
+            GOOGLE_GENAI_USE_VERTEXAI="true",
+            GOOGLE_VERTEX_BASE_URL=f"https://127.0.0.1:{emu.port}",
+            SSL_CERT_FILE=emu.cert_path,
+        )
+        try:
+            k.run("%load_ext live_nb")
+            ask, _ = k.run("%%live\nHello from a service account.\n")
+            assert_ok(k, ask)
+            assert 'You asked: "Hello from a service account."' in final_text(k, ask)
+            assert "bundled Live API emulator" not in k.stdout(ask)
+            assert [path for path, _ in emu.paths] == [VERTEX_LIVE_PATH]
+            assert [setup.model for setup in emu.setups] == [
+                "projects/sa-project/locations/us-central1/publishers/google/models/gemini-3.8-live"
+            ]
+            assert emu.authorizations == [f"Bearer {ACCESS_TOKEN}"] and emu.keys == [None]
+            assert len(endpoint.assertions) == 1  # one JWT-bearer exchange, at the local stand-in
+            assert_key_never_shown(k, workdir, ACCESS_TOKEN)
+        finally:
+            k.shutdown()
+    finally:
+        endpoint.close()

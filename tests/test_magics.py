@@ -832,6 +832,11 @@ def test_a_key_picks_the_developer_api_or_vertex_as_google_genai_does(ip: Any, m
     options = magics_of(ip)._options("real")
     assert (options.backend, options.flavor, options.transparent) == ("vertex", "vertex", True)
     assert "sk-test-do-not-print" not in repr(options)
+    # Vertex AI with application default credentials needs no key: the switch alone picks it.
+    monkeypatch.delenv("GOOGLE_API_KEY")
+    assert magics_of(ip)._options("adc").backend == "vertex"
+    monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI")
+    assert magics_of(ip)._options("offline").backend == "emulator"
 
 
 def test_stored_records_live_as_long_as_the_flavour_keeps_handles(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:

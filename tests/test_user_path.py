@@ -12,10 +12,7 @@ ConnectErrors naming the URL, and the key must not show in a Verbose IPython tra
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import http.server
-import json
 import re
 import socket
 import ssl
@@ -23,12 +20,10 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from emulator_constants import GEMINI_PATH, TEST_CHUNK_DELAY, VERTEX_PATH
+from oauth_stand_in import ACCESS_TOKEN, TokenEndpoint, service_account_file
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -47,8 +42,6 @@ MODEL = "gemini-3.8-live"  # today's default, served on both backends
 VERTEX_MODEL = "gemini-3.8-live"
 CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 SECRET = "AIzaSy-user-path-secret-0123456789"
-ACCESS_TOKEN = "ya29.user-path-access-token-0123456789"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ENVIRONMENT = (
     "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_VERTEX_BASE_URL",
     "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS",
@@ -150,46 +143,6 @@ async def proxy(emulator: Emulator) -> AsyncIterator[RecordingProxy]:
         await relay.stop()
 
 
-class TokenEndpoint:
-    """A stand-in for Google's OAuth token endpoint: answers the service-account JWT-bearer exchange.
-
-    Runs ``http.server`` on 127.0.0.1 in a thread (google-auth refreshes with blocking ``requests``).
-    ``assertions`` keeps the claims of every JWT it was sent.
-    """
-
-    def __init__(self) -> None:
-        self.assertions: list[dict[str, Any]] = []
-        endpoint = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
-                if form.get("grant_type") != [JWT_BEARER]:
-                    self.send_error(400, "unsupported grant_type")
-                    return
-                claims = form["assertion"][0].split(".")[1]
-                endpoint.assertions.append(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4))))
-                body = json.dumps({"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None  # quiet test output
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/token"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
 @pytest.fixture
 def token_endpoint() -> Iterator[TokenEndpoint]:
     endpoint = TokenEndpoint()
@@ -197,20 +150,6 @@ def token_endpoint() -> Iterator[TokenEndpoint]:
         yield endpoint
     finally:
         endpoint.close()
-
-
-def service_account_file(path: Path, token_uri: str) -> Path:
-    """Write a service-account key file with a fresh RSA key, whose token exchange goes to ``token_uri``."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "sa-project", "private_key_id": "test-key-1",
-        "private_key": pem, "client_email": "live-nb-test@sa-project.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": token_uri,
-    }))
-    return path
 
 
 async def ask(session: LiveSession, text: str) -> list[Any]:

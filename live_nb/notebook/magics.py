@@ -1191,22 +1191,23 @@ def _transparent(flavor: str | None, wanted: bool | None) -> bool:
 
 
 def _automatic_backend() -> str:
-    """``LiveMagics.backend = 'auto'``: a key means the real service, else the bundled emulator.
+    """``LiveMagics.backend = 'auto'``: the real service when the user has chosen or keyed one, else the emulator.
 
-    The service is the Gemini Developer API, or Vertex AI when ``GOOGLE_GENAI_USE_VERTEXAI`` is
-    true (environment or .env), the switch google-genai reads.
+    ``GOOGLE_GENAI_USE_VERTEXAI`` true (environment or .env, the switch google-genai reads) means
+    Vertex AI, with an API key (express mode) or application default credentials; otherwise a key
+    means the Gemini Developer API, and no key the bundled emulator.
     """
-    if find_api_key() is None:
-        return "emulator"
     use_vertex = (env_or_dotenv(USE_VERTEX_ENV, read_dotenv()) or "").strip().lower()
-    return "vertex" if use_vertex in ("1", "true", "yes", "on") else "gemini"
+    if use_vertex in ("1", "true", "yes", "on"):
+        return "vertex"
+    return "emulator" if find_api_key() is None else "gemini"
 
 
 def _url_flavor(url: str, model: str) -> str | None:
     """Whose rules an emulator at ``url`` applies: the flavour of the path the client will dial.
 
-    Asked of the client's own resolver (a bare URL gets the Developer API's path), so the magics'
-    defaults and the client's checks always agree.
+    Asked of the client's own resolver, so the magics' defaults and the client's checks always
+    agree; None for a bare URL, where the emulator serves its own mode.
     """
     try:
         dialled = EndpointResolver("emulator", model, url).url
