@@ -40,7 +40,13 @@ from live_nb.protocol.messages import GoAway
 
 MODEL = "gemini-3.8-live"  # today's default: AUDIO replies, their text as output transcription
 CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
-POLICY = ReconnectPolicy(min_delay=0.001, max_delay=0.05, max_attempts=50)
+# stable_after: a real GoAway comes ~9 minutes into a connection, long past the 5 s after which a
+# connection counts as stable; here GoAways come a few milliseconds after each resume, which the
+# client would otherwise pace as a storm (on purpose: see client/reconnect.py). A 2 ms stable_after
+# lets the bench time the move itself.
+POLICY = ReconnectPolicy(min_delay=0.001, max_delay=0.05, max_attempts=50, stable_after=0.002)
+KEEP_LOGS = 1 << 30
+"""The emulator keeps closed sessions' consumed logs (to 16 MiB by default); the checks need them whole."""
 
 
 def chunk(n: int) -> bytes:
@@ -93,7 +99,7 @@ def check_consumed(emu: Emulator, session: LiveSession, sent: list[str]) -> dict
 
 
 async def bench_moves(runs: int, kind: str) -> dict[str, Any]:
-    async with Emulator(chunk_delay=0.0, resumption_update_interval=3600.0) as emu:
+    async with Emulator(chunk_delay=0.0, resumption_update_interval=3600.0, keep_closed_bytes=KEEP_LOGS) as emu:
         proxy = CuttingProxy(emu.port)
         await proxy.start()
         url = proxy.url if kind == "cut" else emu.url
@@ -118,7 +124,7 @@ async def bench_moves(runs: int, kind: str) -> dict[str, Any]:
                 await session.send_audio(chunk(n))
                 sent.append(f"audio:{n}")
                 n += 1
-            await asyncio.sleep(0.002)  # let the server consume them
+            await asyncio.sleep(0.003)  # let the server consume them (and the connection pass stable_after)
             done = marks.arm()
             start = time.perf_counter()
             if kind == "cut":
@@ -155,7 +161,7 @@ async def bench_moves(runs: int, kind: str) -> dict[str, Any]:
 
 async def bench_hour(time_scale: float) -> dict[str, Any]:
     """36,000 chunks paced at time_scale x real time; replay buffer sampled every simulated minute."""
-    async with Emulator(chunk_delay=0.0, time_scale=time_scale) as emu:
+    async with Emulator(chunk_delay=0.0, time_scale=time_scale, keep_closed_bytes=KEEP_LOGS) as emu:
         model = LiveModel(MODEL, CONFIG, url=emu.url, reconnect=POLICY)
         session = await model.connect(session_resumption=SessionResumptionConfig(transparent=True))
         reader = asyncio.create_task(drain(session))
@@ -232,8 +238,21 @@ def print_table(results: dict[str, Any]) -> None:
           + ("" if h["kept_pace"] else "  [did NOT keep pace: lower --time-scale]"))
     print(f"replay buffer: peak {h['peak_replay_depth']} messages / {h['peak_replay_bytes'] / 1024:.1f} KiB; "
           f"max first 30 min {h['max_bytes_first_30_min'] / 1024:.1f} KiB, "
-          f"last 30 min {h['max_bytes_last_30_min'] / 1024:.1f} KiB (flat)")
+          f"last 30 min {h['max_bytes_last_30_min'] / 1024:.1f} KiB ({buffer_trend(h['samples'])})")
     print("minute: " + " ".join(f"{m}:{d}" for m, d, _ in h["samples"][::6]) + "   (buffered messages)")
+
+
+def buffer_trend(samples: list[tuple[int, int, int]]) -> str:
+    """``flat`` when the buffer's mean size over the last half hour is within 2x (+64 KiB) of the first's.
+
+    Why means, not maxima: the buffer peaks when a sample lands during a reply (no handle until it
+    ends), so single peaks swing with timing; a leak shows as a rising mean.
+    """
+    first = [b for m, _, b in samples if m <= 30]
+    last = [b for m, _, b in samples if m > 30]
+    first_mean, last_mean = sum(first) / len(first), sum(last) / len(last)
+    verdict = "flat" if last_mean <= 2 * first_mean + 64 * 1024 else "GROWING"
+    return f"{verdict}: mean {first_mean / 1024:.0f} KiB, then {last_mean / 1024:.0f} KiB"
 
 
 def main() -> None:
