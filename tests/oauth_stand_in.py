@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ACCESS_TOKEN = "ya29.user-path-access-token-0123456789"
+ACCESS_TOKEN = "fake-access-token-user-path-0123456789"  # not the shape of a real token
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 

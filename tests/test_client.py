@@ -69,7 +69,7 @@ PREVIEW_31 = "gemini-3.1-flash-live-preview"
 SHUT_DOWN = ["gemini-live-2.5-flash-preview", "gemini-2.0-flash-live-001"]
 AUDIO = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
 TEXT = LiveGenerationConfig(response_modalities=["TEXT"])
-SECRET = "AIzaSy-test-secret-never-shown"
+SECRET = "fake-api-key-test-secret-never-shown"
 TOOLS = [
     {
         "functionDeclarations": [

@@ -154,7 +154,7 @@ async def test_paths_accepted(emulator: Emulator, path: str) -> None:
         ("", {"x-goog-api-key": "k"}),
         ("?key=k", {}),
         ("?access_token=auth_tokens/t", {}),
-        ("", {"Authorization": "Bearer ya29.token"}),
+        ("", {"Authorization": "Bearer fake-oauth-token"}),
         ("", {"Authorization": "Token auth_tokens/t"}),
     ],
 )

@@ -15,7 +15,7 @@ from live_nb.client.credentials import read_dotenv
 from live_nb.client.endpoints import AuthHeaders, Endpoint, EndpointResolver, vertex_host, vertex_model_name
 from live_nb.exceptions import ConfigError, CredentialsError
 
-SECRET = "AIzaSy-very-secret-key-123"
+SECRET = "fake-api-key-very-secret-123"
 GEMINI_LIVE = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 VERTEX_LIVE = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
 
@@ -157,15 +157,15 @@ def test_vertex_without_adc_is_a_clear_credentials_error(monkeypatch: pytest.Mon
 
 
 def test_auth_headers_hide_their_values_but_websockets_sends_them() -> None:
-    headers = AuthHeaders([("x-goog-api-key", SECRET), ("Authorization", "Bearer ya29.token-value")])
+    headers = AuthHeaders([("x-goog-api-key", SECRET), ("Authorization", "Bearer fake-oauth-token-value")])
     assert repr(headers) == str(headers) == "{'x-goog-api-key': '<redacted>', 'Authorization': '<redacted>'}"
-    assert headers == {"x-goog-api-key": SECRET, "Authorization": "Bearer ya29.token-value"}
+    assert headers == {"x-goog-api-key": SECRET, "Authorization": "Bearer fake-oauth-token-value"}
     sent = Headers()
     sent.update(headers)  # what websockets' connect(additional_headers=...) does with a Mapping
-    assert sent["x-goog-api-key"] == SECRET and sent["Authorization"] == "Bearer ya29.token-value"
+    assert sent["x-goog-api-key"] == SECRET and sent["Authorization"] == "Bearer fake-oauth-token-value"
     endpoint = Endpoint("gemini", "wss://h/ws", "models/m", headers)
-    assert SECRET not in repr(endpoint) and "ya29" not in repr(endpoint) and "<redacted>" in repr(endpoint)
-    assert headers.redact(f"oops {SECRET} and ya29.token-value") == "oops <redacted> and <redacted>"
+    assert SECRET not in repr(endpoint) and "fake-oauth-token-value" not in repr(endpoint) and "<redacted>" in repr(endpoint)
+    assert headers.redact(f"oops {SECRET} and fake-oauth-token-value") == "oops <redacted> and <redacted>"
 
 
 # Base URLs from the environment, as google-genai honours them.
@@ -232,7 +232,7 @@ def test_vertex_project_with_base_url_sends_the_bearer_token_to_the_live_path(mo
     r = EndpointResolver("vertex", "m")
     assert r.url == "wss://127.0.0.1:8443/" + VERTEX_LIVE
     assert r.model == "projects/p/locations/us-central1/publishers/google/models/m"
-    assert r.resolve().headers == {"Authorization": "Bearer ya29.fake"}
+    assert r.resolve().headers == {"Authorization": "Bearer fake-oauth-token"}
 
 
 def test_vertex_explicit_key_beats_a_project_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,7 +246,7 @@ class FakeCredentials:
     """Stands in for google-auth credentials: already valid, no network."""
 
     valid = True
-    token = "ya29.fake"
+    token = "fake-oauth-token"
     quota_project_id = None
 
 

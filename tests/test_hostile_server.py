@@ -48,7 +48,7 @@ from live_nb.protocol.state import MAX_HANDLE_CHARS, ClientProtocol
 
 MS = 0.001
 MODEL = "gemini-3.8-live"
-KEY = "AIzaSyTESTKEY-hostile-0123456789abcdef"
+KEY = "fake-api-key-hostile-0123456789abcdef"
 """A key-shaped credential: it must never appear in anything the user sees."""
 SETUP_COMPLETE = '{"setupComplete": {"sessionId": "hostile"}}'
 FAST = ReconnectPolicy(min_delay=20 * MS, max_delay=200 * MS, max_attempts=8)

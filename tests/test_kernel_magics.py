@@ -357,7 +357,7 @@ def tls_emulator(tmp_path: Path) -> Iterator[RecordingEmulator]:
         thread.stop()
 
 
-FAKE_KEY = "AIzaSyFAKE-live-nb-end-to-end-0123456789"
+FAKE_KEY = "fake-api-key-live-nb-end-to-end-0123456789"
 GEMINI_LIVE_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 VERTEX_LIVE_PATH = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.timeout(60)
 MODEL = "gemini-3.8-live"  # today's default, served on both backends
 VERTEX_MODEL = "gemini-3.8-live"
 CONFIG = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True)
-SECRET = "AIzaSy-user-path-secret-0123456789"
+SECRET = "fake-api-key-user-path-secret-0123456789"
 ENVIRONMENT = (
     "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_VERTEX_BASE_URL",
     "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS",
