@@ -69,6 +69,11 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
         raise ConfigError(name, value, f"an integer from {low:,} to {high:,}")
 
 
+def _check_bool(name: str, value: object, optional: bool = True) -> None:
+    if not (isinstance(value, bool) or (optional and value is None)):
+        raise ConfigError(name, value, "True or False")
+
+
 def _check_number(name: str, value: object, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise ConfigError(name, value, f"a number from {low} to {high}")
@@ -107,8 +112,7 @@ class ThinkingConfig:
             object.__setattr__(self, "thinking_level", level)
         if self.thinking_budget is not None:
             _check_int("thinking.thinking_budget", self.thinking_budget, THINKING_BUDGET_MIN, THINKING_BUDGET_MAX)
-        if self.include_thoughts is not None and not isinstance(self.include_thoughts, bool):
-            raise ConfigError("thinking.include_thoughts", self.include_thoughts, "True or False")
+        _check_bool("thinking.include_thoughts", self.include_thoughts)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "thinkingConfig") -> ThinkingConfig:
@@ -211,8 +215,7 @@ class ProactivityConfig:
     proactive_audio: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.proactive_audio is not None and not isinstance(self.proactive_audio, bool):
-            raise ConfigError("proactivity.proactive_audio", self.proactive_audio, "True or False")
+        _check_bool("proactivity.proactive_audio", self.proactive_audio)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "proactivity") -> ProactivityConfig:
@@ -235,11 +238,9 @@ class HistoryConfig:
     initial_history_in_client_content: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.initial_history_in_client_content, bool):
-            raise ConfigError(
-                "history_config.initial_history_in_client_content", self.initial_history_in_client_content,
-                "True or False",
-            )
+        _check_bool(
+            "history_config.initial_history_in_client_content", self.initial_history_in_client_content, optional=False
+        )
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "historyConfig") -> HistoryConfig:
@@ -487,8 +488,7 @@ class LiveGenerationConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, cls):
                 raise ConfigError(name, value, f"a {cls.__name__}")
-        if self.enable_affective_dialog is not None and not isinstance(self.enable_affective_dialog, bool):
-            raise ConfigError("enable_affective_dialog", self.enable_affective_dialog, "True or False")
+        _check_bool("enable_affective_dialog", self.enable_affective_dialog)
 
     @property
     def response_modality(self) -> str:
