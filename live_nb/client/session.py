@@ -275,9 +275,9 @@ def _raise_refusal(refusal: catalogue.Refusal | None) -> None:
     """Turn a catalogue refusal into the error a caller sees before anything is sent."""
     if refusal is None:
         return
-    if refusal.field in ("role", "context_update", "session_resumption.transparent"):
+    if refusal.kind == "backend":
         raise UnsupportedOnBackend(refusal.advice)
-    if refusal.field in ("client_content", "scheduling"):
+    if refusal.kind == "message":
         raise LocalProtocolError(refusal.advice)
     raise ConfigError(refusal.field, refusal.value, refusal.advice)
 

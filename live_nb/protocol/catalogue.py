@@ -225,6 +225,9 @@ class Refusal:
         reason: the close reason, worded as the service words it.
         field: the config field or message at fault (``response_modalities``, ``thinking``...).
         advice: the rule in plain words, naming the model and what to use instead.
+        kind: whose rule it is: ``config`` (the model refuses a setting), ``backend`` (the backend
+            does not offer a feature) or ``message`` (the model refuses a message now); the client
+            raises ConfigError, UnsupportedOnBackend or LocalProtocolError for them.
     """
 
     code: int
@@ -232,6 +235,7 @@ class Refusal:
     field: str
     value: Any
     advice: str
+    kind: str = "config"
 
 
 def wire_flavor(backend: str, url: str) -> str | None:
@@ -378,7 +382,7 @@ def check_setup(
                 1007, f"{INVALID[:-1]}: transparent session resumption is not supported.",
                 "session_resumption.transparent", True,
                 "transparent resumption is a Vertex AI feature; the Gemini Developer API does not offer it "
-                "(turn it off, or use backend='vertex')",
+                "(turn it off, or use backend='vertex')", kind="backend",
             )
     return None
 
@@ -418,25 +422,25 @@ def check_client_message(
                     "client_content", None,
                     f"{info.id} takes clientContent only as initial history (historyConfig."
                     "initialHistoryInClientContent, before any realtime input); send text as realtime text "
-                    "(send_realtime_text)",
+                    "(send_realtime_text)", kind="message",
                 )
         system_turn = any((turn.role or "").lower() == "system" for turn in message.turns)
         if system_turn and flavor is not None and not BACKEND_OFFERS[flavor].system_instruction_update:
             return Refusal(
                 1007, f"{INVALID[:-1]}: role \"system\" is not supported in clientContent.", "role", "system",
                 "updating the system instruction mid-session is a Vertex AI feature; the Gemini Developer "
-                "API does not offer it (use backend='vertex', or start a new session)",
+                "API does not offer it (use backend='vertex', or start a new session)", kind="backend",
             )
     elif isinstance(message, ContextUpdate):
         if flavor is not None and not BACKEND_OFFERS[flavor].context_update:
             return Refusal(
                 1007, f"{INVALID[:-1]}: contextUpdate is not supported.", "context_update", None,
-                "contextUpdate (system instruction and tools mid-session) is a Vertex AI feature",
+                "contextUpdate (system instruction and tools mid-session) is a Vertex AI feature", kind="backend",
             )
     elif isinstance(message, ToolResponse) and info is not None and not info.response_scheduling:
         scheduled = any(r.scheduling for r in message.function_responses)
         return None if not scheduled else Refusal(
             1007, f"{INVALID[:-1]}: scheduling is not supported for this model.", "scheduling", None,
-            f"{info.id} does not take a scheduling on tool responses; leave it unset",
+            f"{info.id} does not take a scheduling on tool responses; leave it unset", kind="message",
         )
     return None
