@@ -1052,6 +1052,15 @@ class LiveSession:
     # Private: sending.
 
     @property
+    def history_open(self) -> bool:
+        """Whether clientContent may still go as initial history on a model that takes it only so.
+
+        It closes at the first realtime input, tool response or completed turn, and is closed on a
+        resumed session (catalogue.ClientContentGate).
+        """
+        return self._history_gate.open
+
+    @property
     def offers_audio_stream_end(self) -> bool:
         """Whether ``send_audio_stream_end`` may be used here (not on Vertex AI)."""
         return self._flavor is None or catalogue.BACKEND_OFFERS[self._flavor].audio_stream_end

@@ -253,9 +253,6 @@ class Entry:
     router: Router | None = None
     remove_listener: Callable[[], None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    history_open: bool = True
-    """On an initial-history-only model: turns without a reply may still go as clientContent (no
-    question asked, no realtime input sent, not resumed). The client's own check stays the authority."""
 
 
 # The cell transformer.
@@ -537,7 +534,7 @@ class LiveMagics(Magics):
                 await session.update_system_instruction(request.text)
                 return ""
             if request.kind == "context":
-                if entry.options.initial_history_only and not entry.history_open:
+                if entry.options.initial_history_only and not session.history_open:
                     raise LocalProtocolError(_history_closed(entry.options.model))
                 turn_content = Content(role=request.role, parts=(Part(text=request.text),))
                 await session.send_content([turn_content], turn_complete=False)
@@ -558,7 +555,6 @@ class LiveMagics(Magics):
         try:
             sent = True
             if entry.options.initial_history_only:
-                entry.history_open = False
                 await session.send_realtime_text(text)
             else:
                 await session.send_content([Content(role="user", parts=(Part(text=text),))], turn_complete=True)
@@ -795,7 +791,6 @@ class LiveMagics(Magics):
             raise UsageError(f"mic and camera streaming is not available: {exc}") from None
         if args.switch == "on":
             entry = self._entry(args.name, open_if_missing=True)
-            entry.history_open = False  # realtime input ends an initial history
             widget = media.start_media(entry.session, **flags)
             if widget is not None:
                 display(widget)
@@ -1041,7 +1036,6 @@ class LiveMagics(Magics):
         )
         session = await model.connect(session_resumption=options.resumption())
         entry.model, entry.session = model, session
-        entry.history_open = options.handle is None
         entry.router = Router(on_handle=lambda handle: self._new_handle(entry, handle))
         entry.remove_listener = session.add_listener(entry.router)
         entry.handle = session.handle or options.handle
