@@ -24,15 +24,11 @@ from .protocol.config import (
     SpeechConfig,
     ThinkingConfig,
 )
+from .protocol.content import Blob, Content, FunctionCall, FunctionResponse, Part
 from .protocol.events import Connected, Reconnecting, Resumed, SessionClosed
 from .protocol.messages import (
-    Blob,
-    Content,
-    FunctionCall,
-    FunctionResponse,
     GoAway,
     GoingAwayNotice,
-    Part,
     ServerContent,
     SessionResumptionUpdate,
     SetupComplete,

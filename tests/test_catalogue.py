@@ -49,16 +49,8 @@ from live_nb.protocol.config import (
     SessionResumptionConfig,
     ThinkingConfig,
 )
-from live_nb.protocol.messages import (
-    ClientContent,
-    ClientMessage,
-    Content,
-    ContextUpdate,
-    FunctionResponse,
-    Part,
-    RealtimeInput,
-    ToolResponse,
-)
+from live_nb.protocol.content import Content, FunctionResponse, Part
+from live_nb.protocol.messages import ClientContent, ClientMessage, ContextUpdate, RealtimeInput, ToolResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 Json = dict[str, Any]

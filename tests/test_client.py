@@ -38,6 +38,7 @@ from live_nb.exceptions import (
     UnsupportedOnBackend,
 )
 from live_nb.protocol import catalogue
+from live_nb.protocol.client_protocol import ClientProtocol
 from live_nb.protocol.config import (
     ContextWindowCompressionConfig,
     HistoryConfig,
@@ -45,13 +46,11 @@ from live_nb.protocol.config import (
     SessionResumptionConfig,
     SlidingWindow,
 )
+from live_nb.protocol.content import Content, FunctionResponse, Part
 from live_nb.protocol.events import Connected, SessionClosed
 from live_nb.protocol.messages import (
     ClientContent,
-    Content,
     ContextUpdate,
-    FunctionResponse,
-    Part,
     RealtimeInput,
     ServerContent,
     SessionResumptionUpdate,
@@ -59,7 +58,6 @@ from live_nb.protocol.messages import (
     UnknownMessage,
     UsageMetadata,
 )
-from live_nb.protocol.state import ClientProtocol
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -38,14 +38,11 @@ from live_nb.protocol.config import (
     SlidingWindow,
     ThinkingConfig,
 )
+from live_nb.protocol.content import Blob, Content, FunctionResponse, Part
 from live_nb.protocol.messages import (
-    Blob,
     ClientContent,
     ClientMessage,
-    Content,
     ContextUpdate,
-    FunctionResponse,
-    Part,
     RealtimeInput,
     ServerContent,
     SessionResumptionUpdate,

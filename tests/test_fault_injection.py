@@ -26,16 +26,9 @@ from live_nb.client.reconnect import ReconnectPolicy
 from live_nb.client.session import LiveModel, LiveSession
 from live_nb.emulator import Emulator
 from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig
+from live_nb.protocol.content import FunctionCall, FunctionResponse
 from live_nb.protocol.events import Resumed
-from live_nb.protocol.messages import (
-    ClientContent,
-    FunctionCall,
-    FunctionResponse,
-    RealtimeInput,
-    ServerContent,
-    ToolCall,
-    ToolResponse,
-)
+from live_nb.protocol.messages import ClientContent, RealtimeInput, ServerContent, ToolCall, ToolResponse
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 

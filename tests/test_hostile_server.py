@@ -41,10 +41,10 @@ from live_nb.client.session import (
     LiveSession,
 )
 from live_nb.exceptions import ConfigError, RemoteProtocolError, SessionLost
+from live_nb.protocol.client_protocol import MAX_HANDLE_CHARS, ClientProtocol
 from live_nb.protocol.config import CONNECTION_LIFETIME_SECONDS, LiveGenerationConfig, SessionResumptionConfig
 from live_nb.protocol.events import Reconnecting, SessionClosed
 from live_nb.protocol.messages import GoAway, ServerContent, parse_server_frame
-from live_nb.protocol.state import MAX_HANDLE_CHARS, ClientProtocol
 
 MS = 0.001
 MODEL = "gemini-3.8-live"

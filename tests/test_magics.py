@@ -551,7 +551,8 @@ class RecordingRenderer(Renderer):
 
 
 def _content(text: str = "", turn_complete: bool = False, interrupted: bool = False) -> Any:
-    from live_nb.protocol.messages import Content, Part, ServerContent
+    from live_nb.protocol.content import Content, Part
+    from live_nb.protocol.messages import ServerContent
 
     turn = Content(role="model", parts=(Part(text=text),)) if text else None
     return ServerContent(model_turn=turn, turn_complete=turn_complete, interrupted=interrupted)
@@ -805,7 +806,8 @@ def test_reply_text_is_plain_and_audio_html_holds_no_model_text() -> None:
 
 
 def test_a_turn_keeps_a_bounded_amount_of_audio_and_lets_it_go() -> None:
-    from live_nb.protocol.messages import Blob, Content, Part, ServerContent, Transcription
+    from live_nb.protocol.content import Blob, Content, Part
+    from live_nb.protocol.messages import ServerContent, Transcription
 
     async def scenario() -> tuple[RecordingRenderer, Turn]:
         renderer = RecordingRenderer()

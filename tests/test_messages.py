@@ -10,6 +10,8 @@ import pytest
 from google.genai import types as genai_types
 
 from live_nb.exceptions import LocalProtocolError, RemoteProtocolError
+from live_nb.protocol import audio
+from live_nb.protocol import content as c
 from live_nb.protocol import messages as m
 from live_nb.protocol.config import (
     ContextWindowCompressionConfig,
@@ -181,16 +183,16 @@ def _all_client_messages() -> list[m.ClientMessage]:
     )
     return [
         m.Setup("models/gemini-live-2.5-flash-preview", config, SessionResumptionConfig(handle="h", transparent=True)),
-        m.ClientContent(m.as_turns(["hi", {"role": "model", "parts": [{"text": "hello"}]}]), turn_complete=True),
-        m.ClientContent(m.as_turns("new rule", role="system")),
-        m.RealtimeInput(audio=m.Blob(b"\x01\x02" * 50, "audio/pcm;rate=16000")),
-        m.RealtimeInput(video=m.Blob(b"\xff\xd8jpeg", "image/jpeg")),
+        m.ClientContent(c.as_turns(["hi", {"role": "model", "parts": [{"text": "hello"}]}]), turn_complete=True),
+        m.ClientContent(c.as_turns("new rule", role="system")),
+        m.RealtimeInput(audio=c.Blob(b"\x01\x02" * 50, "audio/pcm;rate=16000")),
+        m.RealtimeInput(video=c.Blob(b"\xff\xd8jpeg", "image/jpeg")),
         m.RealtimeInput(text="typed"),
         m.AudioStreamEnd,
         m.ActivityStart,
         m.ActivityEnd,
-        m.ToolResponse((m.FunctionResponse("get_time", {"result": "12:00"}, id="fc-1"),)),
-        m.ContextUpdate(system_instruction=m.as_content("updated", role="user")),
+        m.ToolResponse((c.FunctionResponse("get_time", {"result": "12:00"}, id="fc-1"),)),
+        m.ContextUpdate(system_instruction=c.as_content("updated", role="user")),
     ]
 
 
@@ -206,7 +208,7 @@ def test_our_wire_json_validates_against_the_sdks_pydantic_types(message: m.Clie
 def test_fast_audio_encoding_matches_the_general_encoder() -> None:
     pcm = bytes(range(256)) * 12
     fast = m.encode_realtime_audio(pcm)
-    assert json.loads(fast) == json.loads(m.encode_client_frame(m.RealtimeInput(audio=m.Blob(pcm, m.INPUT_AUDIO_MIME))))
+    assert json.loads(fast) == json.loads(m.encode_client_frame(m.RealtimeInput(audio=c.Blob(pcm, audio.INPUT_AUDIO_MIME))))
 
 
 def test_canonical_encoding_is_camel_case_with_string_int64() -> None:
@@ -221,9 +223,9 @@ def test_canonical_encoding_is_camel_case_with_string_int64() -> None:
 
 def test_as_turns_rejects_what_is_not_a_turn() -> None:
     with pytest.raises(LocalProtocolError, match="turn"):
-        m.as_turns(42)  # type: ignore[arg-type]
+        c.as_turns(42)  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError, match="not a valid turn"):
-        m.as_turns({"parts": "nope"})
+        c.as_turns({"parts": "nope"})
 
 
 def test_realtime_input_config_validates_against_its_sdk_type() -> None:

@@ -38,6 +38,8 @@ from hypothesis import strategies as st
 
 from live_nb.exceptions import ConfigError, LocalProtocolError, RemoteProtocolError
 from live_nb.protocol import _wire as w
+from live_nb.protocol import audio
+from live_nb.protocol import content as c
 from live_nb.protocol import messages as m
 from live_nb.protocol.config import (
     AudioTranscriptionConfig,
@@ -238,22 +240,22 @@ _USER_OBJECT = st.dictionaries(_TEXT, _USER_JSON, max_size=4)
 _EXTRA = st.none() | st.dictionaries(st.from_regex(r"x[A-Za-z0-9]{1,8}", fullmatch=True), _USER_JSON,
                                      min_size=1, max_size=2)
 
-_BLOB = st.builds(m.Blob, data=st.binary(max_size=64), mime_type=st.sampled_from(
-    [m.INPUT_AUDIO_MIME, m.OUTPUT_AUDIO_MIME, "image/jpeg", ""]))
-_CALL = st.builds(m.FunctionCall, name=_NAME, args=_USER_OBJECT, id=st.none() | _NAME)
+_BLOB = st.builds(c.Blob, data=st.binary(max_size=64), mime_type=st.sampled_from(
+    [audio.INPUT_AUDIO_MIME, audio.OUTPUT_AUDIO_MIME, "image/jpeg", ""]))
+_CALL = st.builds(c.FunctionCall, name=_NAME, args=_USER_OBJECT, id=st.none() | _NAME)
 _RESPONSE = st.builds(
-    m.FunctionResponse, name=_NAME, response=_USER_OBJECT, id=st.none() | _NAME,
+    c.FunctionResponse, name=_NAME, response=_USER_OBJECT, id=st.none() | _NAME,
     will_continue=st.none() | st.booleans(), scheduling=st.none() | st.sampled_from(["INTERRUPT", "WHEN_IDLE"]),
 )
 _PART = st.one_of(
-    st.builds(m.Part, text=_TEXT, thought=st.none() | st.booleans()),
-    st.builds(m.Part, inline_data=_BLOB),
-    st.builds(m.Part, function_call=_CALL),
-    st.builds(m.Part, function_response=_RESPONSE),
-    st.builds(m.Part, text=_TEXT, extra=_EXTRA),
+    st.builds(c.Part, text=_TEXT, thought=st.none() | st.booleans()),
+    st.builds(c.Part, inline_data=_BLOB),
+    st.builds(c.Part, function_call=_CALL),
+    st.builds(c.Part, function_response=_RESPONSE),
+    st.builds(c.Part, text=_TEXT, extra=_EXTRA),
 )
 _CONTENT = st.builds(
-    m.Content, role=st.none() | st.sampled_from(["user", "model", "system"]),
+    c.Content, role=st.none() | st.sampled_from(["user", "model", "system"]),
     parts=st.lists(_PART, max_size=3).map(tuple),
 )
 _WORD = st.builds(m.WordInfo, word=_TEXT, start_offset=st.none() | _SECONDS, end_offset=st.none() | _SECONDS,

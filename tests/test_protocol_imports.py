@@ -35,7 +35,7 @@ def test_importing_the_protocol_layer_loads_none_of_them() -> None:
         "import sys, live_nb.protocol.messages, live_nb.protocol.config, live_nb.protocol.ledger, "
         "live_nb.protocol.events, live_nb.protocol.tokens\n"
         "import importlib.util\n"
-        "if importlib.util.find_spec('live_nb.protocol.state'): import live_nb.protocol.state\n"
+        "if importlib.util.find_spec('live_nb.protocol.client_protocol'): import live_nb.protocol.client_protocol\n"
         f"print(sorted(m for m in {LOADED_AT_RUNTIME!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

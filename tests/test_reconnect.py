@@ -18,7 +18,8 @@ from live_nb.exceptions import (
 )
 from live_nb.protocol import catalogue
 from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig, ThinkingConfig
-from live_nb.protocol.messages import ClientContent, Content, ContextUpdate, Part
+from live_nb.protocol.content import Content, Part
+from live_nb.protocol.messages import ClientContent, ContextUpdate
 
 
 def test_backoff_first_immediate_then_grows_to_the_cap() -> None:

@@ -7,17 +7,7 @@ import json
 import pytest
 
 from live_nb.exceptions import InvalidState, LocalProtocolError, RemoteProtocolError
-from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig
-from live_nb.protocol.messages import (
-    FunctionResponse,
-    GoAway,
-    ServerContent,
-    SessionResumptionUpdate,
-    SetupComplete,
-    encode_server_frame,
-    parse_client_frame,
-)
-from live_nb.protocol.state import (
+from live_nb.protocol.client_protocol import (
     ACTIVE,
     CLOSED,
     CONNECTING,
@@ -27,6 +17,16 @@ from live_nb.protocol.state import (
     TRANSITIONS,
     ClientProtocol,
     State,
+)
+from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig
+from live_nb.protocol.content import FunctionResponse
+from live_nb.protocol.messages import (
+    GoAway,
+    ServerContent,
+    SessionResumptionUpdate,
+    SetupComplete,
+    encode_server_frame,
+    parse_client_frame,
 )
 
 MODEL = "models/gemini-3.8-live"

@@ -639,9 +639,8 @@ def test_feed_keeps_reporting_markers_and_turns_once_the_session_logs_are_full()
 
     from live_nb.client.session import BoundedLog
     from live_nb.protocol.events import Reconnecting
-    from live_nb.widgets._feed import SessionFeed
-
     from live_nb.protocol.ledger import ContextLedger
+    from live_nb.widgets._feed import SessionFeed
 
     session = SimpleNamespace(events=BoundedLog(8), transcript=BoundedLog(8), connection_started=1000.0,
                               ledger=ContextLedger())

@@ -69,17 +69,16 @@ from ..exceptions import (
     UnsupportedOnBackend,
 )
 from ..protocol import catalogue, tokens
+from ..protocol.client_protocol import CLOSED, DEFAULT_MAX_REPLAY_BYTES, MAX_GO_AWAY_SECONDS, ClientProtocol
 from ..protocol.config import LiveGenerationConfig, SessionResumptionConfig
+from ..protocol.content import Content, FunctionResponse, Part, as_turns
 from ..protocol.events import Connected, Reconnecting, Resumed, SessionClosed
 from ..protocol.ledger import ContextLedger
 from ..protocol.messages import (
     ClientContent,
     ClientMessage,
-    Content,
     ContextUpdate,
-    FunctionResponse,
     GoAway,
-    Part,
     ServerContent,
     ServerMessage,
     SessionResumptionUpdate,
@@ -87,9 +86,7 @@ from ..protocol.messages import (
     ToolCall,
     ToolResponse,
     UsageMetadata,
-    as_turns,
 )
-from ..protocol.state import CLOSED, DEFAULT_MAX_REPLAY_BYTES, MAX_GO_AWAY_SECONDS, ClientProtocol
 from .credentials import find_api_key
 from .endpoints import EMULATOR_URL_ENV, AuthHeaders, Endpoint, EndpointResolver
 from .reconnect import AttemptBudget, ReconnectPolicy, backoff, process_exception

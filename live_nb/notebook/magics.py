@@ -71,7 +71,7 @@ from ..protocol.config import (
     SessionResumptionConfig,
     SlidingWindow,
 )
-from ..protocol.messages import Content, Part
+from ..protocol.content import Content, Part
 from . import history as history_views
 from ._proxy import KernelSession
 from ._reply import CellRenderer, Renderer, Router, StreamRenderer, Turn

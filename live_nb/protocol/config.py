@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from ..exceptions import ConfigError, LiveError
 from . import _wire as w
-from .messages import Content, as_content
+from .content import Content, as_content
 
 __all__ = [
     "CONNECTION_LIFETIME_SECONDS",

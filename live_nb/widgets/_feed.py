@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..protocol.ledger import CompressionEvent, ContextLedger, ContextPoint
+from ..protocol.tokens import AUDIO_TOKENS_PER_SECOND, VIDEO_TOKENS_PER_FRAME
 
 __all__ = [
     "FeedFrame",
@@ -61,10 +62,6 @@ KIND_ESTIMATE = 0
 KIND_REPORTED = 1
 KIND_COMPRESSION = 2
 
-AUDIO_TOKENS_PER_SECOND = 25.0
-"""What a second of streamed audio costs (the Live API's rate; media.py counts the same)."""
-VIDEO_TOKENS_PER_FRAME = 258.0
-"""Used only when the session cannot say (its model's rate: ``LiveSession.frame_tokens``)."""
 
 
 def _frame_tokens(feed: Any) -> float:

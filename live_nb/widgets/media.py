@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import pathlib
 import threading
 import time
@@ -45,11 +44,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anywidget
-import numpy as np
 import traitlets
 from ipywidgets import widget_serialization
 
 from ..exceptions import InvalidState, MediaError
+from ..protocol.audio import pcm16_level, sample_rate
 from ..protocol.messages import ServerContent
 from ..protocol.tokens import AUDIO_TOKENS_PER_SECOND, INPUT_AUDIO_RATE, OUTPUT_AUDIO_RATE, VIDEO_TOKENS_PER_FRAME
 
@@ -232,15 +231,6 @@ class VoiceActivityDetector:
         self.speaking = False
         self._voiced = self._silent = 0.0
         return "speech_end" if was else None
-
-
-def pcm16_level(pcm: bytes | memoryview) -> float:
-    """RMS level of little-endian PCM16, from 0.0 (silence) to 1.0 (full-scale square wave)."""
-    samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
-    if samples.size == 0:
-        return 0.0
-    as_float = samples.astype(np.float32)
-    return float(math.sqrt(float(np.dot(as_float, as_float)) / samples.size) / 32768.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,12 +674,8 @@ def _rate_of(content: ServerContent) -> int:
     """The sample rate in the reply's mime type (``audio/pcm;rate=24000``), 24 kHz when absent."""
     if content.model_turn is not None:
         for part in content.model_turn.parts:
-            blob = part.inline_data
-            if blob is not None and "rate=" in blob.mime_type:
-                try:
-                    return int(blob.mime_type.split("rate=", 1)[1].split(";", 1)[0])
-                except ValueError:
-                    break
+            if part.inline_data is not None:
+                return sample_rate(part.inline_data.mime_type, OUTPUT_AUDIO_RATE)
     return OUTPUT_AUDIO_RATE
 
 

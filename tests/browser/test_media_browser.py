@@ -29,8 +29,8 @@ from harness import CHROMIUM, CHROMIUM_ARGS, LabPage, LabServer, write_notebook
 
 from live_nb import _loop
 from live_nb.emulator import Emulator
+from live_nb.protocol.audio import pcm16_level
 from live_nb.protocol.messages import RealtimeInput
-from live_nb.widgets.media import pcm16_level
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -65,18 +65,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import InvalidState, LocalProtocolError, RemoteProtocolError
+from .audio import INPUT_AUDIO_MIME
 from .config import CONNECTION_LIFETIME_SECONDS, LiveGenerationConfig, SessionResumptionConfig
+from .content import Blob, Content, FunctionResponse, as_turns
 from .messages import (
-    INPUT_AUDIO_MIME,
     ActivityEnd,
     ActivityStart,
     AudioStreamEnd,
-    Blob,
     ClientContent,
     ClientMessage,
-    Content,
     ContextUpdate,
-    FunctionResponse,
     GoAway,
     RealtimeInput,
     ServerContent,
@@ -86,7 +84,6 @@ from .messages import (
     SetupComplete,
     ToolCall,
     ToolResponse,
-    as_turns,
     encode_client_frame,
     encode_realtime_audio,
     excerpt,
