@@ -330,14 +330,19 @@ def test_wheel_from_a_clean_clone_ships_the_prebuilt_extension(tmp_path: Path) -
 
 
 def test_versions_agree() -> None:
-    """The npm package, the Python project and the extension JupyterLab loads carry one version."""
+    """One version, written once (labextension/package.json): the Python project reads it, and so does JupyterLab."""
+    import importlib.metadata
     import tomllib
 
     import live_nb
 
     package = json.loads((REPO_ROOT / "labextension" / "package.json").read_text())
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    assert package["version"] == project["version"] == live_nb.__version__
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["hatch"]["version"] == {"source": "nodejs", "path": "labextension/package.json"}
+    assert package["version"] == live_nb.__version__ == importlib.metadata.version("live_nb")
+    built = json.loads((REPO_ROOT / "live_nb" / "labextension" / "package.json").read_text())
+    assert built["version"] == package["version"]
     assert package["jupyterlab"]["outputDir"] == "../live_nb/labextension"
     assert live_nb._jupyter_labextension_paths() == [{"src": "labextension", "dest": "live-nb"}]
     assert package["name"] == "live-nb"
