@@ -90,6 +90,7 @@ from ..protocol.messages import (
 from .credentials import find_api_key
 from .endpoints import EMULATOR_URL_ENV, AuthHeaders, Endpoint, EndpointResolver
 from .reconnect import AttemptBudget, ReconnectPolicy, backoff, process_exception
+from .view import Listener, SessionView
 
 __all__ = ["LiveModel", "LiveSession"]
 
@@ -217,7 +218,6 @@ class _NoHeaderLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 _WS_LOGGER = _NoHeaderLogger(logging.getLogger("live_nb.client.websockets"), {})
 
 Item = Any  # a ServerMessage or a lifecycle event
-Listener = Callable[[Item], None]
 
 
 def _closed_from_ws(exc: WsConnectionClosed, redact: Callable[[str], str] = str) -> ConnectionClosed:
@@ -396,11 +396,12 @@ class _Connecting:
 class LiveSession:
     """One Live session across all its connections. Make it with ``LiveModel.connect``.
 
-    Observable state (plain attributes, current, readable from any thread): ``handle``,
-    ``resumable``, ``go_away_deadline``, ``last_consumed_index``, ``replay_depth``, ``state``,
-    ``reconnects``, ``connection_started``, ``backend``, ``model``, ``ledger``, ``transcript``,
-    ``events``, and ``loop``: the event loop the session lives on, where its coroutines must run
-    (``asyncio.run_coroutine_threadsafe(session.send_audio(b), session.loop)`` from another thread).
+    Observable state (current, readable from any thread) is what ``view.SessionView`` names:
+    ``state``, ``handle``, ``handle_retention``, ``resumable``, ``go_away_deadline``, ``ledger``,
+    ``transcript``, ``events`` and the rest; readers (widgets, the notebook) are typed against
+    that Protocol. Besides it, ``loop``: the event loop the session lives on, where its coroutines
+    must run (``asyncio.run_coroutine_threadsafe(session.send_audio(b), session.loop)`` from
+    another thread).
 
     ``transcript`` and ``events`` are bounded lists (``BoundedLog``: the newest entries are kept);
     ``dropped_events``, ``dropped_transcript``, ``dropped_text`` and ``dropped_received`` count what
@@ -472,6 +473,28 @@ class LiveSession:
     def handle(self) -> str | None:
         """The latest resumable handle (what a resume would use)."""
         return self._protocol.handle
+
+    @property
+    def handle_retention(self) -> float | None:
+        """Seconds the service keeps this session's handle, from its backend's rules.
+
+        One source: ``catalogue.BACKEND_OFFERS[flavor].handle_retention_seconds`` (2 h on the
+        Gemini Developer API, 24 h on Vertex AI, and the same on the emulator's paths for each).
+        None for a bare emulator URL: only the emulator knows which flavour it serves there (and
+        an emulator run with a time scale divides the figure; the notebook layer knows that scale).
+        """
+        flavor = self._flavor
+        return None if flavor is None else catalogue.BACKEND_OFFERS[flavor].handle_retention_seconds
+
+    @property
+    def flavor(self) -> str | None:
+        """Whose rules apply: ``gemini``, ``vertex``, or None (a bare emulator URL: the emulator decides)."""
+        return self._flavor
+
+    @property
+    def generation_config(self) -> LiveGenerationConfig:
+        """The connection's config (what every setup on this session sends)."""
+        return self._live_model.generation_config
 
     @property
     def go_away_deadline(self) -> float | None:
@@ -614,23 +637,36 @@ class LiveSession:
             self.ledger.record_system(tokens.text_tokens(si.text), time.time())
         await self._flush()
 
-    async def send_audio(self, pcm16: bytes) -> None:
-        """Send one chunk of 16 kHz 16-bit mono PCM (the hot path: keep it lean)."""
+    async def send_audio(self, pcm16: bytes) -> float:
+        """Send one chunk of 16 kHz 16-bit mono PCM (the hot path: keep it lean).
+
+        Returns:
+            The input tokens the chunk adds to the context estimate (``ledger``): the one count
+            of its cost, which a media feed reuses for its token rate instead of counting again.
+        """
         protocol = self._protocol
         if self._error is not None or protocol.state is CLOSED:
             self._check_open()
         protocol.send_audio(pcm16)
         self._history_gate.open = False
-        self.ledger.record_input("AUDIO", len(pcm16) * tokens.INPUT_AUDIO_TOKENS_PER_BYTE, time.time())
+        cost = len(pcm16) * tokens.INPUT_AUDIO_TOKENS_PER_BYTE
+        self.ledger.record_input("AUDIO", cost, time.time())
         await self._flush()
+        return cost
 
-    async def send_video(self, jpeg: bytes) -> None:
-        """Send one JPEG frame (the service processes about one per second)."""
+    async def send_video(self, jpeg: bytes) -> float:
+        """Send one JPEG frame (the service processes about one per second).
+
+        Returns:
+            The input tokens the frame adds to the context estimate (``frame_tokens``).
+        """
         self._check_open()
         self._protocol.send_video(jpeg)
         self._history_gate.open = False
-        self.ledger.record_input("VIDEO", self.frame_tokens, time.time())
+        cost = self.frame_tokens
+        self.ledger.record_input("VIDEO", cost, time.time())
         await self._flush()
+        return float(cost)
 
     async def send_tool_response(
         self, responses: FunctionResponse | Mapping[str, Any] | Sequence[FunctionResponse | Mapping[str, Any]]
@@ -739,31 +775,6 @@ class LiveSession:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    # Notebook conveniences. Imported lazily: the client works without pandas, matplotlib or widgets
-    # loaded, and these are thin doors into the notebook layer for the people who live there.
-
-    def history(self, view: str = "transcript") -> Any:
-        """A pandas view of this session: ``"transcript"``, ``"events"``, ``"usage"`` or ``"context"``."""
-        from ..notebook import history
-
-        return history.view(self, view)
-
-    def plot_context(self, ax: Any = None) -> Any:
-        """A one-off matplotlib figure of the context window over time, compressions marked."""
-        from ..widgets.static import plot_context
-
-        return plot_context(self, ax)
-
-    def stream(self, source: Any = None, *, audio: bool = True, video: bool = True) -> Any:
-        """Stream a microphone and camera (an ipywebrtc ``CameraStream``, or the browser's own) into this session.
-
-        Returns:
-            The ``MediaStreamer`` widget: display it to see the level meter, mute and stop.
-        """
-        from ..widgets.media import start_media
-
-        return start_media(self, audio=audio, video=video, source=source)
 
     # Private: connections.
 
@@ -1267,3 +1278,7 @@ def _describe(exc: BaseException | None) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 200 else text[:200] + "…"
 
+
+def _is_a_view(session: LiveSession) -> SessionView:
+    """Never called: mypy checks here that ``LiveSession`` offers everything ``SessionView`` names."""
+    return session
