@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from live_nb.emulator.server import build_parser
+from live_nb.emulator.cli import build_parser
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -27,9 +27,9 @@ from live_nb.emulator.engine import (
     ServerEngine,
     SessionState,
     Stream,
-    check_setup,
 )
 from live_nb.emulator.responder import ContextResponder, RequestContext, Turn, called_function
+from live_nb.emulator.server_protocol import check_setup
 from live_nb.protocol.config import (
     ContextWindowCompressionConfig,
     HistoryConfig,

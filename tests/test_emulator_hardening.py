@@ -42,9 +42,13 @@ import websockets
 from emulator_constants import GEMINI_PATH, TEST_CHUNK_DELAY, VERTEX_PATH
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+import live_nb.emulator.engine as engine_module
 import live_nb.emulator.server as server_module
 from live_nb.emulator import Emulator
-from live_nb.emulator.server import MAX_FRAME_BYTES, build_parser, for_log, is_loopback
+from live_nb.emulator.cli import build_parser
+from live_nb.emulator.routes import is_loopback
+from live_nb.emulator.server import MAX_FRAME_BYTES
+from live_nb.emulator.server_protocol import for_log
 from live_nb.exceptions import ConfigError
 
 pytestmark = pytest.mark.timeout(120)
@@ -385,7 +389,7 @@ async def test_a_bug_after_parsing_is_1011_logged_and_cleaned_up(
     def broken(self: Any, message: Any) -> Any:
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr(server_module.ServerEngine, "receive", broken)
+    monkeypatch.setattr(engine_module.ServerEngine, "receive", broken)
     code, reason = await setup_then(emu, BASE_SETUP, json.dumps(BASE_MESSAGES[0]))
     assert (code, reason) == (1011, "Internal error encountered.")
     await settled(emu)
@@ -400,7 +404,7 @@ async def test_a_bug_at_setup_is_1011_and_leaves_nothing_open(
     def broken(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr(server_module.ServerEngine, "start", broken)
+    monkeypatch.setattr(engine_module.ServerEngine, "start", broken)
     code, reason = await setup_then(emu, BASE_SETUP)
     assert (code, reason) == (1011, "Internal error encountered.")
     await settled(emu)

@@ -27,8 +27,8 @@ import websockets
 from emulator_constants import GEMINI_PATH
 
 from live_nb.emulator import Emulator
-from live_nb.emulator.server import generate_certificate
 from live_nb.emulator.store import Store, write_private_file
+from live_nb.emulator.tls import generate_certificate
 
 pytestmark = [
     pytest.mark.timeout(60),

@@ -4,16 +4,24 @@
 (``python -m live_nb.emulator --help``). It speaks the service's wire protocol well enough that
 Google's own google-genai SDK cannot tell it from the service (tests/test_sdk_emulator.py), and its
 model (``ContextResponder``) says what its context holds, so compression and resumption can be seen.
+
+Layout (docs/architecture.md): ``server_protocol`` (the sans-I/O connection: admission, handles,
+frames), ``engine`` (the sans-I/O session logic), ``responder`` (the model), ``sessions`` and
+``store`` (sessions in memory and on disk), ``routes`` and ``tls`` (the upgrade's decisions, the
+certificate), ``server`` (sockets and timers), ``cli`` (the command line). The models served come
+from ``live_nb.protocol.catalogue``.
 """
 
 from __future__ import annotations
 
-from .engine import KNOWN_MODELS, ServerEngine, SessionState
+from .cli import main
+from .engine import ServerEngine, SessionState
 from .responder import ContextResponder, Reply, RequestContext, Responder, Turn
-from .server import Emulator, EmulatorSession, main
+from .server import Emulator
+from .server_protocol import ServerProtocol
+from .sessions import EmulatorSession, SessionBook
 
 __all__ = [
-    "KNOWN_MODELS",
     "ContextResponder",
     "Emulator",
     "EmulatorSession",
@@ -21,6 +29,8 @@ __all__ = [
     "RequestContext",
     "Responder",
     "ServerEngine",
+    "ServerProtocol",
+    "SessionBook",
     "SessionState",
     "Turn",
     "main",

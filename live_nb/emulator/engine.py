@@ -1,11 +1,12 @@
-"""The emulator's sans-I/O server session: one connection's protocol logic over a session's state.
+"""The emulator's sans-I/O session logic: one connection's turns, replies and checkpoints over a session's state.
 
 Rules (h11-style):
 
 1. Nothing here awaits, reads a clock, opens a socket or touches SQLite. Client messages go in
-   through ``ServerEngine.receive(message)``; what the server must do comes out as a list of
-   actions (``Send``, ``Stream``, ``Checkpoint``, ``Close``) that the asyncio layer (server.py)
-   carries out in order.
+   through ``ServerEngine.receive(message)``; what the session does comes out as a list of
+   actions (``Send``, ``Stream``, ``Checkpoint``, ``Close``) that ``ServerProtocol``
+   (server_protocol.py) turns, in order, into frames, handles and events. Setup and resume
+   admission are the protocol's, not the engine's: an engine is only built for an admitted setup.
 2. ``SessionState`` is everything that survives a connection: context turns, system instruction,
    tools, compression bookkeeping, the half-built user turn and VAD state. It serialises to JSON
    (``to_json``/``from_json``) and a ``Checkpoint`` carries that JSON *as of the moment it was
@@ -47,11 +48,9 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..protocol import _wire as w
 from ..protocol import catalogue
 from ..protocol import tokens as tok
 from ..protocol.audio import pcm16_level, sample_rate
-from ..protocol.catalogue import bare_model_name
 from ..protocol.content import Blob, Content, FunctionCall, Part
 from ..protocol.messages import (
     ClientContent,
@@ -69,12 +68,10 @@ from ..protocol.messages import (
     ToolResponse,
     Transcription,
     UsageMetadata,
-    parse_client_frame,
 )
 from .responder import Reply, RequestContext, Responder, Turn
 
 __all__ = [
-    "KNOWN_MODELS",
     "Action",
     "Checkpoint",
     "Close",
@@ -84,13 +81,7 @@ __all__ = [
     "ServerEngine",
     "SessionState",
     "Stream",
-    "bare_model_name",
-    "check_setup",
-    "parse_frame",
 ]
-
-KNOWN_MODELS: frozenset[str] = frozenset(info.id for info in catalogue.CATALOGUE)
-"""Every model the catalogue lists (shut-down ones too: they are refused by rule, with their own reason)."""
 
 OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
 SECONDS_PER_WORD = 0.15  # reply tone per word of reply text (brisk: it is a placeholder for speech)
@@ -135,32 +126,6 @@ class Close:
 
 
 Action = Union[Send, Stream, Checkpoint, Close]  # noqa: UP007 - a runtime alias, py3.10 target
-
-
-def check_setup(
-    setup: Setup, flavor: str, api_version: str, models: frozenset[str] = KNOWN_MODELS
-) -> Close | None:
-    """Refuse a setup the service would refuse, with the service's code and reason (catalogue rules).
-
-    Args:
-        setup: the parsed setup.
-        flavor: ``gemini`` or ``vertex`` (which path the client dialled: decides the backend rules
-            and the wording of a 1008).
-        api_version: ``v1beta`` etc., quoted in the unknown-model reason as the service does.
-        models: the model ids this emulator serves (a subset of the catalogue).
-    """
-    info = catalogue.lookup(setup.model)
-    if info is None or info.id not in models:
-        return Close(1008, catalogue.unknown_model_reason(setup.model, flavor, api_version))
-    refusal = catalogue.check_setup(
-        info, flavor, setup.config, setup.session_resumption, setup.model, api_version
-    )
-    if refusal is not None:
-        return Close(refusal.code, refusal.reason)
-    cwc = setup.config.context_window_compression
-    if cwc is not None and cwc.sliding_window is None:
-        return Close(1007, "Request contains an invalid argument: contextWindowCompression needs slidingWindow.")
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,33 +340,6 @@ class ReplyPlan:
 def _rms(pcm: bytes) -> float:
     """RMS on the int16 scale the ``vad_threshold`` setting is written in."""
     return pcm16_level(pcm) * 32768.0
-
-
-def parse_frame(frame: str | bytes) -> ClientMessage:
-    """Parse a client frame, with a fast path for the hot one: a realtime audio chunk.
-
-    Why: an audio stream sends 10 chunks a second per user, and the benchmark thousands a second;
-    the general parser walks every field in both casings (~50 us), while this reads the two
-    fields of ``{"realtimeInput": {"audio": {"data", "mimeType"}}}`` directly (~15 us, most of it
-    base64). Anything else (or anything unusual in this shape) goes to ``parse_client_frame``.
-
-    Raises:
-        RemoteProtocolError, ConfigError: as ``parse_client_frame``.
-    """
-    try:
-        data = json.loads(frame)
-    except (ValueError, RecursionError):
-        return parse_client_frame(frame)  # raises the general parser's error (RemoteProtocolError)
-    if isinstance(data, dict) and len(data) == 1:
-        body = data.get("realtimeInput") or data.get("realtime_input")
-        if isinstance(body, dict) and len(body) == 1:
-            audio = body.get("audio")
-            if isinstance(audio, dict) and len(audio) == 2:
-                payload = audio.get("data")
-                mime = audio.get("mimeType") or audio.get("mime_type")
-                if isinstance(payload, str) and isinstance(mime, str):
-                    return RealtimeInput(audio=Blob(w.b64decode(payload, "realtimeInput.audio.data"), mime))
-    return parse_client_frame(frame)
 
 
 def reply_tone(text: str) -> bytes:

@@ -1,36 +1,31 @@
-"""The emulator's asyncio layer: websockets server, TLS, timers, faults, and the CLI.
+"""The emulator's asyncio layer: the websockets server, its connections and their timers.
 
-This is the only module of the emulator that does I/O. Each connection feeds client frames to a
-sans-I/O ``ServerEngine`` (engine.py) and carries out the actions it returns; timers (GoAway and
-the connection deadline, periodic resumption updates) and the reply stream's pacing live here.
+One job: sockets and time. Each connection feeds client frames to a sans-I/O ``ServerProtocol``
+(server_protocol.py), writes the frames it queues (``data_to_send``) and acts on its events (pace a
+reply, close). The decisions are made elsewhere: the protocol admits setups and resumes and issues
+handles, ``routes`` decides paths and credentials at the upgrade, ``sessions`` keeps the sessions,
+``store`` their durable state, ``tls`` the certificate, ``cli`` the command line. What stays here:
+the upgrade hook, the read loop, the reply's pacing, the GoAway and connection deadlines, periodic
+resumption updates, the resume grace period, the fault controls (``drop_connections``,
+``go_away_now``) and the hardening that needs a socket.
 
 What it reproduces of the service (live-protocol.md sections 1, 3, 5 and field.md):
 
-* Paths: the Gemini path (``v1``, ``v1beta``, ``v1alpha``, with or without a leading ``//``), the
-  Constrained (ephemeral token) path, the Vertex path, and any path under ``/vertex`` (gateway
-  mode). ``/`` is accepted too (as the Gemini path) so ``Emulator.url`` works as given.
-* Auth: ``x-goog-api-key``, ``?key=``, ``?access_token=``, ``Authorization: Bearer|Token``. Any
-  non-empty credential is accepted (it is an emulator) unless ``api_key`` names the only one; a
-  missing one is refused at the HTTP upgrade with 401, an empty or wrong one with 403.
-  Credentials are never logged or stored.
 * Server JSON in binary frames (``text_frames=True`` for text), no permessage-deflate unless
   ``compression=True``, every frame far below the SDK's 1 MiB limit.
 * Connection lifetime with a GoAway ``go_away_before`` seconds before the end, then close 1011
   "Deadline expired before operation could complete."; ``time_scale`` divides every duration and
   what goes on the wire is in real (scaled) seconds.
-* Resumption handles backed by SQLite (store.py); an old connection of the session still open
-  when a resume arrives: refused with 1011, after a short grace period (``resume_grace``, wall
-  seconds) in which a connection that is already going away may finish closing.
+* An old connection of the session still open when a resume arrives: refused with 1011, after a
+  short grace period (``resume_grace``, wall seconds) in which a connection that is already going
+  away may finish closing.
 
 Hardening (the emulator may meet any client, and anything from the wire is untrusted):
 
-* Input it cannot read (not JSON, nested too deeply, a field of the wrong type, bad base64, a setup
-  whose config the engine cannot use, a model name above ``MAX_MODEL_NAME_CHARS``) is closed 1007
-  "Request contains an invalid argument: ..." with a short reason, never 1011 with a traceback, and
-  never leaves a session marked open in the store (``BAD_INPUT``). A frame above ``MAX_FRAME_BYTES``
-  is closed by websockets with 1009 before it is parsed (recorded in ``refused``, no traceback). A
-  bug of ours past parsing is logged with its traceback; the client hears 1011 "Internal error
-  encountered." and the session's state is cleaned up as after any close.
+* Input it cannot read is closed 1007 by the protocol (``server_protocol.BAD_INPUT``). A frame
+  above ``MAX_FRAME_BYTES`` is closed by websockets with 1009 before it is parsed (recorded in
+  ``refused``, no traceback). A bug of ours past parsing is logged with its traceback; the client
+  hears 1011 "Internal error encountered." and the session's state is cleaned up as after any close.
 * Memory: a session's ``EmulatorSession`` (and its consumed log) is released once its last
   connection has closed and newer closed sessions push it out (``keep_closed``,
   ``keep_closed_bytes``); SQLite keeps what a resume needs.
@@ -38,218 +33,60 @@ Hardening (the emulator may meet any client, and anything from the wire is untru
 * Binding: loopback only, unless ``allow_remote=True`` (``--allow-remote``) with an ``api_key``
   (``--api-key-env NAME``), checked at the upgrade; a warning says so at start-up.
 * Files: the database (and its -wal/-shm), the temp dir, the TLS key and cert are owner-only from
-  creation (store.py, ``generate_certificate``).
+  creation (store.py, tls.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import datetime
-import hmac
-import ipaddress
-import json
 import logging
-import os
-import re
-import signal
-import ssl
-import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ..exceptions import ConfigError, ProtocolError
-from ..protocol.config import CONNECTION_LIFETIME_SECONDS, GO_AWAY_LEAD_SECONDS, HANDLE_RETENTION_SECONDS
-from ..protocol.messages import (
-    ClientMessage,
-    GoAway,
-    ServerMessage,
-    SessionResumptionUpdate,
-    Setup,
-    UsageMetadata,
-    encode_server_frame,
-    parse_client_frame,
+from ..exceptions import ConfigError
+from ..protocol import catalogue
+from ..protocol.config import CONNECTION_LIFETIME_SECONDS, GO_AWAY_LEAD_SECONDS
+from .engine import EngineSettings, ReplyPlan, ServerEngine
+from .responder import ContextResponder, Responder
+from .routes import FLAVOR_NAMES, RedactCredentials, Route, authorize, is_loopback, path_only, remote_warning, route
+from .server_protocol import (
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_CODE,
+    Closing,
+    ReplyStarted,
+    ServerProtocol,
+    clip_reason,
+    for_log,
 )
-from .engine import (
-    KNOWN_MODELS,
-    Action,
-    Checkpoint,
-    Close,
-    EngineSettings,
-    ReplyPlan,
-    Send,
-    ServerEngine,
-    SessionState,
-    Stream,
-    bare_model_name,
-    check_setup,
-    parse_frame,
-)
-from .responder import ContextResponder, Responder, Turn
-from .store import (
-    Refusal,
-    Snapshot,
-    Store,
-    default_db_path,
-    make_private_dirs,
-    new_session_id,
-    tighten_mode,
-    write_private_file,
-)
+from .sessions import EmulatorSession, SessionBook
+from .store import Store, default_db_path
+from .tls import generate_certificate, server_context
 
-__all__ = ["Emulator", "EmulatorSession", "main"]
+__all__ = ["Emulator", "EmulatorSession", "clip_reason", "main"]
 
 logger = logging.getLogger("live_nb.emulator")
-
-_SECRET_QUERY = re.compile(r"\b(key|access_token)=[^&\s]*", re.IGNORECASE)
-_SECRET_HEADER = re.compile(r"^([<>] *(?:x-goog-api-key|authorization|x-goog-user-project)):.*$", re.IGNORECASE)
-
-
-class _RedactCredentials(logging.Filter):
-    """Blank out keys and tokens in websockets' debug log of the HTTP upgrade.
-
-    Why: with DEBUG logging on, websockets logs the request line (``?key=...``) and every header
-    (``x-goog-api-key``, ``Authorization``). Credentials must never reach a log.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        redacted = _SECRET_HEADER.sub(r"\1: <redacted>", _SECRET_QUERY.sub(r"\1=<redacted>", text))
-        if redacted != text:
-            record.msg, record.args = redacted, None
-        return True
-
-
 ws_logger = logging.getLogger("live_nb.emulator.websockets")
-ws_logger.addFilter(_RedactCredentials())
+ws_logger.addFilter(RedactCredentials())
 
-RETENTION_SECONDS = HANDLE_RETENTION_SECONDS
-EMPTY_FRAME_EVERY = 4
-FLAVOR_NAMES = {
-    "vertex": "Vertex AI (transparent resumption, system-instruction updates, 24 h handles)",
-    "gemini": "Gemini Developer API (no transparent resumption or system-instruction updates, 2 h handles)",
-}
-MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close reason fits in a 125-byte control frame
 MAX_FRAME_BYTES = 16 * 2**20
 """The largest client frame read; a bigger one is closed by websockets with 1009 ("frame with N bytes
 exceeds limit of 16777216 bytes"), before any of it is parsed."""
-MAX_MODEL_NAME_CHARS = 512
-"""A setup naming a longer model is refused 1007 (the catalogue's ids are under 64 characters)."""
-LOG_EXCERPT_CHARS = 120
-"""How much of a wire value (model name, reason, path) reaches a log line."""
 MAX_KEPT_REASON_CHARS = 4096
 """How much of each reason ``Emulator.refused`` keeps (tests compare whole reasons; a 1 MB model name
 inside one would otherwise be kept whole)."""
 MAX_KEPT_RECORDS = 1000
 """``Emulator.refused`` and ``Emulator.paths`` keep about this many latest entries."""
-INTERNAL_ERROR = "Internal error encountered."
-"""The service's reason for a failure on its side (close 1011)."""
-INTERNAL_ERROR_CODE = 1011
-
-BAD_INPUT: tuple[type[BaseException], ...] = (
-    ProtocolError,
-    ConfigError,
-    RecursionError,
-    TypeError,
-    ValueError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    OverflowError,
-)
-"""What reading a client frame (JSON, fields, base64) or building a connection from its setup may
-raise on input it cannot use: answered with close 1007 and a reason, never 1011 and a traceback.
-Past that boundary (folding a parsed message into the session) an exception is a bug of ours:
-logged with its traceback, answered 1011 "Internal error encountered.", its state cleaned up."""
-
-_GEMINI_PATH = re.compile(
-    r"^/ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService\."
-    r"BidiGenerateContent(Constrained)?$"
-)
-_VERTEX_PATH = re.compile(r"^/ws/google\.cloud\.aiplatform\.(v1|v1beta1)\.LlmBidiService/BidiGenerateContent$")
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """What a request path says about the client: backend flavour, API version, ephemeral token."""
-
-    flavor: str
-    api_version: str
-    constrained: bool = False
-
-
-def path_only(target: str) -> str:
-    """The path of a request target without its query (which may hold a key).
-
-    Not ``urlsplit``: it would read ``//ws/...`` (what the SDK dials) as a host named ``ws``.
-    """
-    return target.split("?", 1)[0]
-
-
-def route(path: str, bare_flavor: str = "gemini") -> Route | None:
-    """Map a request path (query ignored) to a Route, or None for a path the service lacks.
-
-    The bare path ``/`` (what ``Emulator.url`` dials as given) gets ``bare_flavor``, the emulator's mode.
-    """
-    clean = "/" + path_only(path).lstrip("/")
-    match = _GEMINI_PATH.match(clean)
-    if match:
-        return Route("gemini", match.group(1), bool(match.group(2)))
-    match = _VERTEX_PATH.match(clean)
-    if match:
-        return Route("vertex", match.group(1))
-    if clean == "/vertex" or clean.startswith("/vertex/") or clean.startswith("/vertex-"):
-        return Route("vertex", "v1beta1")
-    if clean == "/":
-        return Route(bare_flavor, "v1beta" if bare_flavor == "gemini" else "v1beta1")
-    return None
-
-
-def credential(request: Request) -> str | None:
-    """The credential a request carries ('' when present but empty, None when absent). Never logged."""
-    key = request.headers.get("x-goog-api-key")
-    if key is not None:
-        return key.strip()
-    auth = request.headers.get("Authorization")
-    if auth is not None:
-        scheme, _, value = auth.strip().partition(" ")
-        return value.strip() if scheme.lower() in ("bearer", "token") else ""
-    query = parse_qs(request.path.partition("?")[2], keep_blank_values=True)
-    for name in ("key", "access_token"):
-        if name in query:
-            return query[name][0].strip()
-    return None
-
-
-def clip_reason(reason: str) -> str:
-    """Cut a close reason to the 123 bytes a close frame can carry (as the service's are cut)."""
-    data = reason.encode("utf-8")
-    if len(data) <= MAX_CLOSE_REASON_BYTES:
-        return reason
-    return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
-
-
-def for_log(text: str, limit: int = LOG_EXCERPT_CHARS) -> str:
-    """A short, single-line excerpt of text that came from the wire (a model name, a reason, a path).
-
-    Why: a client chooses these; a 1 MB model name must not become a 1 MB log line, and a newline in
-    one must not forge a second log record. Control characters are escaped, the rest cut to ``limit``.
-    """
-    cut = text[:limit]
-    if not cut.isprintable():
-        cut = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in cut)
-    return cut if len(text) <= limit else f"{cut}... ({len(text)} characters)"
+RESUME_POLL_SECONDS = 0.01
+"""How often a waiting resume checks whether the session's other connection has ended."""
 
 
 def _keep_reason(reason: str) -> str:
@@ -257,198 +94,30 @@ def _keep_reason(reason: str) -> str:
     return reason if len(reason) <= MAX_KEPT_REASON_CHARS else reason[:MAX_KEPT_REASON_CHARS] + "..."
 
 
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` binds only the loopback interface (``localhost``, 127.0.0.0/8, ``::1``).
-
-    ``None``, ``""``, ``0.0.0.0``, ``::`` and every other name or address count as remote: a name is
-    not resolved here, so only the loopback spellings above are trusted.
-    """
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def invalid_argument_detail(exc: BaseException) -> str:
-    """What was wrong with a frame that could not be read, for a 1007 reason (short and plain).
-
-    Args:
-        exc: one of ``BAD_INPUT``: live_nb's parse errors carry their own words; a RecursionError is
-            JSON nested deeper than anyone needs; the other builtins come from a field of the wrong
-            type or value reaching code that assumed the right one.
-    """
-    if isinstance(exc, RecursionError):
-        return "the message is nested too deeply."
-    if isinstance(exc, (ProtocolError, ConfigError)):
-        return for_log(str(exc), 200)
-    return f"a field has the wrong type or value ({type(exc).__name__}: {for_log(str(exc), 60)})."
-
-
-class EmulatorSession:
-    """One emulated session, across its connections (what ``Emulator.sessions`` holds).
-
-    Its memory is released when its last connection closes, after a short stay among the recently
-    closed sessions (``Emulator(keep_closed=..., keep_closed_bytes=...)``); its resumable state lives
-    on in SQLite, and a resume after that builds a new ``EmulatorSession`` from the snapshot (its
-    ``consumed`` log then starts empty at ``consumed_offset``, as after an emulator restart).
-
-    Attributes:
-        session_id: the id sent in ``setupComplete.sessionId`` (and inside handles).
-        model: the bare model name; a resume may not change it.
-        state: the live session state (context, system instruction, ...).
-        consumed: client messages folded into the session, in order, setup excluded. A resume
-            truncates it to the snapshot's length, so it always matches the state.
-        consumed_offset: messages consumed before the first one in ``consumed``: those folded in
-            before this emulator process restored the session from the database, and those
-            trimmed by ``Emulator(consumed_limit=...)``. ``consumed_offset + len(consumed)`` is
-            always the session's total.
-        handles: every handle issued, oldest first.
-    """
-
-    def __init__(self, state: SessionState, consumed_offset: int = 0) -> None:
-        self.session_id = state.session_id
-        self.model = state.model
-        self.state = state
-        self.consumed: list[ClientMessage] = []
-        self.consumed_offset = consumed_offset
-        self.handles: list[str] = []
-        self.connections: list[_Connection] = []
-        self.resumes = 0
-
-    def payload_bytes(self) -> int:
-        """About how many bytes the consumed log holds (media, text): what keeping the session costs."""
-        return sum(_payload_bytes(message) for message in self.consumed)
-
-    @property
-    def consumed_total(self) -> int:
-        """How many client messages the session has folded in (setup excluded), kept or trimmed."""
-        return self.consumed_offset + len(self.consumed)
-
-    def trim_consumed(self, limit: int) -> None:
-        """Keep only the last ``limit`` consumed messages (in batches, so trimming stays cheap)."""
-        excess = len(self.consumed) - limit
-        if excess > max(16, limit // 4):
-            del self.consumed[:excess]
-            self.consumed_offset += excess
-
-    def restore_consumed(self, count: int) -> None:
-        """Cut the log back to the first ``count`` messages (a resume restored that snapshot)."""
-        if count < self.consumed_offset:
-            self.consumed.clear()
-            self.consumed_offset = count
-        else:
-            del self.consumed[count - self.consumed_offset :]
-
-    @property
-    def context(self) -> list[tuple[str, str, float]]:
-        """The context window as (role, text summary, tokens), system instruction first when set."""
-        out = [("system", self.state.system_instruction, float(self.state.system_tokens))] if (
-            self.state.system_instruction
-        ) else []
-        return out + [(t.role, t.text, t.tokens) for t in self.state.turns]
-
-    @property
-    def turns(self) -> list[Turn]:
-        """The context's turns as rich objects (numbered across the whole session)."""
-        return list(self.state.turns)
-
-    @property
-    def context_tokens(self) -> float:
-        """Tokens in the window now (system instruction, turns, half-built user turn)."""
-        return self.state.context_tokens
-
-    @property
-    def open(self) -> bool:
-        """Whether a connection of this session is open now."""
-        return bool(self.connections)
-
-    @property
-    def last_usage(self) -> UsageMetadata | None:
-        """The usage sent with the latest turnComplete on the current connection."""
-        return self.connections[-1].engine.last_usage if self.connections else None
-
-    def __repr__(self) -> str:
-        return f"<EmulatorSession {self.session_id} {self.model} turns={len(self.state.turns)} open={self.open}>"
-
-
-def _payload_bytes(value: object, depth: int = 0) -> int:
-    """The bytes and characters inside a parsed client message (a cheap size estimate, bounded depth)."""
-    if isinstance(value, (bytes, bytearray, memoryview, str)):
-        return len(value)
-    if depth > 16 or value is None or isinstance(value, (bool, int, float)):
-        return 8
-    if isinstance(value, Mapping):
-        return sum(_payload_bytes(k, depth + 1) + _payload_bytes(v, depth + 1) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return sum(_payload_bytes(item, depth + 1) for item in value)
-    names = getattr(value, "__slots__", None) or getattr(value, "__dict__", {})
-    return 16 + sum(_payload_bytes(getattr(value, name, None), depth + 1) for name in names)
-
-
 @dataclass(eq=False)
 class _Connection:
+    """One socket and the protocol it feeds; the lock keeps writers (reader, reply, timers) in order."""
+
     ws: ServerConnection
-    session: EmulatorSession
-    engine: ServerEngine
+    protocol: ServerProtocol
     route: Route
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     deadline_task: asyncio.Task[None] | None = None
     started: float = field(default_factory=time.time)
+    close_sent: bool = False
 
+    @property
+    def engine(self) -> ServerEngine | None:
+        """The protocol's engine (what ``EmulatorSession.last_usage`` reads)."""
+        return self.protocol.engine
 
-def generate_certificate(cert_dir: str) -> tuple[str, str]:
-    """Write a self-signed cert (and key) for 127.0.0.1 and localhost into ``cert_dir``.
-
-    Why: google-genai always dials ``wss://`` (live-protocol.md section 6), so the emulator speaks
-    TLS with a certificate the client is told to trust. Existing files are reused (a key readable by
-    others is tightened to 0600 first). New files are owner-only from their first byte (0600, in a
-    directory made 0700 when missing) and written atomically: never a window at a wider mode.
-
-    Returns:
-        (cert.pem path, key.pem path).
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    make_private_dirs(cert_dir)
-    cert_path = os.path.join(cert_dir, "cert.pem")
-    key_path = os.path.join(cert_dir, "key.pem")
-    if os.path.exists(cert_path) and os.path.exists(key_path):
-        tighten_mode(key_path)
-        return cert_path, key_path
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    write_private_file(
-        key_path,
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
+    @property
+    def session(self) -> EmulatorSession:
+        """The admitted session (only asked of connections attached to one)."""
+        session = self.protocol.session
+        assert session is not None
+        return session
 
 
 class Emulator:
@@ -482,7 +151,7 @@ class Emulator:
         resume_grace: wall seconds a resume waits for the session's old connection to finish
             closing before it is refused with 1011.
         vad_threshold: RMS (int16 scale) above which input audio counts as speech.
-        models: model names the emulator knows (default ``engine.KNOWN_MODELS``).
+        models: model ids the emulator serves (default: every model of ``protocol.catalogue``).
         consumed_limit: keep at most about this many messages in each session's ``consumed`` log
             (None = all: tests compare whole logs; an hour of 100 ms audio is ~115 MB, so long
             notebook sessions should set a limit).
@@ -544,12 +213,13 @@ class Emulator:
             raise ConfigError("api_key", "<empty>", "a non-empty key, or None")
         if keep_closed < 0 or keep_closed_bytes < 0:
             raise ConfigError("keep_closed", (keep_closed, keep_closed_bytes), "counts of 0 or more")
-        if mode not in RETENTION_SECONDS:
+        if mode not in catalogue.BACKEND_OFFERS:
             raise ConfigError("mode", mode, '"gemini" or "vertex"')
         if time_scale <= 0:
             raise ConfigError("time_scale", time_scale, "a number above 0")
         if go_away_before >= connection_lifetime:
             raise ConfigError("go_away_before", go_away_before, f"below connection_lifetime ({connection_lifetime})")
+        self._retention_override = retention
         self.host = host
         self.port = port
         self.tls = tls
@@ -565,21 +235,15 @@ class Emulator:
         self.text_frames = text_frames
         self.compression = compression
         self.chunk_delay = chunk_delay
-        self.retention = retention if retention is not None else RETENTION_SECONDS[mode]
+        self.retention = self.retention_for(mode) if retention is None else retention
         """Handle retention on the bare URL (service seconds); ``retention_for`` gives each path's."""
-        self._retention_override = retention
         self.resume_grace = resume_grace
-        self.models = frozenset(models) if models is not None else KNOWN_MODELS
-        self.consumed_limit = consumed_limit
-        self.keep_closed = keep_closed
-        self.keep_closed_bytes = keep_closed_bytes
+        self.models: frozenset[str] | None = frozenset(models) if models is not None else None
+        """Model ids served; None: every model of the catalogue."""
         self.allow_remote = allow_remote
         self._api_key = api_key.strip() if api_key is not None else None
         self.settings = EngineSettings(context_window=context_window, vad_threshold=vad_threshold)
-        self.sessions: dict[str, EmulatorSession] = {}
-        """Sessions by id: every one with an open connection, plus the most recently closed ones
-        (``keep_closed``, ``keep_closed_bytes``). Older closed sessions live only in SQLite."""
-        self._closed: dict[str, int] = {}  # closed sessions still in ``sessions``, oldest first: id -> payload bytes
+        self.book = SessionBook(keep_closed, keep_closed_bytes, consumed_limit)
         self.cert_path: str | None = None
         self.key_path: str | None = None
         self.refused: list[tuple[int, str]] = []
@@ -587,14 +251,43 @@ class Emulator:
         self.paths: list[tuple[str, str]] = []
         """(path without query, flavour) of every accepted upgrade, in order (the query may hold a key)."""
         self._server: Server | None = None
-        self._store: Store | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         scale = f"time_scale={self.time_scale:g}"
         return f"<Emulator {self.url} {state} mode={self.mode} {scale} sessions={len(self.sessions)}>"
+
+    # State read by tests and notebooks.
+
+    @property
+    def sessions(self) -> dict[str, EmulatorSession]:
+        """Sessions by id: every one with an open connection, plus the most recently closed ones
+        (``keep_closed``, ``keep_closed_bytes``). Older closed sessions live only in SQLite."""
+        return self.book.sessions
+
+    @property
+    def consumed_limit(self) -> int | None:
+        """About how many consumed messages each session keeps in memory (None: all)."""
+        return self.book.consumed_limit
+
+    @property
+    def keep_closed(self) -> int:
+        """How many closed sessions stay in ``sessions``."""
+        return self.book.keep_closed
+
+    @property
+    def keep_closed_bytes(self) -> int:
+        """The consumed-log bytes closed sessions may keep in memory."""
+        return self.book.keep_closed_bytes
+
+    def retention_for(self, flavor: str) -> float:
+        """Service seconds a handle lives on a path of this flavour (``retention`` when given, else the backend's)."""
+        if self._retention_override is not None:
+            return self._retention_override
+        return catalogue.BACKEND_OFFERS[flavor].handle_retention_seconds
 
     # Lifecycle.
 
@@ -623,17 +316,17 @@ class Emulator:
                 self.db_path = default_db_path(self._tmpdir.name)
             if self.tls and self.cert_dir is None:
                 self.cert_dir = self._tmpdir.name
-        self._store = Store(self.db_path)
+        store = self.book.store = Store(self.db_path)
         now = time.time()
-        self._store.close_all_connections(now)
+        store.close_all_connections(now)
         # Keep expired sessions one more retention period, so a late resume hears "expired", not "not found".
-        self._store.purge_expired(now - 2 * self.scaled(max(map(self.retention_for, RETENTION_SECONDS))))
-        ssl_context: ssl.SSLContext | None = None
+        longest = max(map(self.retention_for, catalogue.BACKEND_OFFERS))
+        store.purge_expired(now - 2 * self.scaled(longest))
+        ssl_context = None
         if self.tls:
             assert self.cert_dir is not None
             self.cert_path, self.key_path = generate_certificate(self.cert_dir)
-            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ssl_context.load_cert_chain(self.cert_path, self.key_path)
+            ssl_context = server_context(self.cert_path, self.key_path)
         self._server = await serve(
             self._handle,
             self.host,
@@ -664,9 +357,9 @@ class Emulator:
             await server.wait_closed()
         if self._handlers:
             await asyncio.wait(list(self._handlers), timeout=5)
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        if self.book.store is not None:
+            self.book.store.close()
+            self.book.store = None
 
     async def __aenter__(self) -> Emulator:
         return await self.start()
@@ -692,6 +385,7 @@ class Emulator:
             for sess in self.sessions.values()
             if session_id is None or sess.session_id == session_id
             for conn in list(sess.connections)
+            if isinstance(conn, _Connection)
         ]
 
     async def drop_connections(self, session_id: str | None = None) -> int:
@@ -702,8 +396,7 @@ class Emulator:
         """
         conns = self._connections(session_id)
         for conn in conns:
-            transport = conn.ws.transport
-            transport.abort()
+            conn.ws.transport.abort()
         for _ in range(200):
             if not any(c in c.session.connections for c in conns):
                 break
@@ -730,25 +423,18 @@ class Emulator:
                 told += 1
         return told
 
-    # HTTP upgrade: path and auth.
+    # HTTP upgrade: path and auth (routes.py decides).
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        refusal = authorize(request.path, request.headers, self._api_key)
+        if refusal is None:
+            return None
+        status, body = refusal
         if route(request.path) is None:
             logger.info("refused unknown path %s", for_log(path_only(request.path)))
-            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found: not a Live API path\n")
-        cred = credential(request)
-        if cred is None:
-            return connection.respond(
-                HTTPStatus.UNAUTHORIZED,
-                "Unauthorized: send an API key (x-goog-api-key header or ?key=), an ephemeral token "
-                "(?access_token= or Authorization: Token) or Authorization: Bearer.\n",
-            )
-        if not cred:
-            return connection.respond(HTTPStatus.FORBIDDEN, "Forbidden: the credential is empty.\n")
-        if self._api_key is not None and not hmac.compare_digest(cred.encode(), self._api_key.encode()):
+        elif self._api_key is not None and status == 403 and "not this emulator's key" in body:
             logger.info("refused a credential that is not this emulator's key (403)")
-            return connection.respond(HTTPStatus.FORBIDDEN, "Forbidden: the credential is not this emulator's key.\n")
-        return None
+        return connection.respond(status, body)
 
     # Connections.
 
@@ -759,11 +445,13 @@ class Emulator:
         try:
             await self._serve_connection(ws)
         except Exception:
-            # A bug of ours (bad input was answered 1007 further down): log it whole, tell the
+            # A bug of ours (bad input was answered 1007 by the protocol): log it whole, tell the
             # client only what the service would, and never let websockets log "handler failed".
             path = path_only(ws.request.path) if ws.request is not None else ""
             logger.exception("internal error on a connection to %s", for_log(path))
-            await self._refuse(ws, INTERNAL_ERROR_CODE, INTERNAL_ERROR)
+            self._record(INTERNAL_ERROR_CODE, INTERNAL_ERROR)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR)
         finally:
             self._handlers.discard(task)
 
@@ -772,11 +460,12 @@ class Emulator:
         if len(self.refused) > MAX_KEPT_RECORDS + MAX_KEPT_RECORDS // 4:
             del self.refused[:-MAX_KEPT_RECORDS]
 
-    async def _refuse(self, ws: ServerConnection, code: int, reason: str) -> None:
-        self._record(code, reason)
-        logger.info("refused: %s %s", code, for_log(reason))
-        with contextlib.suppress(ConnectionClosed):
-            await ws.close(code, clip_reason(reason))
+    def _new_protocol(self, path_route: Route) -> ServerProtocol:
+        return ServerProtocol(
+            self.book, path_route.flavor, path_route.api_version, self.responder, self.settings,
+            models=self.models, retention=self.retention_for(path_route.flavor), time_scale=self.time_scale,
+            text_frames=self.text_frames,
+        )
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         assert ws.request is not None
@@ -785,86 +474,65 @@ class Emulator:
         self.paths.append((path_only(ws.request.path), path_route.flavor))
         if len(self.paths) > MAX_KEPT_RECORDS + MAX_KEPT_RECORDS // 4:
             del self.paths[:-MAX_KEPT_RECORDS]
+        protocol = self._new_protocol(path_route)
+        conn = _Connection(ws, protocol, path_route)
         try:
             first = await asyncio.wait_for(ws.recv(), timeout=max(30.0, self.scaled(60.0)))
         except ConnectionClosed as exc:
             return self._closed_by_websockets(exc)  # the client left before its setup, or sent too much
         except asyncio.TimeoutError:
-            return await self._refuse(ws, 1007, "Request contains an invalid argument: no setup message.")
-        # Everything up to the engine's construction reads client input: whatever it raises is a 1007.
+            protocol.fail(1007, "Request contains an invalid argument: no setup message.")
+            return await self._flush(conn)
         try:
-            setup = parse_client_frame(first)
-            if not isinstance(setup, Setup):
-                return await self._refuse(
-                    ws, 1007, "Request contains an invalid argument: the first message must be setup."
-                )
-            if len(setup.model) > MAX_MODEL_NAME_CHARS:
-                return await self._refuse(
-                    ws, 1007, f"Request contains an invalid argument: setup.model is too long "
-                    f"({len(setup.model)} characters; model names are under {MAX_MODEL_NAME_CHARS}).",
-                )
-            refusal = check_setup(setup, path_route.flavor, path_route.api_version, self.models)
-        except BAD_INPUT as exc:
-            return await self._refuse(ws, 1007, f"Request contains an invalid argument: {invalid_argument_detail(exc)}")
-        del first  # a big setup frame need not live as long as the connection
-        if refusal is not None:
-            return await self._refuse(ws, refusal.code, refusal.reason)
-        opened = await self._open_session(ws, setup, path_route.flavor)
-        if isinstance(opened, Close):
-            return await self._refuse(ws, opened.code, opened.reason)
-        session, state, resumed = opened
-        try:
-            engine = ServerEngine(
-                setup, state, session.consumed, self.responder, self.settings, resumed=resumed,
-                flavor=path_route.flavor,
+            await self._admit(conn, first)
+            del first  # a big setup frame need not live as long as the connection
+            if protocol.session is None:  # refused: the protocol queued the close
+                return await self._flush(conn)
+            session = protocol.session
+            logger.info(
+                "%s session %s (%s, %s path)", "resumed" if protocol.resumed else "new", session.session_id,
+                for_log(session.model), path_route.flavor,
             )
-        except BaseException as exc:
-            self._abandon(session, resumed)
-            if not isinstance(exc, BAD_INPUT):
-                raise
-            return await self._refuse(ws, 1007, f"Request contains an invalid argument: {invalid_argument_detail(exc)}")
-        conn = _Connection(ws, session, engine, path_route)
-        session.connections.append(conn)
-        logger.info(
-            "%s session %s (%s, %s path)", "resumed" if resumed else "new", session.session_id,
-            for_log(session.model), path_route.flavor,
-        )
-        try:
-            await self._apply(conn, engine.start())
+            await self._flush(conn)
             until_go_away = self.connection_lifetime - self.go_away_before
             conn.deadline_task = self._spawn(conn, self._deadline(conn, until_go_away, self.go_away_before))
-            if engine.resumption:
+            if protocol.engine is not None and protocol.engine.resumption:
                 self._spawn(conn, self._periodic(conn))
+            receive, flush = protocol.receive, self._flush
             async for frame in ws:
-                try:
-                    message = parse_frame(frame)
-                except BAD_INPUT as exc:
-                    await self._apply(conn, engine.invalid_message(invalid_argument_detail(exc)))
-                    break
+                receive(frame, time.time())
                 del frame
-                await self._apply(conn, engine.receive(message))
-                if self.consumed_limit is not None:
-                    session.trim_consumed(self.consumed_limit)
-                if engine.closed:
+                await flush(conn)
+                if protocol.closed:
                     break
         except ConnectionClosed as exc:
-            if not engine.closed:  # else the close was ours, and recorded when sent
+            if not conn.close_sent:  # else the close was ours, and recorded when sent
                 self._closed_by_websockets(exc)
         except Exception:
-            logger.exception("internal error in session %s", session.session_id)
-            engine.closed = True
-            await self._apply(conn, [Close(INTERNAL_ERROR_CODE, INTERNAL_ERROR)])
+            if protocol.session is None:
+                raise  # before a session existed: _handle logs it and answers 1011
+            logger.exception("internal error in session %s", protocol.session.session_id)
+            protocol.fail()
+            await self._flush(conn)
         finally:
             for task in list(conn.tasks):
                 task.cancel()
             if conn.tasks:
                 await asyncio.wait(list(conn.tasks), timeout=1)
-            with contextlib.suppress(ValueError):
-                session.connections.remove(conn)
-            if self._store is not None:
-                self._store.connection_closed(session.session_id, time.time())
-            if not session.connections:
-                self._retire(session)
+            if protocol.session is not None:
+                self.book.connection_closed(protocol.session, conn, time.time())
+
+    async def _admit(self, conn: _Connection, first: str | bytes) -> None:
+        """Feed the setup; a resume waiting on another connection retries for ``resume_grace`` seconds."""
+        protocol = conn.protocol
+        protocol.receive(first, time.time())
+        deadline = time.monotonic() + self.resume_grace
+        while protocol.resume_blocked:
+            if time.monotonic() < deadline:
+                await asyncio.sleep(RESUME_POLL_SECONDS)
+            protocol.retry_resume(time.time(), give_up=time.monotonic() >= deadline)
+        if protocol.session is not None:
+            protocol.session.connections.append(conn)
 
     def _closed_by_websockets(self, exc: ConnectionClosed) -> None:
         """Note a close websockets itself sent: 1009 for a frame above ``MAX_FRAME_BYTES``, 1007 for a
@@ -874,119 +542,46 @@ class Emulator:
             self._record(sent.code, sent.reason)
             logger.info("closed: %s %s", sent.code, for_log(sent.reason))
 
-    def _abandon(self, session: EmulatorSession, resumed: bool) -> None:
-        """Undo ``_open_session`` for a connection refused before it started (its setup could not be used).
+    # Writing what the protocol queued; streams and timers.
 
-        A new session leaves no trace (its row had no snapshot yet); a resumed one counts the
-        connection as ended, so the store never keeps it marked open.
+    async def _flush(self, conn: _Connection) -> None:
+        """Write the protocol's frames in order, then act on its events (start a reply, close).
+
+        Drained under the lock, so frames queued by the reader, the reply and the timers go out in
+        the order the protocol queued them.
         """
-        if self._store is not None:
-            if resumed:
-                self._store.connection_closed(session.session_id, time.time())
-            else:
-                self._store.forget_session(session.session_id)
-        if session.connections:
+        protocol = conn.protocol
+        if not protocol.has_output:  # the hot path: an audio chunk that says nothing back
             return
-        if resumed:
-            self._retire(session)
+        async with conn.lock:
+            frames = protocol.data_to_send()
+            events = protocol.events_received()
+            for frame in frames:
+                await conn.ws.send(frame)
+            for event in events:
+                if isinstance(event, ReplyStarted):
+                    self._spawn(conn, self._stream(conn, event.plan))
+                elif isinstance(event, Closing) and not conn.close_sent:
+                    await self._close(conn, event)
+
+    async def _close(self, conn: _Connection, closing: Closing) -> None:
+        conn.close_sent = True
+        self._record(closing.code, closing.reason)
+        session = conn.protocol.session
+        if session is None:
+            logger.info("refused: %s %s", closing.code, for_log(closing.reason))
         else:
-            self.sessions.pop(session.session_id, None)
+            logger.info("closing session %s: %s %s", session.session_id, closing.code, for_log(closing.reason))
+        with contextlib.suppress(ConnectionClosed):
+            await conn.ws.close(closing.code, closing.wire_reason)
 
-    def _retire(self, session: EmulatorSession) -> None:
-        """The session's last connection closed: keep it among the recently closed, release the oldest.
-
-        Why: ``sessions`` held every session ever seen, each with its whole consumed log (RSS grew by
-        the size of every frame ever received). The state a resume needs is in SQLite already.
-        """
-        if self.sessions.get(session.session_id) is not session:
-            return
-        self._closed.pop(session.session_id, None)
-        self._closed[session.session_id] = session.payload_bytes()
-        total = sum(self._closed.values())
-        while self._closed and (len(self._closed) > self.keep_closed or total > self.keep_closed_bytes):
-            oldest = next(iter(self._closed))
-            total -= self._closed.pop(oldest)
-            gone = self.sessions.get(oldest)
-            if gone is not None and not gone.connections:
-                del self.sessions[oldest]
-
-    async def _open_session(
-        self, ws: ServerConnection, setup: Setup, flavor: str
-    ) -> tuple[EmulatorSession, SessionState, bool] | Close:
-        assert self._store is not None
-        resumption = setup.session_resumption
-        model = bare_model_name(setup.model)
-        if resumption is None or not resumption.handle:
-            state = SessionState(session_id=new_session_id(), model=model)
-            self._store.create_session(state.session_id, model, time.time())
-            session = EmulatorSession(state)
-            self.sessions[state.session_id] = session
-            return session, state, False
-        snapshot = self._store.load_snapshot(resumption.handle)
-        if isinstance(snapshot, Refusal):
-            return Close(snapshot.code, snapshot.reason)
-        refusal = await self._check_resume(snapshot, model, flavor)
-        if refusal is not None:
-            return refusal
-        state = SessionState.from_json(snapshot.state)
-        known = self.sessions.get(snapshot.session_id)
-        if known is None:
-            session = EmulatorSession(state, consumed_offset=state.consumed_count)
-            self.sessions[state.session_id] = session
-        else:
-            session = known
-        self._closed.pop(session.session_id, None)  # open again: no longer a candidate for release
-        session.state = state
-        session.restore_consumed(state.consumed_count)
-        session.resumes += 1
-        self._store.connection_opened(state.session_id)
-        return session, state, True
-
-    def retention_for(self, flavor: str) -> float:
-        """Service seconds a handle lives on a path of this flavour (``retention`` when given, else the backend's)."""
-        return self._retention_override if self._retention_override is not None else RETENTION_SECONDS[flavor]
-
-    async def _check_resume(self, snapshot: Snapshot, model: str, flavor: str) -> Close | None:
-        assert self._store is not None
-        record = self._store.session(snapshot.session_id)
-        if record is None:  # pragma: no cover - snapshots always have a session row
-            return Close(1008, "BidiGenerateContent session not found")
-        if snapshot.state.get("model") != model:
-            return Close(
-                1007,
-                f"Request contains an invalid argument: the model cannot change on resume "
-                f"(session uses {snapshot.state.get('model')}, setup asks for {model}).",
-            )
-        # A connection that is going away may still be closing: give it a moment, then refuse.
-        deadline = time.monotonic() + self.resume_grace
-        while record.open_connections > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-            record = self._store.session(snapshot.session_id) or record
-        if record.open_connections > 0:
-            return Close(
-                1011,
-                "Internal error encountered: the session is still open on another connection; "
-                "close it before resuming.",
-            )
-        retention = self.retention_for(flavor)
-        if record.last_end is not None and time.time() - record.last_end > self.scaled(retention):
-            hours = retention / 3600
-            return Close(
-                1008,
-                f"BidiGenerateContent session not found: the resumption handle expired ({hours:g} h after the "
-                "session's last connection).",
-            )
-        return None
-
-    # Actions, streams and timers.
-
-    def _spawn(self, conn: _Connection, coro: Any) -> asyncio.Task[None]:
+    def _spawn(self, conn: _Connection, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._guard(conn, coro))
         conn.tasks.add(task)
         task.add_done_callback(conn.tasks.discard)
         return task
 
-    async def _guard(self, conn: _Connection, coro: Any) -> None:
+    async def _guard(self, conn: _Connection, coro: Coroutine[Any, Any, None]) -> None:
         """Run a connection's background task; a bug in it is logged and closes the connection 1011."""
         try:
             await coro
@@ -994,81 +589,26 @@ class Emulator:
             return
         except Exception:
             logger.exception("internal error in session %s", conn.session.session_id)
-            conn.engine.closed = True
+            conn.protocol.fail()
             with contextlib.suppress(Exception):
-                await self._apply(conn, [Close(INTERNAL_ERROR_CODE, INTERNAL_ERROR)])
-
-    def _encode(self, conn: _Connection, message: ServerMessage, usage: UsageMetadata | None = None) -> str | bytes:
-        frame = encode_server_frame(message, usage)
-        if usage is not None and conn.route.flavor == "vertex":
-            # Vertex spells the response side candidatesTokenCount / candidatesTokensDetails.
-            body = json.loads(frame)
-            meta = body["usageMetadata"]
-            for old, new in (("responseTokenCount", "candidatesTokenCount"),
-                             ("responseTokensDetails", "candidatesTokensDetails")):
-                if old in meta:
-                    meta[new] = meta.pop(old)
-            frame = json.dumps(body, separators=(",", ":")).encode()
-        return frame.decode("utf-8") if self.text_frames else frame
-
-    async def _send(self, conn: _Connection, message: ServerMessage, usage: UsageMetadata | None = None) -> None:
-        frame = self._encode(conn, message, usage)
-        async with conn.lock:
-            await conn.ws.send(frame)
-
-    async def _apply(self, conn: _Connection, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                await self._send(conn, action.message, action.usage)
-            elif isinstance(action, Stream):
-                self._spawn(conn, self._stream(conn, action.plan))
-            elif isinstance(action, Checkpoint):
-                assert self._store is not None
-                handle = self._store.save_snapshot(conn.session.session_id, dict(action.state), time.time())
-                conn.session.handles.append(handle)
-                await self._send(
-                    conn,
-                    SessionResumptionUpdate(
-                        new_handle=handle, resumable=True, last_consumed_client_message_index=action.index
-                    ),
-                )
-            elif isinstance(action, Close):
-                self._record(action.code, action.reason)
-                logger.info(
-                    "closing session %s: %s %s", conn.session.session_id, action.code, for_log(action.reason)
-                )
-                async with conn.lock:
-                    with contextlib.suppress(ConnectionClosed):
-                        await conn.ws.close(action.code, clip_reason(action.reason))
-                return
+                await self._flush(conn)
 
     async def _stream(self, conn: _Connection, plan: ReplyPlan) -> None:
         delay = self.scaled(self.chunk_delay)
-        info = conn.engine.info
-        # gemini-3.x sends empty {} frames between content messages (models.md section 2): so do we,
-        # every few chunks, so clients meet them in every reply.
-        empty: str | bytes | None = None
-        if info is not None and info.empty_frames:
-            empty = "{}" if self.text_frames else b"{}"
+        protocol = conn.protocol
         try:
-            for number, chunk in enumerate(plan.chunks):
-                frame = self._encode(conn, chunk)
-                async with conn.lock:
-                    if plan.cancelled or conn.engine.closed:
-                        return
-                    await conn.ws.send(frame)
-                    conn.engine.chunk_sent(plan)
-                    if empty is not None and number % EMPTY_FRAME_EVERY == EMPTY_FRAME_EVERY - 1:
-                        await conn.ws.send(empty)
+            while protocol.send_chunk(plan):
+                await self._flush(conn)
                 await asyncio.sleep(delay)
-            await self._apply(conn, conn.engine.finish_reply(plan))
+            if plan.sent == len(plan.chunks):
+                protocol.finish_reply(plan, time.time())
+                await self._flush(conn)
         except ConnectionClosed:
             return
 
     async def _go_away(self, conn: _Connection, time_left: float) -> None:
-        # A fresh handle first, when there is a resumable point: the client resumes from the latest state.
-        await self._apply(conn, conn.engine.periodic())
-        await self._send(conn, GoAway(time_left=round(self.scaled(time_left), 3)))
+        conn.protocol.send_go_away(round(self.scaled(time_left), 3), time.time())
+        await self._flush(conn)
         logger.info("GoAway to session %s (%.3f s left)", conn.session.session_id, self.scaled(time_left))
 
     async def _deadline(self, conn: _Connection, until_go_away: float | None, time_left: float) -> None:
@@ -1077,8 +617,8 @@ class Emulator:
                 await asyncio.sleep(self.scaled(until_go_away))
                 await self._go_away(conn, time_left)
             await asyncio.sleep(self.scaled(time_left))
-            conn.engine.closed = True
-            await self._apply(conn, [Close(1011, "Deadline expired before operation could complete.")])
+            conn.protocol.expire()
+            await self._flush(conn)
         except ConnectionClosed:
             return
 
@@ -1087,193 +627,14 @@ class Emulator:
         try:
             while True:
                 await asyncio.sleep(interval)
-                await self._apply(conn, conn.engine.periodic())
+                conn.protocol.periodic(time.time())
+                await self._flush(conn)
         except ConnectionClosed:
             return
 
 
-def remote_warning(url: str, key_source: str | None = None) -> str:
-    """What the emulator says at start-up when it listens on more than loopback."""
-    where = f"the key in ${key_source}" if key_source else "the configured api_key"
-    return (
-        f"WARNING: the live_nb emulator at {url} is reachable from other machines. Only clients sending "
-        f"{where} get in. It is a test server: handles and context are kept in its database, and without "
-        "--tls the traffic (the key included) is not encrypted."
-    )
-
-
-# CLI.
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m live_nb.emulator`` argument parser (every flag documented)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m live_nb.emulator",
-        description=(
-            "Run the live_nb emulator of the Gemini Live API (BidiGenerateContent over WebSocket). "
-            "It accepts the Gemini, Constrained (ephemeral token), Vertex and /vertex gateway paths; any "
-            "non-empty credential is accepted unless --api-key-env names the only one. It binds loopback only "
-            "unless --allow-remote. Durations are service seconds divided by --time-scale."
-        ),
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1",
-        help="interface to bind (default 127.0.0.1); anything but loopback (127.0.0.1, ::1, localhost) needs "
-        "--allow-remote and --api-key-env",
-    )
-    parser.add_argument(
-        "--allow-remote", action="store_true",
-        help="allow a non-loopback --host, reachable from other machines (then --api-key-env is required)",
-    )
-    parser.add_argument(
-        "--api-key-env", metavar="NAME", default=None,
-        help="accept only the API key held in environment variable NAME (401 without a key, 403 with another); "
-        "required with --allow-remote. A key is never taken on the command line",
-    )
-    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
-    parser.add_argument("--tls", action="store_true", help="speak wss:// with a generated self-signed certificate")
-    parser.add_argument(
-        "--cert-dir", default=None,
-        help="with --tls: directory for cert.pem and key.pem (reused when present; default a temp dir)",
-    )
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0,
-        help="divide lifetime, GoAway lead, retention, update interval and reply pacing (60: 10 min -> 10 s)",
-    )
-    parser.add_argument(
-        "--mode", choices=("gemini", "vertex"), default="vertex",
-        help="the flavour served on the bare URL: vertex (transparent resumption, system-instruction updates, "
-        "24 h handles) or gemini (the Developer API's rules: those refused, 2 h handles)",
-    )
-    parser.add_argument("--db", default=None, help="SQLite file for resumable state (default a temp file)")
-    parser.add_argument(
-        "--context-window", type=int, default=None,
-        help="context window in tokens (default: each model's input window: 131072 on 3.x, 128000 on 2.5)",
-    )
-    parser.add_argument(
-        "--connection-lifetime", type=float, default=600.0, help="service seconds a connection lives (600)"
-    )
-    parser.add_argument(
-        "--go-away-before", type=float, default=60.0, help="service seconds before the end to send GoAway (60)"
-    )
-    parser.add_argument(
-        "--resumption-update-interval", type=float, default=10.0,
-        help="service seconds between periodic SessionResumptionUpdates (10)",
-    )
-    parser.add_argument(
-        "--chunk-delay", type=float, default=0.015, help="service seconds between reply chunks (0.015; 0 = none)"
-    )
-    parser.add_argument(
-        "--retention", type=float, default=None,
-        help="service seconds a handle lives after the session's last connection (default 7200 gemini, 86400 vertex)",
-    )
-    parser.add_argument(
-        "--resume-grace", type=float, default=0.5,
-        help="wall seconds a resume waits for the session's old connection to close before refusing 1011 (0.5)",
-    )
-    parser.add_argument(
-        "--vad-threshold", type=float, default=500.0,
-        help="RMS of 16-bit input audio above which a chunk counts as speech (500)",
-    )
-    parser.add_argument(
-        "--consumed-limit", type=int, default=None,
-        help="keep about this many consumed client messages per session in memory (default all)",
-    )
-    parser.add_argument(
-        "--keep-closed", type=int, default=16,
-        help="closed sessions kept in memory with their consumed logs (16); older ones are released "
-        "(their resumable state stays in the database)",
-    )
-    parser.add_argument(
-        "--keep-closed-mb", type=float, default=16.0,
-        help="also release the oldest closed sessions while their consumed logs hold more than this many MiB (16)",
-    )
-    parser.add_argument("--text-frames", action="store_true", help="send server JSON in text frames, not binary")
-    parser.add_argument("--compression", action="store_true", help="accept permessage-deflate (off by default)")
-    parser.add_argument(
-        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level (INFO)"
-    )
-    return parser
-
-
-def _api_key(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
-    """The key named by ``--api-key-env`` (never from the command line), after the remote-bind rules."""
-    remote = not is_loopback(args.host)
-    if remote and not args.allow_remote:
-        parser.error(
-            f"--host {for_log(args.host)} is not a loopback address: the emulator would be reachable from other "
-            "machines. Pass --allow-remote (with --api-key-env NAME) if that is what you want."
-        )
-    if args.allow_remote and remote and not args.api_key_env:
-        parser.error("--allow-remote needs --api-key-env NAME: the environment variable holding the only key accepted")
-    if args.api_key_env is None:
-        return None
-    key = os.environ.get(args.api_key_env, "").strip()
-    if not key:
-        parser.error(f"--api-key-env {for_log(args.api_key_env)}: that environment variable is unset or empty")
-    return key
-
-
-async def _run(args: argparse.Namespace, api_key: str | None) -> None:
-    emulator = Emulator(
-        host=args.host,
-        port=args.port,
-        tls=args.tls,
-        cert_dir=args.cert_dir,
-        time_scale=args.time_scale,
-        mode=args.mode,
-        db_path=args.db,
-        context_window=args.context_window,
-        connection_lifetime=args.connection_lifetime,
-        go_away_before=args.go_away_before,
-        resumption_update_interval=args.resumption_update_interval,
-        text_frames=args.text_frames,
-        compression=args.compression,
-        chunk_delay=args.chunk_delay,
-        retention=args.retention,
-        resume_grace=args.resume_grace,
-        vad_threshold=args.vad_threshold,
-        consumed_limit=args.consumed_limit,
-        keep_closed=args.keep_closed,
-        keep_closed_bytes=int(args.keep_closed_mb * 2**20),
-        allow_remote=args.allow_remote,
-        api_key=api_key,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await emulator.start()
-    print(f"live_nb emulator listening on {emulator.url}", flush=True)
-    print(f"flavour on the bare URL: {FLAVOR_NAMES[emulator.mode]} (--mode)", flush=True)
-    if emulator.cert_path:
-        print(f"certificate: {emulator.cert_path}", flush=True)
-    print(f"database: {emulator.db_path}", flush=True)
-    if api_key is not None:
-        print(f"only the key in ${args.api_key_env} is accepted", flush=True)
-    if not is_loopback(emulator.host):
-        print(remote_warning(emulator.url, args.api_key_env), file=sys.stderr, flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await emulator.stop()
-        emulator.cleanup()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m live_nb.emulator`` and ``live-nb-emulator``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    api_key = _api_key(args, parser)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        with contextlib.suppress(KeyboardInterrupt):  # the signal handler normally catches it first
-            asyncio.run(_run(args, api_key))
-    except ConfigError as exc:
-        parser.error(str(exc))
-    return 0
+    """Entry point of ``live-nb-emulator`` (pyproject names this one); the CLI lives in cli.py."""
+    from .cli import main as cli_main  # cli imports this module: import it when called
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    return cli_main(argv)
