@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from ..exceptions import ConfigError, LiveError
 from . import _wire as w
 from .content import Content, as_content
+from .tools import Tool, as_tool
 
 __all__ = [
     "CONNECTION_LIFETIME_SECONDS",
@@ -67,6 +68,38 @@ THINKING_BUDGET_MIN, THINKING_BUDGET_MAX = -1, 32_768
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(name, value, f"an integer from {low:,} to {high:,}")
+
+
+def _split_tools(config: LiveGenerationConfig, items: Sequence[Any]) -> None:
+    """Set ``config.tools`` to wire dicts only and ``config.function_tools`` to the Tools among ``items``.
+
+    Functions and Tools become one ``{"functionDeclarations": [...]}`` entry where the first stands.
+    """
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+        raise ConfigError("tools", items, "a list of functions, Tools and/or declaration dicts")
+    wire: list[Mapping[str, Any] | None] = []
+    tools: list[Tool] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            wire.append(item)
+        elif isinstance(item, Tool) or callable(item):
+            if not tools:
+                wire.append(None)  # where the functions' entry goes
+            tools.append(as_tool(item))
+        else:
+            raise ConfigError("tools", item, "a function, a Tool or a declaration dict")
+    names: set[str] = set()
+    for item in wire:
+        for decl in (w.field(item, "function_declarations") or ()) if item is not None else ():
+            if isinstance(decl, Mapping) and isinstance(decl.get("name"), str):
+                names.add(decl["name"])
+    for tool in tools:
+        if tool.name in names:
+            raise ConfigError(f"tools.{tool.name}", tool.name, "one function per name")
+        names.add(tool.name)
+    entry = {"functionDeclarations": [t.declaration() for t in tools]}
+    object.__setattr__(config, "tools", tuple(entry if item is None else item for item in wire))
+    object.__setattr__(config, "function_tools", tuple(tools))
 
 
 def _check_bool(name: str, value: object, optional: bool = True) -> None:
@@ -378,7 +411,11 @@ class LiveGenerationConfig:
         speech_config: voice and language (``SpeechConfig``; a wire-form dict is read into one).
         media_resolution: ``MEDIA_RESOLUTION_LOW|MEDIUM|HIGH`` (or ``low``/``medium``/``high``): how
             many tokens a video frame costs (the catalogue has the numbers per model).
-        tools: tool declarations as wire dicts (``[{"functionDeclarations": [...]}]``).
+        tools: Python functions, ``Tool`` objects and/or tool declarations as wire dicts
+            (``{"functionDeclarations": [...]}``). Functions and Tools are described by
+            ``protocol.tools`` and sent as one ``functionDeclarations`` entry where the first of them
+            stands; ``tools`` then holds wire dicts only and ``function_tools`` the Tool objects (the
+            tool loop answers their calls). Two functions of one name are a ConfigError.
         input_audio_transcription, output_audio_transcription: ``True`` or an
             ``AudioTranscriptionConfig`` to get transcripts of the audio in and out. On today's
             audio-only models the output transcription is how a reply reaches you as text.
@@ -402,7 +439,8 @@ class LiveGenerationConfig:
     frequency_penalty: float | None = None
     speech_config: SpeechConfig | Mapping[str, Any] | None = None
     media_resolution: str | None = None
-    tools: Sequence[Mapping[str, Any]] | None = None
+    tools: Sequence[Any] | None = None
+    """Given: functions, Tools, declaration dicts. Held after construction: declaration dicts only."""
     input_audio_transcription: AudioTranscriptionConfig | bool | None = None
     output_audio_transcription: AudioTranscriptionConfig | bool | None = None
     realtime_input_config: Mapping[str, Any] | None = None
@@ -412,6 +450,8 @@ class LiveGenerationConfig:
     history_config: HistoryConfig | None = None
     extra_setup: Mapping[str, Any] | None = None
     extra_generation_config: Mapping[str, Any] | None = None
+    function_tools: tuple[Tool, ...] = field(init=False, default=(), repr=False, compare=False)
+    """The Tools among ``tools`` (functions described), in order; the wire dicts are in ``tools``."""
 
     SETUP_KEYS: ClassVar[tuple[str, ...]] = (
         "generation_config",
@@ -468,7 +508,7 @@ class LiveGenerationConfig:
             )
             object.__setattr__(self, "media_resolution", resolution)
         if self.tools is not None:
-            object.__setattr__(self, "tools", tuple(self.tools))
+            _split_tools(self, self.tools)
         if self.speech_config is not None and not isinstance(self.speech_config, SpeechConfig):
             if not isinstance(self.speech_config, Mapping):
                 raise ConfigError("speech_config", self.speech_config, "a SpeechConfig")
