@@ -100,7 +100,7 @@ def test_load_unload_reload_round_trip(shell: Any, tmp_path: Path, monkeypatch: 
     first = magics_of(shell)
     shell.run_line_magic("reload_ext", "live_nb")
     assert magics_of(shell) is not first
-    assert first.sessions == {}  # reload closed the old instance's sessions
+    assert first.registry.sessions == {}  # reload closed the old instance's sessions
     assert shell.input_transformers_cleanup.count(transform_live_cells) == 1
     shell.run_line_magic("unload_ext", "live_nb")
     assert "live" not in shell.magics_manager.magics["line"]
@@ -270,7 +270,7 @@ def test_names_the_notebook_cannot_store_are_refused_in_one_line(ip: Any, name: 
     with pytest.raises(UsageError) as info:  # unquoted: still one line, whatever the parser made of it
         ip.run_cell_magic("live", name, "hi")
     assert "\n" not in str(info.value)
-    assert magics_of(ip).sessions == {}
+    assert magics_of(ip).registry.sessions == {}
 
 
 def test_usage_error_shows_no_traceback(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -296,7 +296,7 @@ def test_first_use_opens_a_session_on_the_embedded_emulator(ip: Any, capsys: pyt
     out = ask(ip, capsys, "", "What did I say first?")
     assert "bundled Live API emulator" not in out  # said once
     assert 'Turn 2.' in out and '"Tell me about tides."' in out
-    entry = magics_of(ip).sessions["default"]
+    entry = magics_of(ip).registry.sessions["default"]
     assert entry.options.backend == "emulator" and entry.session is not None
     assert entry.session.url.startswith("ws://127.0.0.1:")
 
@@ -325,7 +325,7 @@ def test_several_named_sessions_at_once(ip: Any, capsys: pytest.CaptureFixture[s
     listing = capsys.readouterr().out
     assert "alpha: active" in listing and "beta: active" in listing
     ip.run_line_magic("live", "close beta")
-    assert set(magics_of(ip).sessions) == {"alpha"}
+    assert set(magics_of(ip).registry.sessions) == {"alpha"}
 
 
 def test_config_traits_set_session_defaults(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -334,7 +334,7 @@ def test_config_traits_set_session_defaults(ip: Any, capsys: pytest.CaptureFixtu
     ip.run_line_magic("config", "LiveMagics.default_session = 'configured'")
     try:
         ask(ip, capsys, "", "hello")
-        entry = magics_of(ip).sessions["configured"]
+        entry = magics_of(ip).registry.sessions["configured"]
         assert entry.session is not None
         assert (entry.session.ledger.trigger, entry.session.ledger.target) == (20_000, 8_000)
         capsys.readouterr()
@@ -381,13 +381,13 @@ def test_resume_after_close_uses_the_kept_handle(ip: Any, capsys: pytest.Capture
     assert '"The secret word is heron."' in out
     # Resume on a live session moves it to a new connection.
     ip.run_line_magic("live", "resume keep")
-    session = magics_of(ip).sessions["keep"].session
+    session = magics_of(ip).registry.sessions["keep"].session
     assert session is not None and session.reconnects == 1
 
 
 def test_api_key_selects_gemini_and_is_never_shown(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "sk-test-do-not-print")
-    options = magics_of(ip)._options("real")
+    options = magics_of(ip)._resolve()
     assert options.backend == "gemini"
     assert "sk-test-do-not-print" not in repr(options)
     with pytest.raises(UsageError, match="only to the emulator"):
@@ -430,13 +430,13 @@ def test_transparent_resumption_is_on_where_the_backend_offers_it(ip: Any) -> No
     magics = magics_of(ip)
     assert magics.transparent is None  # automatic
     ip.run_line_magic("live", "connect auto")
-    assert magics.sessions["auto"].options.transparent is True  # the emulator offers it
+    assert magics.registry.sessions["auto"].options.transparent is True  # the emulator offers it
     ip.run_line_magic("live", "connect plain --no-transparent")
-    assert magics.sessions["plain"].options.transparent is False
+    assert magics.registry.sessions["plain"].options.transparent is False
     ip.run_line_magic("config", "LiveMagics.transparent = False")
     try:
         ip.run_line_magic("live", "connect configured")
-        assert magics.sessions["configured"].options.transparent is False
+        assert magics.registry.sessions["configured"].options.transparent is False
     finally:
         ip.run_line_magic("config", "LiveMagics.transparent = None")
 
@@ -445,7 +445,7 @@ def test_stored_handles_are_listed_and_an_expired_one_is_named_plainly(
     shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """After a restart, %live sessions shows stored handles; resuming an expired one says so in words."""
-    from live_nb.notebook.metadata import read_records, write_sidecar
+    from live_nb.notebook.sidecar import read_records, write_sidecar
 
     offline(tmp_path, monkeypatch)
     shell.run_line_magic("load_ext", "live_nb")
@@ -472,7 +472,7 @@ def test_stored_handles_are_listed_and_an_expired_one_is_named_plainly(
 
 def test_history_after_close_and_ended_sessions(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
     ask(ip, capsys, "brief", "One short turn.")
-    session = magics_of(ip).sessions["brief"].session
+    session = magics_of(ip).registry.sessions["brief"].session
     assert session is not None
     # The session ends under the magics (as after a fatal close): the next cell says what to do.
     _loop.block(_loop.submit(session.close()), 5)
@@ -503,7 +503,7 @@ def test_ctrl_c_in_a_blocking_cell_cancels_fast_and_keeps_the_session(
         out = ask(ip, capsys, "slowterm", "What is two plus two?")
         assert 'You asked: "What is two plus two?"' in out
         assert "story" not in out.split("You asked:")[0]
-        session = magics_of(ip).sessions["slowterm"].session
+        session = magics_of(ip).registry.sessions["slowterm"].session
         assert session is not None and session.state == "active" and session.reconnects == 0
     finally:
         ip.run_line_magic("live", "close --all")
@@ -526,7 +526,7 @@ def test_dashboard_and_media_subcommands(ip: Any, capsys: pytest.CaptureFixture[
     capsys.readouterr()
     ip.run_line_magic("live", "dashboard studio")  # opens the session on first use
     assert "Dashboard" in capsys.readouterr().out
-    session = magics_of(ip).sessions["studio"].session
+    session = magics_of(ip).registry.sessions["studio"].session
     ip.run_line_magic("live", "mic on studio")
     streamer = media._lookup(session)
     assert streamer is not None and streamer.audio and not streamer.video
@@ -571,8 +571,7 @@ def test_router_keeps_a_cancelled_reply_out_of_the_next_cell(old_turn_ends: list
     import asyncio
 
     async def scenario() -> RecordingRenderer:
-        handles: list[str] = []
-        router = Router(on_handle=handles.append)
+        router = Router()
         router.discard = 1  # a request was cancelled after its turn was sent
         renderer = RecordingRenderer()
         router.current = Turn(renderer, asyncio.get_running_loop())
@@ -603,7 +602,7 @@ def test_a_turn_sent_while_an_async_reply_streams_waits_for_it(ip: Any, capsys: 
         assert waited > 0.5, "the --no-reply turn should have waited for the streaming reply"
         assert 'You asked: "Please answer in a long sentence."' in out
         assert "interrupted" not in out
-        transcript = magics_of(ip).sessions["queue"].session.transcript  # type: ignore[union-attr]
+        transcript = magics_of(ip).registry.sessions["queue"].session.transcript  # type: ignore[union-attr]
         assert [role for _, role, _ in transcript] == ["user", "model", "user"]
     finally:
         ip.run_line_magic("live", "close --all")
@@ -618,13 +617,13 @@ def test_defaults_are_todays_model_answering_in_audio_with_its_transcription(ip:
     magics = magics_of(ip)
     assert magics.model == catalogue.DEFAULT_MODEL == "gemini-3.8-live"
     assert (magics.modality, magics.transcription, magics.speak, magics.emulator_flavor) == ("audio", True, False, "vertex")
-    options = magics._options("defaults")
+    options = magics._resolve()
     config = options.generation_config()
     assert options.backend == "emulator" and options.flavor == "vertex" and options.transparent is True
     assert list(config.response_modalities or ()) == ["AUDIO"] and config.output_audio_transcription
     assert config.history_config is None
     ip.run_line_magic("live", "connect defaults")
-    entry = magics.sessions["defaults"]
+    entry = magics.registry.sessions["defaults"]
     assert entry.session is not None and "LlmBidiService" in entry.session.url  # dialled on Vertex AI's path
     assert entry.model is not None and entry.model.flavor == "vertex"
 
@@ -647,7 +646,7 @@ def test_settings_a_model_refuses_are_one_line_usage_errors_saying_what_instead(
         ip.run_line_magic("live", line)
     message = str(info.value)
     assert "\n" not in message and re.search(says, message), message
-    assert magics_of(ip).sessions == {}  # refused before anything was opened
+    assert magics_of(ip).registry.sessions == {}  # refused before anything was opened
     assert "bundled Live API emulator" not in capsys.readouterr().out
 
 
@@ -655,7 +654,7 @@ def test_no_transcription_leaves_only_the_audio(ip: Any, capsys: pytest.CaptureF
     capsys.readouterr()
     ip.run_line_magic("live", "connect quiet --no-transcription")
     assert "(no transcription)" in capsys.readouterr().out
-    config = magics_of(ip).sessions["quiet"].options.generation_config()
+    config = magics_of(ip).registry.sessions["quiet"].options.generation_config()
     assert not config.output_audio_transcription and list(config.response_modalities or ()) == ["AUDIO"]
     out = ask(ip, capsys, "quiet", "Say something.")
     assert "You asked" not in out and re.search(r"\[\d+\.\d s of reply audio\]", out)
@@ -692,7 +691,7 @@ def test_model_option_completes_from_the_catalogue(ip: Any) -> None:
     assert complete("%live connect x --flavor g") == ["%live connect x --flavor gemini"]
     assert complete("%live mod") == ["%live models"]
     assert "gemini-live-2.5-flash-preview" not in live_completions("%live connect --model ")  # shut down
-    assert set(live_magics._SUBCOMMANDS) == set(magics_of(ip)._subcommands())
+    assert set(live_magics.SUBCOMMANDS) == set(magics_of(ip)._subcommands())
     # Python completion elsewhere is untouched.
     with provisionalcompleter():
         assert "print" in [c.text for c in ip.Completer.completions("pri", 3)]
@@ -719,7 +718,7 @@ def test_developer_api_flavour_changes_the_defaults_and_refuses_system_updates(
         out = capsys.readouterr().out
         assert "(Gemini Developer API flavour: no transparent resumption or system-instruction updates)" in out
         assert "connected 'dev': emulator (Gemini Developer API flavour) gemini-3.8-live AUDIO" in out
-        entry = magics.sessions["dev"]
+        entry = magics.registry.sessions["dev"]
         assert entry.options.flavor == "gemini" and entry.options.transparent is False
         assert entry.session is not None and "GenerativeService" in entry.session.url
         for attempt in (
@@ -732,7 +731,7 @@ def test_developer_api_flavour_changes_the_defaults_and_refuses_system_updates(
         assert 'You asked: "Still here?"' in ask(ip, capsys, "dev", "Still here?")  # the session is unharmed
         # The other flavour, side by side, for one session.
         ip.run_line_magic("live", "connect vx --flavor vertex")
-        assert magics.sessions["vx"].options.transparent is True
+        assert magics.registry.sessions["vx"].options.transparent is True
         ip.run_line_magic("live", "system --name vx Be brief.")
         assert "Be brief." in ask(ip, capsys, "vx", "What is your system instruction?")
     finally:
@@ -743,7 +742,7 @@ def test_initial_history_model_takes_history_then_realtime_text(ip: Any, capsys:
     """gemini-3.1-flash-live-preview: the same cells work; the wire is what that model accepts."""
     magics = magics_of(ip)
     ip.run_line_magic("live", "connect legacy --flavor gemini --model gemini-3.1-flash-live-preview")
-    entry = magics.sessions["legacy"]
+    entry = magics.registry.sessions["legacy"]
     assert entry.model is not None
     history = entry.model.generation_config.history_config
     assert history is not None and history.initial_history_in_client_content is True
@@ -753,7 +752,7 @@ def test_initial_history_model_takes_history_then_realtime_text(ip: Any, capsys:
     assert '"I am learning about lighthouses."' in out
     assert 'You asked: "What is a fresnel lens?"' in ask(ip, capsys, "legacy", "What is a fresnel lens?")
     # The emulator (which enforces the model's rules on the wire) saw initial history, then realtime text.
-    emulator = magics._emulators[(1.0, "gemini")]
+    emulator = magics.registry._emulators[(1.0, "gemini")]
     (served,) = [s for s in emulator.sessions.values() if s.model == "gemini-3.1-flash-live-preview"]
     kinds = [
         ("content", m.turn_complete, m.turns[0].role) if isinstance(m, ClientContent) else ("realtime", m.text)
@@ -776,7 +775,7 @@ def test_initial_history_model_takes_history_then_realtime_text(ip: Any, capsys:
 
 def test_client_errors_reach_the_user_as_one_line_usage_errors(ip: Any) -> None:
     ip.run_line_magic("live", "connect gone")
-    session = magics_of(ip).sessions["gone"].session
+    session = magics_of(ip).registry.sessions["gone"].session
     assert session is not None
     _loop.block(_loop.submit(session.close()), 5)
     with pytest.raises(UsageError) as info:
@@ -784,7 +783,7 @@ def test_client_errors_reach_the_user_as_one_line_usage_errors(ip: Any) -> None:
     assert str(info.value).startswith("InvalidState: ") and "\n" not in str(info.value)
     # A refusal the client makes itself (here LocalProtocolError from the catalogue gate) is one line too.
     ip.run_line_magic("live", "connect legacy2 --flavor gemini --model gemini-3.1-flash-live-preview")
-    entry = magics_of(ip).sessions["legacy2"]
+    entry = magics_of(ip).registry.sessions["legacy2"]
     ip.run_cell_magic("live", "legacy2", "First question.")
     entry.history_open = True  # as if the magics had lost track: the client itself still refuses
     with pytest.raises(UsageError) as info:
@@ -828,21 +827,23 @@ def test_a_turn_keeps_a_bounded_amount_of_audio_and_lets_it_go() -> None:
 
 def test_a_key_picks_the_developer_api_or_vertex_as_google_genai_does(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "sk-test-do-not-print")
-    options = magics_of(ip)._options("real")
+    options = magics_of(ip)._resolve()
     assert (options.backend, options.flavor, options.transparent) == ("gemini", "gemini", False)
     monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
-    options = magics_of(ip)._options("real")
+    options = magics_of(ip)._resolve()
     assert (options.backend, options.flavor, options.transparent) == ("vertex", "vertex", True)
     assert "sk-test-do-not-print" not in repr(options)
     # Vertex AI with application default credentials needs no key: the switch alone picks it.
     monkeypatch.delenv("GOOGLE_API_KEY")
-    assert magics_of(ip)._options("adc").backend == "vertex"
+    assert magics_of(ip)._resolve().backend == "vertex"
     monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI")
-    assert magics_of(ip)._options("offline").backend == "emulator"
+    assert magics_of(ip)._resolve().backend == "emulator"
 
 
 def test_stored_records_live_as_long_as_the_flavour_keeps_handles(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from live_nb.notebook.metadata import _parse_time, describe_record, get_bridge
+    from live_nb.notebook.metadata import get_bridge
+    from live_nb.notebook.records import describe_record
+    from live_nb.notebook.records import parse_time as _parse_time
 
     ask(ip, capsys, "kept", "Remember me.")
     ip.run_line_magic("live", "connect dev --flavor gemini")

@@ -1,5 +1,6 @@
-"""live_nb/notebook/metadata.py: records (never a key), expiry wording, the sidecar fallback, and the comm
-protocol spoken by a real kernel to a frontend played by the test (the browser test plays the real one).
+"""live_nb/notebook/metadata.py and the records it keeps: records (never a key), expiry wording, the sidecar
+fallback fed by a real SessionRegistry, and the comm protocol spoken by a real kernel to a frontend played
+by the test (the browser test plays the real one).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from typing import Any
 import pytest
 from kernel_harness import Kernel, Recorded
 
-from live_nb import LiveModel
 from live_nb.emulator import Emulator
 from live_nb.exceptions import ConfigError
-from live_nb.notebook import metadata
-from live_nb.notebook.metadata import (
+from live_nb.notebook import metadata, sidecar
+from live_nb.notebook.metadata import MetadataBridge, close_bridge
+from live_nb.notebook.options import ConnectOptions
+from live_nb.notebook.records import (
     RECORD_KEYS,
     SESSION_NAME_PATTERN,
-    MetadataBridge,
     check_session_name,
     describe_record,
     is_expired,
@@ -33,7 +34,8 @@ from live_nb.notebook.metadata import (
     sanitize_record,
     sanitize_records,
 )
-from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig
+from live_nb.notebook.sessions import SessionRegistry
+from live_nb.protocol.config import LiveGenerationConfig
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -105,7 +107,7 @@ def test_merge_keeps_the_newest_per_name() -> None:
 
 
 class SessionLike:
-    """The observable state make_record (and the bridge) reads; real sessions are used further down."""
+    """The observable state make_record and the bridge read (no add_listener: the bridge listens to nothing)."""
 
     def __init__(self, backend: str, handle: str | None = "h-1") -> None:
         self.handle = handle
@@ -114,11 +116,6 @@ class SessionLike:
         self.resumable = True
         self.last_consumed_index = 2
         self.state = "active"
-        self.listeners: list[Callable[[Any], None]] = []
-
-    def add_listener(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        self.listeners.append(callback)
-        return lambda: self.listeners.remove(callback)
 
 
 # -- session names: one rule for the magics, the bridge and the labextension ---------------------
@@ -198,40 +195,62 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return get_ipython()
 
 
+class Settings:
+    """What a SessionRegistry reads from LiveMagics."""
+
+    def __init__(self, tmp_path: Path, persist_handles: bool = True) -> None:
+        self.emulator_db = str(tmp_path / "emulator.sqlite3")
+        self.persist_handles = persist_handles
+
+
+def on_emulator(emulator: Emulator) -> ConnectOptions:
+    return ConnectOptions(
+        model="gemini-3.8-live", backend="emulator", modality="AUDIO", compression=None, transparent=True,
+        time_scale=1.0, emulator_url=emulator.url, flavor="vertex",
+    )
+
+
 async def test_sidecar_outside_a_kernel(
     shell: Any, tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bridge = MetadataBridge(shell)
+    """The registry, the one listener of its session, hands the bridge a record per new handle."""
+    registry = SessionRegistry(shell, Settings(tmp_path))
     try:
-        assert bridge.mode == "sidecar"
+        bridge = registry.bridge()
+        assert bridge is not None and bridge.mode == "sidecar"
         assert bridge.sidecar == tmp_path / "lesson.live_nb.json"
-        model = LiveModel("gemini-3.8-live", AUDIO, backend="emulator", url=emulator.url)
-        async with model.connect(session_resumption=SessionResumptionConfig()) as session:
-            bridge.track("main", session)
-            bridge.track("main", session)  # idempotent: the magics call it on every new handle
-            await session.send_text("My favourite colour is teal.")
-            await wait_until(lambda: session.handle)
-            first = await wait_until(lambda: sidecar_sessions(bridge.sidecar).get("main"))
-            assert first["handle"] == session.handle
-            assert first["backend"] == "emulator" and first["resumable"] is True
-            await session.send_text("And my cat is called Miso.")
-            await wait_until(lambda: sidecar_sessions(bridge.sidecar)["main"]["handle"] != first["handle"])
-            await wait_until(lambda: sidecar_sessions(bridge.sidecar)["main"]["handle"] == session.handle)
-            final_handle = session.handle
+        entry = await registry.ensure("main", on_emulator(emulator))
+        session = entry.session
+        assert session is not None
+        await session.send_text("My favourite colour is teal.")
+        await wait_until(lambda: session.handle)
+        first = await wait_until(lambda: sidecar_sessions(bridge.sidecar).get("main"))
+        assert first["handle"] == session.handle
+        assert first["backend"] == "emulator" and first["resumable"] is True
+        await session.send_text("And my cat is called Miso.")
+        await wait_until(lambda: sidecar_sessions(bridge.sidecar)["main"]["handle"] != first["handle"])
+        await wait_until(lambda: sidecar_sessions(bridge.sidecar)["main"]["handle"] == session.handle)
+        final_handle = session.handle
+        await registry.close("main")
+        assert registry.known_handle("main") == final_handle  # the ended session's, not a copy
         text = bridge.sidecar.read_text()
         assert ENV_SECRET not in text and "AIza" not in text
         assert set(sidecar_sessions(bridge.sidecar)["main"]) == set(RECORD_KEYS)
+        # Vertex AI's flavour keeps handles 24 h (catalogue.BACKEND_OFFERS): so does the record.
+        assert "expires in 23 h 59 min" in describe_record(bridge.records["main"]) or "expires in 24 h" in describe_record(
+            bridge.records["main"]
+        )
         told = capsys.readouterr().out
         assert told.count("session handles are kept in") == 1 and str(bridge.sidecar) in told
     finally:
-        bridge.close()
+        await registry.close_all()
+        close_bridge(shell)
 
-    # A new kernel (here: a new bridge) finds the handle again, and says how long it has left.
+    # A new kernel (here: a new bridge) finds the handle again.
     again = MetadataBridge(shell)
     try:
         stored = again.records["main"]
         assert stored["handle"] == final_handle
-        assert "expires in 2 h" in describe_record(stored) or "expires in 1 h 59 min" in describe_record(stored)
         again.forget("main")
         assert sidecar_sessions(again.sidecar) == {}
         assert again.records == {}
@@ -239,27 +258,21 @@ async def test_sidecar_outside_a_kernel(
         again.close()
 
 
-async def test_persist_handles_false_keeps_handles_out(shell: Any, emulator: Emulator) -> None:
-    from live_nb.notebook.magics import LiveMagics
-
-    shell.register_magics(LiveMagics)
+async def test_persist_handles_false_keeps_handles_out(shell: Any, tmp_path: Path, emulator: Emulator) -> None:
+    registry = SessionRegistry(shell, Settings(tmp_path, persist_handles=False))
     try:
-        shell.run_line_magic("config", "LiveMagics.persist_handles = False")
-        bridge = MetadataBridge(shell)
-        try:
-            model = LiveModel("gemini-3.8-live", AUDIO, backend="emulator", url=emulator.url)
-            async with model.connect(session_resumption=SessionResumptionConfig()) as session:
-                bridge.track("main", session)
-                await session.send_text("hello")
-                await wait_until(lambda: session.handle)
-                await asyncio.sleep(0.3)
-            assert not bridge.sidecar.exists()
-            assert bridge.records == {}
-        finally:
-            bridge.close()
+        bridge = registry.bridge()
+        assert bridge is not None
+        entry = await registry.ensure("main", on_emulator(emulator))
+        assert entry.session is not None
+        await entry.session.send_text("hello")
+        await wait_until(lambda: entry.session is not None and entry.session.handle)
+        await asyncio.sleep(0.3)
+        assert not bridge.sidecar.exists()
+        assert bridge.records == {}
     finally:
-        shell.run_line_magic("config", "LiveMagics.persist_handles = True")
-        shell.magics_manager.registry.pop("LiveMagics", None)
+        await registry.close_all()
+        close_bridge(shell)
 
 
 def test_records_saved_in_the_notebook_come_back(
@@ -299,9 +312,9 @@ def test_the_bridge_says_once_when_it_cannot_keep_a_handle(
         # A handle shaped like a credential is never stored: said once, however many times it comes.
         session = SessionLike("emulator", handle=GOOGLE_KEY)
         bridge.track("main", session)
+        bridge.keep("main", make_record(session))
         session.handle = GOOGLE_KEY + "x"
-        for listener in list(session.listeners):
-            listener(object())
+        bridge.keep("main", make_record(session))
         told = capsys.readouterr().out
         assert told.count("the handle of session 'main' is not kept in the notebook") == 1
         assert GOOGLE_KEY not in told and bridge.records == {}
@@ -309,8 +322,7 @@ def test_the_bridge_says_once_when_it_cannot_keep_a_handle(
 
         # A good handle is kept (and where, said once).
         session.handle = "h-good"
-        for listener in list(session.listeners):
-            listener(object())
+        bridge.keep("main", make_record(session))
         assert bridge.records["main"]["handle"] == "h-good"
         assert sidecar_sessions(bridge.sidecar)["main"]["handle"] == "h-good"
         assert capsys.readouterr().out.count("session handles are kept in") == 1
@@ -437,13 +449,13 @@ def test_notebook_and_sidecar_locations(shell: Any, tmp_path: Path, monkeypatch:
     """VS Code names the notebook in the namespace; Jupyter Server in JPY_SESSION_NAME; else the cwd."""
     shell.user_ns["__vsc_ipynb_file__"] = str(tmp_path / "vs" / "code.ipynb")
     try:
-        assert metadata.notebook_path(shell) == tmp_path / "vs" / "code.ipynb"
-        assert metadata.sidecar_path(metadata.notebook_path(shell)) == tmp_path / "vs" / "code.live_nb.json"
+        assert sidecar.notebook_path(shell) == tmp_path / "vs" / "code.ipynb"
+        assert sidecar.sidecar_path(sidecar.notebook_path(shell)) == tmp_path / "vs" / "code.live_nb.json"
     finally:
         del shell.user_ns["__vsc_ipynb_file__"]
     (tmp_path / "rel.ipynb").write_text("{}")
     monkeypatch.setenv("JPY_SESSION_NAME", "some/dir/rel.ipynb")  # relative: the kernel runs in its dir
-    assert metadata.notebook_path(shell, cwd=tmp_path) == tmp_path / "rel.ipynb"
+    assert sidecar.notebook_path(shell, cwd=tmp_path) == tmp_path / "rel.ipynb"
     monkeypatch.delenv("JPY_SESSION_NAME")
-    assert metadata.notebook_path(shell) is None
-    assert metadata.sidecar_path(None, cwd=tmp_path) == tmp_path / "live_nb_sessions.live_nb.json"
+    assert sidecar.notebook_path(shell) is None
+    assert sidecar.sidecar_path(None, cwd=tmp_path) == tmp_path / "live_nb_sessions.live_nb.json"

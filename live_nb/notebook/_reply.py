@@ -36,7 +36,7 @@ from IPython.display import display as _display
 
 from ..exceptions import InvalidState
 from ..protocol.events import Reconnecting, Resumed, SessionClosed
-from ..protocol.messages import GoAway, ServerContent, SessionResumptionUpdate
+from ..protocol.messages import GoAway, ServerContent
 from ..protocol.tokens import OUTPUT_AUDIO_RATE
 
 __all__ = [
@@ -273,15 +273,15 @@ class Turn:
 
 
 class Router:
-    """The one listener of a named session: hands server content to the request waiting for it.
+    """Hands a named session's server content to the request waiting for it.
 
-    Runs on the loop thread (listeners run on the session's loop). A request that was cancelled
-    after its turn was sent leaves that turn's reply still coming; ``discard`` counts such turns
-    so their content is dropped instead of showing up in the next cell.
+    The session registry's one listener calls it for every item (``sessions.py``), on the loop
+    thread. A request that was cancelled after its turn was sent leaves that turn's reply still
+    coming; ``discard`` counts such turns so their content is dropped instead of showing up in the
+    next cell.
     """
 
-    def __init__(self, on_handle: Callable[[str], None] | None = None) -> None:
-        self.on_handle = on_handle
+    def __init__(self) -> None:
         self.current: Turn | None = None
         self.discard = 0
         self.after_interrupt = False
@@ -307,9 +307,6 @@ class Router:
                 return
             if self.current is not None:
                 self.current.feed(item)
-        elif isinstance(item, SessionResumptionUpdate):
-            if item.new_handle and self.on_handle is not None:
-                self.on_handle(item.new_handle)
         elif self.current is not None:
             if isinstance(item, GoAway):
                 left = "" if item.time_left is None else f" ({item.time_left:.0f} s left)"

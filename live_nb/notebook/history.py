@@ -26,8 +26,9 @@ from typing import Any
 import pandas as pd
 
 from ..exceptions import ConfigError
+from ..protocol import catalogue
 
-__all__ = ["VIEWS", "context", "events", "transcript", "usage", "view"]
+__all__ = ["VIEWS", "context", "events", "models_table", "transcript", "usage", "view"]
 
 
 MARKER = "…"
@@ -223,3 +224,29 @@ def view(session: Any, name: str) -> pd.DataFrame:
     if name not in VIEWS:
         raise ConfigError("view", name, "one of " + ", ".join(sorted(VIEWS)))
     return VIEWS[name](session)
+
+
+def models_table() -> Any:
+    """The catalogue as a pandas DataFrame: id, status, backends, replacement, note (``%live models``)."""
+    import pandas as pd
+
+    rows = []
+    for info in catalogue.CATALOGUE:
+        notes = [info.note] if info.note else []
+        if info.aliases:
+            notes.append("alias " + ", ".join(info.aliases))
+        if info.shut_down:
+            notes.append(f"shut down on {info.shut_down}: a setup naming it is refused (1008)")
+        if "TEXT" not in info.response_modalities:
+            notes.append("answers in " + "/".join(info.response_modalities))
+        rows.append(
+            {
+                "id": info.id,
+                "status": info.status + (" (default)" if info.id == catalogue.DEFAULT_MODEL else ""),
+                "backends": ", ".join(info.backends),
+                "replacement": info.replacement or "",
+                "note": "; ".join(notes),
+            }
+        )
+    return pd.DataFrame(rows, columns=["id", "status", "backends", "replacement", "note"])
+
