@@ -79,7 +79,10 @@ __all__ = [
     "Transcription",
     "UnknownMessage",
     "UsageMetadata",
+    "history",
     "load_ipython_extension",
+    "plot_context",
+    "stream",
     "unload_ipython_extension",
 ]
 
@@ -91,6 +94,27 @@ def __getattr__(name: str) -> Any:
 
         return getattr(session, name)
     raise AttributeError(f"module 'live_nb' has no attribute {name!r}")
+
+
+def history(session: Any, view: str = "transcript") -> Any:
+    """A pandas view of a ``LiveSession`` (or ``%live session``): transcript, events, usage or context."""
+    from .notebook import doors
+
+    return doors.history(session, view)
+
+
+def plot_context(session: Any, ax: Any = None) -> Any:
+    """A matplotlib figure of a session's context window over time, compressions marked."""
+    from .notebook import doors
+
+    return doors.plot_context(session, ax)
+
+
+def stream(session: Any, source: Any = None, *, audio: bool = True, video: bool = True) -> Any:
+    """Stream a microphone and camera into a session; returns its ``MediaStreamer`` widget."""
+    from .notebook import doors
+
+    return doors.stream(session, source, audio=audio, video=video)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -1,11 +1,15 @@
-"""LiveSession's notebook doors: history(), plot_context() and stream(), on a real emulator session."""
+"""The notebook's doors on a session: live_nb.history / plot_context / stream, and the same as methods of
+the notebook's KernelSession proxy (``s = %live session``), on a real emulator session. The client has
+no such doors: it never imports the notebook or widget layers."""
 
 from __future__ import annotations
 
 import pytest
 
+import live_nb
 from live_nb import ConfigError, LiveGenerationConfig, LiveModel
 from live_nb.emulator import Emulator
+from live_nb.notebook._proxy import KernelSession
 from live_nb.protocol.config import ContextWindowCompressionConfig, SlidingWindow
 
 
@@ -34,13 +38,16 @@ async def _session_with_turns(emulator: Emulator, turns: int):  # type: ignore[n
 async def test_history_views_are_dataframes_and_a_bad_name_is_a_clear_error(emulator: Emulator) -> None:
     session = await _session_with_turns(emulator, 2)
     try:
-        usage = session.history("usage")
+        usage = live_nb.history(session, "usage")
         assert len(usage) == 2 and (usage["prompt_tokens"] > 0).all()
-        transcript = session.history()
+        transcript = live_nb.history(session)
         assert list(transcript["role"])[:2] == ["user", "model"]
         assert "Turn 1." in transcript["text"].iloc[1]  # the reply's output transcription
         with pytest.raises(ConfigError, match=r"view='bogus'.*one of context, events, transcript, usage"):
-            session.history("bogus")
+            live_nb.history(session, "bogus")
+        proxied = KernelSession(session)  # what `s = %live session` gives a cell
+        assert proxied.history("usage").equals(usage)
+        assert live_nb.history(proxied).equals(transcript)
     finally:
         await session.close()
 
@@ -49,7 +56,8 @@ async def test_plot_context_draws_the_sawtooth(emulator: Emulator) -> None:
     session = await _session_with_turns(emulator, 14)
     try:
         assert session.ledger.compressions, "14 turns of ~600 tokens pass a 5,000-token trigger"
-        figure = session.plot_context()
+        figure = live_nb.plot_context(session)
+        assert len(KernelSession(session).plot_context().axes[0].get_lines()) == len(figure.axes[0].get_lines())
         ax = figure.axes[0]
         ys = [y for line in ax.get_lines() for y in line.get_ydata()]
         assert max(ys) > 5_000 and any(y <= 2_000 for y in ys[len(ys) // 2 :])
@@ -62,10 +70,11 @@ async def test_stream_makes_one_media_streamer_for_mic_and_camera(emulator: Emul
 
     session = await _session_with_turns(emulator, 0)
     try:
-        streamer = session.stream()
+        streamer = live_nb.stream(session)
         assert isinstance(streamer, MediaStreamer)
         assert (streamer.audio, streamer.video) == (True, True)
-        assert session.stream(video=False) is streamer  # one streamer per session
+        assert live_nb.stream(session, video=False) is streamer  # one streamer per session
+        assert KernelSession(session).stream() is streamer  # the proxy is unwrapped before widget code
         stop_media(session)
         assert (streamer.audio, streamer.video) == (False, False)
     finally:

@@ -8,7 +8,8 @@ waits cooperatively (comm messages keep flowing, Ctrl-C cancels the call), and s
 
 Everything that is not a coroutine method (``handle``, ``state``, ``ledger``, ``add_listener``
 ...) is the session's own attribute, read directly: they are documented as readable from any
-thread.
+thread. The notebook's doors (``history``, ``plot_context``, ``stream``) are methods here; like
+every notebook call into widget code they pass the real session (``unwrap``), never the proxy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from .. import _loop
 
-__all__ = ["KernelSession"]
+__all__ = ["KernelSession", "unwrap"]
 
 
 class KernelSession:
@@ -35,8 +36,29 @@ class KernelSession:
         self.__dict__["session"] = session
         self.__dict__["_poll"] = poll
 
+    session: Any
+    """The ``LiveSession`` itself (on live_nb's private loop)."""
+
     def __repr__(self) -> str:
         return f"KernelSession({self.session!r})"
+
+    def history(self, view: str = "transcript") -> Any:
+        """A pandas view of the session: ``"transcript"``, ``"events"``, ``"usage"`` or ``"context"``."""
+        from .doors import history
+
+        return history(self.session, view)
+
+    def plot_context(self, ax: Any = None) -> Any:
+        """A one-off matplotlib figure of the context window over time, compressions marked."""
+        from .doors import plot_context
+
+        return plot_context(self.session, ax)
+
+    def stream(self, source: Any = None, *, audio: bool = True, video: bool = True) -> Any:
+        """Stream a microphone and camera into the session; the ``MediaStreamer`` widget to display."""
+        from .doors import stream
+
+        return stream(self.session, source, audio=audio, video=video)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.session, name)
@@ -91,3 +113,8 @@ class KernelSession:
                     raise value
         finally:
             future.cancel()
+
+
+def unwrap(session: Any) -> Any:
+    """The ``LiveSession`` itself: ``session``, or the one a ``KernelSession`` wraps."""
+    return session.session if isinstance(session, KernelSession) else session
