@@ -192,6 +192,14 @@ def _all_client_messages() -> list[m.ClientMessage]:
         m.ActivityStart,
         m.ActivityEnd,
         m.ToolResponse((c.FunctionResponse("get_time", {"result": "12:00"}, id="fc-1"),)),
+        m.ToolResponse(
+            (
+                c.FunctionResponse(
+                    "plot", {"caption": "a chart"}, id="fc-2", will_continue=False, scheduling="WHEN_IDLE",
+                    parts=(c.FunctionResponsePart(c.Blob(b"\x89PNG", "image/png", display_name="chart.png")),),
+                ),
+            )
+        ),
         m.ContextUpdate(system_instruction=c.as_content("updated", role="user")),
     ]
 
@@ -453,3 +461,149 @@ def test_the_sdk_reads_our_3x_server_fields(vertex: bool) -> None:
 
     # And an empty frame is an empty message to the SDK too, not an error.
     assert _sdk_reads(b"{}", vertex).model_dump(exclude_none=True) == {}
+
+
+# --- Function calls and responses: parts, scheduling, streamed arguments (issue 13) ---------------
+
+STREAMED_CALL = m.ToolCall(
+    (
+        c.FunctionCall(
+            "write",
+            {},
+            id="fc-9",
+            partial_args=(
+                c.PartialArg("$.title", string_value="Hel", will_continue=True),
+                c.PartialArg("$.size", number_value=3),
+                c.PartialArg("$.draft", bool_value=False),
+                c.PartialArg("$.note", null_value=True),
+            ),
+            will_continue=True,
+        ),
+    )
+)
+
+
+def test_function_response_parts_round_trip_and_reach_the_sdk() -> None:
+    response = c.FunctionResponse(
+        "plot", {"caption": "a chart"}, id="fc-2",
+        parts=(
+            c.FunctionResponsePart(c.Blob(b"\x89PNG", "image/png")),
+            c.FunctionResponsePart(extra={"fileData": {"fileUri": "gs://b/o.png", "mimeType": "image/png"}}),
+        ),
+    )
+    frame = m.encode_client_frame(m.ToolResponse((response,)))
+    wire = json.loads(frame)["toolResponse"]["functionResponses"][0]
+    assert wire["parts"] == [
+        {"inlineData": {"data": base64.b64encode(b"\x89PNG").decode(), "mimeType": "image/png"}},
+        {"fileData": {"fileUri": "gs://b/o.png", "mimeType": "image/png"}},
+    ]
+    assert m.parse_client_frame(frame) == m.ToolResponse((response,))
+    sdk = genai_types.LiveClientMessage.model_validate(json.loads(frame)).tool_response
+    assert sdk is not None and sdk.function_responses is not None
+    [parsed] = sdk.function_responses
+    assert parsed.parts is not None and parsed.parts[0].inline_data is not None
+    assert parsed.parts[0].inline_data.data == b"\x89PNG"
+    assert parsed.parts[1].file_data is not None and parsed.parts[1].file_data.file_uri == "gs://b/o.png"
+
+
+def test_the_sdks_own_tool_response_with_parts_parses() -> None:
+    sdk = genai_types.FunctionResponse(
+        id="fc-1", name="plot", response={"ok": True}, will_continue=True, scheduling="SILENT",
+        parts=[genai_types.FunctionResponsePart.from_bytes(data=b"\x00\x01", mime_type="audio/pcm")],
+    )
+    # As google-genai sends it: snake_case top-level key, URL-safe base64, its own key casing inside.
+    frame = json.dumps({"tool_response": {"functionResponses": [sdk.model_dump(mode="json", exclude_none=True)]}})
+    message = m.parse_client_frame(frame)
+    assert isinstance(message, m.ToolResponse)
+    [response] = message.function_responses
+    assert (response.id, response.will_continue, response.scheduling) == ("fc-1", True, "SILENT")
+    assert response.parts == (c.FunctionResponsePart(c.Blob(b"\x00\x01", "audio/pcm")),)
+
+
+@pytest.mark.parametrize("scheduling", ["SILENT", "WHEN_IDLE", "INTERRUPT", "SCHEDULING_UNSPECIFIED", "when_idle"])
+def test_scheduling_values_are_the_sdks(scheduling: str) -> None:
+    frame = json.dumps({"toolResponse": {"functionResponses": [{"id": "a", "name": "f", "scheduling": scheduling}]}})
+    message = m.parse_client_frame(frame)
+    assert isinstance(message, m.ToolResponse)
+    assert message.function_responses[0].scheduling == scheduling.upper()
+    assert genai_types.FunctionResponse(scheduling=scheduling.upper()).scheduling is not None
+    assert c.FunctionResponse("f", scheduling=scheduling).scheduling == scheduling.upper()
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"id": "a", "name": "f", "scheduling": "LATER"}, "scheduling must be one of"),
+        ({"id": "a", "name": "f", "scheduling": 2}, "scheduling must be a string"),
+        ({"id": "a", "name": "f", "parts": {"inlineData": {}}}, "parts must be a JSON array"),
+        ({"id": "a", "name": "f", "parts": [{"inlineData": {"data": "!!", "mimeType": "x"}}]}, "not valid base64"),
+        ({"id": "a", "name": "f", "parts": [{"inlineData": {"data": "", "displayName": 1}}]}, "displayName"),
+    ],
+)
+def test_bad_function_responses_are_remote_protocol_errors(body: dict[str, object], words: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=words):
+        m.parse_client_frame(json.dumps({"toolResponse": {"functionResponses": [body]}}))
+
+
+def test_a_bad_scheduling_built_locally_is_a_local_protocol_error() -> None:
+    with pytest.raises(LocalProtocolError, match="scheduling"):
+        c.FunctionResponse("f", scheduling="SOON")
+
+
+def test_partial_args_and_will_continue_round_trip() -> None:
+    frame = m.encode_server_frame(STREAMED_CALL)
+    call = json.loads(frame)["toolCall"]["functionCalls"][0]
+    assert call["willContinue"] is True
+    assert call["partialArgs"] == [
+        {"jsonPath": "$.title", "stringValue": "Hel", "willContinue": True},
+        {"jsonPath": "$.size", "numberValue": 3},
+        {"jsonPath": "$.draft", "boolValue": False},
+        {"jsonPath": "$.note", "nullValue": "NULL_VALUE"},
+    ]
+    assert m.parse_server_frame(frame) == [STREAMED_CALL]
+    assert [p.value for p in STREAMED_CALL.function_calls[0].partial_args] == ["Hel", 3, False, None]
+
+
+def test_the_sdk_reads_our_partial_args() -> None:
+    # google-genai documents partialArgs and FunctionCall.willContinue as Vertex AI only.
+    tool_call = _sdk_reads(m.encode_server_frame(STREAMED_CALL), vertex=True).tool_call
+    assert tool_call is not None and tool_call.function_calls is not None
+    [call] = tool_call.function_calls
+    assert call.will_continue is True and call.partial_args is not None
+    assert [(p.json_path, p.string_value, p.number_value, p.bool_value, p.null_value, p.will_continue)
+            for p in call.partial_args] == [
+        ("$.title", "Hel", None, None, None, True),
+        ("$.size", None, 3.0, None, None, None),
+        ("$.draft", None, None, False, None, None),
+        ("$.note", None, None, None, "NULL_VALUE", None),
+    ]
+
+
+@pytest.mark.parametrize("null", ['"NULL_VALUE"', "null"])
+def test_null_value_reads_in_both_proto3_forms_and_snake_case(null: str) -> None:
+    frame = (
+        '{"tool_call": {"function_calls": [{"id": "a", "name": "f", "will_continue": false, '
+        f'"partial_args": [{{"json_path": "$.x", "null_value": {null}}}]}}]}}}}'
+    )
+    [message] = m.parse_server_frame(frame)
+    assert isinstance(message, m.ToolCall)
+    [call] = message.function_calls
+    assert call.will_continue is False
+    assert call.partial_args == (c.PartialArg("$.x", null_value=True),)
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        ('{"name": "f", "partialArgs": {"jsonPath": "$.x"}}', "partialArgs must be a JSON array"),
+        ('{"name": "f", "partialArgs": [{"jsonPath": 1}]}', "jsonPath must be a string"),
+        ('{"name": "f", "partialArgs": [{"jsonPath": "$.x", "numberValue": "3"}]}', "numberValue must be a number"),
+        ('{"name": "f", "partialArgs": [{"jsonPath": "$.x", "boolValue": 1}]}', "boolValue must be true or false"),
+        ('{"name": "f", "partialArgs": [{"jsonPath": "$.x", "nullValue": 0}]}', "nullValue must be NULL_VALUE"),
+        ('{"name": "f", "partialArgs": [{"jsonPath": "$.x", "willContinue": "yes"}]}', "willContinue"),
+        ('{"name": "f", "willContinue": "yes"}', "willContinue must be true or false"),
+    ],
+)
+def test_bad_partial_args_are_remote_protocol_errors(call: str, words: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=words):
+        m.parse_server_frame(f'{{"toolCall": {{"functionCalls": [{call}]}}}}')
