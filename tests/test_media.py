@@ -488,8 +488,8 @@ async def test_start_and_stop_media_keep_one_streamer_per_session(emulator: Emul
         mic.close()
         fresh = start_media(session)
         assert fresh is not mic  # a closed widget is replaced
-        # session.stream(camera) is start_media(session, audio=True, video=True, source=camera).
-        assert session.stream() is fresh and (fresh.audio, fresh.video) == (True, True)
+        # The notebook's stream(session, camera) is start_media(session, audio=True, video=True, source=camera).
+        assert start_media(session, audio=True, video=True) is fresh and (fresh.audio, fresh.video) == (True, True)
         assert fresh.session is session and fresh.feed is not None and fresh.feed.session is session
     finally:
         for s in list(media.streamers()):

@@ -31,14 +31,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from ..client.view import SessionView
 from ..protocol.ledger import CompressionEvent, ContextLedger, ContextPoint
 from ..protocol.tokens import AUDIO_TOKENS_PER_SECOND, VIDEO_TOKENS_PER_FRAME
+from . import streamers
+from .streamers import StreamerState
 
 __all__ = [
     "FeedFrame",
@@ -65,24 +67,17 @@ KIND_COMPRESSION = 2
 
 
 def _frame_tokens(feed: Any) -> float:
+    """What one video frame costs: the feed's session's figure, else the Live API's 258."""
     value = getattr(feed, "frame_tokens", None)
     return float(value) if isinstance(value, (int, float)) else VIDEO_TOKENS_PER_FRAME
-"""What one video frame costs."""
+
+
 MEDIA_FRESH_SECONDS = 1.5
 """A kind counts as streaming while its chunk/frame count moved this recently (audio: 10/s)."""
 
 
-class ObservableSession(Protocol):
-    """What the feed reads from a ``LiveSession`` (architecture.md, "Observable state").
-
-    Every attribute is read with ``getattr`` and a default, so a session that lacks one (an older
-    client, a closed session) still draws; this Protocol documents the names.
-    """
-
-    ledger: ContextLedger
-    state: str
-    backend: str
-    model: str
+ObservableSession = SessionView
+"""The feed reads a session through the client's typed view (``client/view.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,24 +166,16 @@ def shorten_handle(handle: str | None, keep: int = 6) -> str:
     return handle if len(handle) <= 2 * keep + 1 else f"{handle[:keep]}…{handle[-keep:]}"
 
 
-def find_streamer(session: Any) -> Any | None:
-    """The open ``MediaStreamer`` feeding ``session`` (or its notebook proxy), or None.
+def find_streamer(session: object) -> StreamerState | None:
+    """The open ``MediaStreamer`` feeding ``session`` (``%live mic on``, ``start_media``), or None.
 
-    Looks through ``media.streamers()`` (every streamer ``start_media`` made: ``%live mic on``,
-    ``session.stream``) only when media.py was already imported: no streamer can exist
-    otherwise, and a dashboard must not pull in the media widget stack for nothing.
+    Asks the widgets' own registry (``streamers.py``), which ``start_media`` fills: no module
+    lookup, no look behind a proxy, and no import of the media widget stack for a dashboard.
     """
-    module = sys.modules.get("live_nb.widgets.media")
-    streamers = getattr(module, "streamers", None)
-    if streamers is None:
+    streamer: StreamerState | None = streamers.lookup(session)
+    if streamer is None or streamer.comm is None:
         return None
-    inner = getattr(session, "__dict__", {}).get("session")  # a notebook KernelSession proxy
-    found = None
-    for streamer in list(streamers()):
-        fed = getattr(streamer, "session", None)
-        if fed is not None and (fed is session or fed is inner) and getattr(streamer, "comm", None) is not None:
-            found = streamer
-    return found
+    return streamer
 
 
 def media_state(
@@ -289,14 +276,14 @@ class MediaWatch:
             every sample, so one started after the dashboard shows up.
     """
 
-    def __init__(self, streamer: Any = None) -> None:
+    def __init__(self, streamer: StreamerState | None = None) -> None:
         self.streamer = streamer
         self._seen: Any = None
         self._counts = (-1, -1)
         self._audio_at = float("-inf")
         self._video_at = float("-inf")
 
-    def sample(self, session: Any, now: float | None = None) -> dict[str, Any]:
+    def sample(self, session: object, now: float | None = None) -> dict[str, Any]:
         """The ``media_state`` of the session's streamer right now."""
         now = time.monotonic() if now is None else now
         streamer = self.streamer if self.streamer is not None else find_streamer(session)
@@ -329,13 +316,17 @@ class SessionFeed:
     Sans-I/O in spirit: no loop, no widgets; the caller passes ``now`` (``time.time()`` seconds).
 
     Args:
-        session: a ``LiveSession`` (or anything with its observable attributes).
+        session: a ``LiveSession`` (typed as the client's ``SessionView``; a stand-in lacking a
+            member still draws: members are read with defaults).
         transcript_turns: how many of the latest transcript turns to report.
         turn_chars: each reported turn is cut to its last this-many characters.
         media: the ``MediaStreamer`` to report; None finds the session's own (``find_streamer``).
     """
 
-    def __init__(self, session: Any, transcript_turns: int = 8, turn_chars: int = 400, media: Any = None) -> None:
+    def __init__(
+        self, session: SessionView, transcript_turns: int = 8, turn_chars: int = 400,
+        media: StreamerState | None = None,
+    ) -> None:
         self.session = session
         self.media_watch = MediaWatch(media)
         self.transcript_turns = transcript_turns
@@ -668,7 +659,7 @@ class Sampler:
             self._remove_listener = None
 
 
-def start_sampler(session: Any, apply: Callable[[FeedFrame], None], rate: float) -> Sampler:
+def start_sampler(session: SessionView, apply: Callable[[FeedFrame], None], rate: float) -> Sampler:
     """Sample ``session`` into one widget's ``apply``: once now, then on the kernel loop (used alone)."""
     sampler = Sampler(SessionFeed(session), [apply], rate=rate)
     sampler.tick()

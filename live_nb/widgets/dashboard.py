@@ -34,10 +34,12 @@ import anywidget
 import ipywidgets
 import traitlets
 
+from ..client.view import SessionView
 from ..protocol.config import CONNECTION_LIFETIME_SECONDS
 from ._feed import FeedFrame, Sampler, SessionFeed, start_sampler
 from .context_chart import ContextChart
 from .static import render_dashboard_svg
+from .streamers import StreamerState
 
 __all__ = ["ConnectionPanel", "Dashboard", "MediaPanel", "TranscriptPanel", "UsagePanel"]
 
@@ -52,7 +54,7 @@ class _Panel(anywidget.AnyWidget):
 
     part = traitlets.Unicode(help="Which panel dashboard.js draws.").tag(sync=True)
 
-    def __init__(self, session: Any = None, *, rate: float = 4.0, **kwargs: Any) -> None:
+    def __init__(self, session: SessionView | None = None, *, rate: float = 4.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sampler = None if session is None else start_sampler(session, self.apply, rate)
 
@@ -163,7 +165,7 @@ class MediaPanel(_Panel):
     Args:
         session: a ``LiveSession`` to follow, or None when a Dashboard feeds it.
         media: the ``MediaStreamer`` to show; None finds the one ``start_media`` made for the
-            session (``%live mic on``, ``session.stream``), whenever it starts.
+            session (``%live mic on``, the notebook's ``stream``), whenever it starts.
     """
 
     part = traitlets.Unicode("media").tag(sync=True)
@@ -191,7 +193,10 @@ class MediaPanel(_Panel):
     """Seconds between updates of the moving numbers (counters, rate, level)."""
     _SWITCHES = ("present", "streaming", "mic", "camera", "capture_state", "gaps", "error")
 
-    def __init__(self, session: Any = None, *, media: Any = None, rate: float = 4.0, **kwargs: Any) -> None:
+    def __init__(
+        self, session: SessionView | None = None, *, media: StreamerState | None = None, rate: float = 4.0,
+        **kwargs: Any,
+    ) -> None:
         self._last_update = 0.0
         super().__init__(None, **kwargs)
         if session is not None:
@@ -242,14 +247,14 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
 
     def __init__(
         self,
-        session: Any,
+        session: SessionView,
         *,
         rate: float = 4.0,
         connection_limit: float = CONNECTION_LIFETIME_SECONDS,
         max_points: int = 600,
         auto_snapshot: float | None = 60.0,
         start: bool = True,
-        media: Any = None,
+        media: StreamerState | None = None,
     ) -> None:
         self.session = session
         self.chart = ContextChart(max_points=max_points, layout=ipywidgets.Layout(grid_area="chart"))

@@ -14,7 +14,7 @@ SVG is built element by element (``_element``) with every attribute value and ev
 no sanitiser we could rely on runs on every viewer of a saved notebook.
 
 ``plot_context(session)`` is the one-off figure (matplotlib, imported lazily) from the session's
-pandas-free ledger data; the client exposes it as ``session.plot_context()``.
+pandas-free ledger data; the notebook layer offers it as ``plot_context(session)``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
+
+from ..client.view import SessionView
 
 NONE = "\u2013"  # en dash: "no value"
 MINUS = "\u2212"
@@ -447,7 +449,7 @@ def media_line(media: dict[str, Any]) -> str:
     )
 
 
-def plot_context(session: Any, ax: Any = None) -> Any:
+def plot_context(session: SessionView, ax: Any = None) -> Any:
     """A matplotlib figure of the session's context window over time.
 
     Args:
