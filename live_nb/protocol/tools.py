@@ -150,7 +150,7 @@ class Tool:
     scheduling: str | None = None
     timeout: float | None = None
     is_async: bool = dc_field(init=False, default=False)
-    _params: tuple[_Param, ...] | None = dc_field(init=False, default=None, repr=False, compare=False)
+    _params: tuple[_Param, ...] = dc_field(init=False, default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = f"tools.{self.name}"
@@ -183,8 +183,7 @@ class Tool:
         ):
             raise ConfigError(f"{where}.timeout", self.timeout, "None or a number of seconds above 0, up to a day")
         object.__setattr__(self, "is_async", _is_async(self.function))
-        if self._params is None:
-            object.__setattr__(self, "_params", _loose_params(self.function))
+        object.__setattr__(self, "_params", _bound_params(self.function))
 
     def declaration(self) -> Json:
         """The ``FunctionDeclaration`` as it goes on the wire (camelCase)."""
@@ -209,7 +208,7 @@ class Tool:
             TypeError: an unknown or missing argument, or a value of the wrong type. The tool loop
                 answers the call with it as an error result, so the model can try again.
         """
-        params = self._params or ()
+        params = self._params
         known = {p.name for p in params}
         unknown = [key for key in args if key not in known]
         if unknown:
@@ -242,17 +241,28 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
 
 
-def _loose_params(fn: Callable[..., Any]) -> tuple[_Param, ...]:
-    """Parameters of a hand-declared tool's function: bound by name, values passed as they come."""
+def _bound_params(fn: Callable[..., Any]) -> tuple[_Param, ...]:
+    """How ``Tool.bind`` passes arguments to ``fn``: by name, converted as its hints say where it has them.
+
+    Derived from the function itself (not from the declaration), so a Tool built by hand or copied
+    with ``dataclasses.replace`` binds as one built by ``tool_from_callable``.
+    """
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
         return ()
-    return tuple(
-        _Param(p.name, p.kind is p.POSITIONAL_ONLY, Any, p.default is p.empty, p.default)
-        for p in signature.parameters.values()
-        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    )
+    try:
+        hints = _hints(fn, "tools")
+    except ConfigError:
+        hints = {}
+    out = []
+    for p in signature.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = hints.get(p.name, Any)
+        required = p.default is p.empty and not _nullable(annotation)
+        out.append(_Param(p.name, p.kind is p.POSITIONAL_ONLY, annotation, required, p.default))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -300,7 +310,6 @@ def tool_from_callable(
     summary, arg_docs = _parse_docstring(inspect.getdoc(fn))
     properties: dict[str, Any] = {}
     required: list[str] = []
-    params: list[_Param] = []
     for param in signature.parameters.values():
         pwhere = f"{where}.{param.name}"
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -330,16 +339,12 @@ def tool_from_callable(
         if not has_default and not nullable:
             required.append(param.name)
         properties[param.name] = schema
-        params.append(
-            _Param(param.name, param.kind is param.POSITIONAL_ONLY, annotation, not has_default and not nullable,
-                   param.default)
-        )
     parameters: Json | None = None
     if properties:
         parameters = {"type": "OBJECT", "properties": properties}
         if required:
             parameters["required"] = required
-    tool = Tool(
+    return Tool(
         name=fn_name,
         function=fn,
         description=description if description is not None else summary,
@@ -348,8 +353,6 @@ def tool_from_callable(
         scheduling=scheduling,
         timeout=timeout,
     )
-    object.__setattr__(tool, "_params", tuple(params))
-    return tool
 
 
 def as_tool(item: Tool | Callable[..., Any]) -> Tool:
@@ -472,6 +475,13 @@ def _schema(tp: Any, where: str, seen: tuple[Any, ...]) -> Json:
         "str, int, float, bool, list[X], dict[str, X], Optional, Literal, Enum, TypedDict, a dataclass or a "
         "pydantic model",
     )
+
+
+def _nullable(tp: Any) -> bool:
+    """Whether the annotation admits None (``Optional[X]``, ``X | None``, also inside ``Annotated``)."""
+    if get_origin(tp) is Annotated:
+        return _nullable(get_args(tp)[0])
+    return get_origin(tp) in _UNION_TYPES and type(None) in get_args(tp)
 
 
 def _is_pydantic(tp: type) -> bool:
@@ -666,7 +676,7 @@ def _convert_object(value: Mapping[str, Any], tp: type, where: str) -> Any:
         if name in value:
             out[name] = _convert(value[name], annotation, f"{where}.{name}")
         elif not has_default:
-            if get_origin(annotation) in _UNION_TYPES and type(None) in get_args(annotation):
+            if _nullable(annotation):
                 out[name] = None
             else:
                 raise TypeError(f"{where}: missing field {name!r}")

@@ -359,6 +359,16 @@ def test_bind_refuses_bad_arguments_with_type_error(args: dict[str, Any], words:
         tool_from_callable(get_weather).bind(args)
 
 
+def test_a_copied_tool_binds_as_the_original() -> None:
+    tool = dataclasses.replace(tool_from_callable(get_weather), scheduling="SILENT")
+    assert tool.scheduling == "SILENT"
+    assert tool.bind({"place": {"city": "Rome"}, "unit": "celsius"}) == ([], {"place": Place("Rome"), "unit": Unit.C})
+
+    def f(x: Annotated[int | None, "maybe"]) -> None: ...
+
+    assert tool_from_callable(f).bind({}) == ([], {"x": None})
+
+
 def test_hand_declared_tool_binds_by_name() -> None:
     def raw(**kw: Any) -> None: ...
 
