@@ -48,7 +48,7 @@ class SessionView(Protocol):
 
     @property
     def model(self) -> str:
-        """The model id the session runs."""
+        """The model as the service names it (``models/gemini-3.8-live``)."""
         ...
 
     @property
