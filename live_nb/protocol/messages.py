@@ -26,15 +26,13 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ..exceptions import RemoteProtocolError
 from . import _wire as w
 from .audio import INPUT_AUDIO_MIME
+from .config import LiveGenerationConfig, SessionResumptionConfig
 from .content import Blob, Content, FunctionCall, FunctionResponse
-
-if TYPE_CHECKING:
-    from .config import LiveGenerationConfig, SessionResumptionConfig
 
 logger = logging.getLogger("live_nb.protocol")
 
@@ -96,8 +94,6 @@ class Setup:
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], where: str = "setup") -> Setup:
-        from .config import LiveGenerationConfig, SessionResumptionConfig
-
         data = w.mapping(data, where)
         model = w.string(w.field(data, "model"), f"{where}.model")
         if not model:
