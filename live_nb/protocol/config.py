@@ -30,7 +30,6 @@ __all__ = [
     "CONNECTION_LIFETIME_SECONDS",
     "CONTEXT_WINDOW_TOKENS",
     "GO_AWAY_LEAD_SECONDS",
-    "HANDLE_RETENTION_SECONDS",
     "MEDIA_RESOLUTIONS",
     "THINKING_LEVELS",
     "AudioTranscriptionConfig",
@@ -52,9 +51,6 @@ CONNECTION_LIFETIME_SECONDS = 600.0
 
 GO_AWAY_LEAD_SECONDS = 60.0
 """How long before a connection's end its GoAway arrives."""
-
-HANDLE_RETENTION_SECONDS = {"gemini": 2 * 3600.0, "vertex": 24 * 3600.0}
-"""How long a resumption handle stays valid after its session ends, by backend."""
 
 TRIGGER_MIN, TRIGGER_MAX = 5_000, 128_000
 TARGET_MIN, TARGET_MAX = 0, 128_000
