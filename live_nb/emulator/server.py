@@ -71,7 +71,7 @@ from .sessions import EmulatorSession, SessionBook
 from .store import Store, default_db_path
 from .tls import generate_certificate, server_context
 
-__all__ = ["Emulator", "EmulatorSession", "clip_reason", "main"]
+__all__ = ["Emulator", "EmulatorSession", "clip_reason"]
 
 logger = logging.getLogger("live_nb.emulator")
 ws_logger = logging.getLogger("live_nb.emulator.websockets")
@@ -632,9 +632,3 @@ class Emulator:
         except ConnectionClosed:
             return
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``live-nb-emulator`` (pyproject names this one); the CLI lives in cli.py."""
-    from .cli import main as cli_main  # cli imports this module: import it when called
-
-    return cli_main(argv)
