@@ -278,7 +278,7 @@ def test_goaway_during_a_long_cpu_bound_cell_is_survived(kernel: Kernel, emulato
         "_h = get_ipython().run_line_magic('live', 'history scaled --view events')\n"
         "print(_h.event.value_counts().to_dict())\n"
         "print([s.state_restored for _, s in get_ipython().magics_manager.registry['LiveMagics']"
-        ".sessions['scaled'].session.events if type(s).__name__ == 'Resumed'])"
+        ".registry.sessions['scaled'].session.events if type(s).__name__ == 'Resumed'])"
     )
     lines = kernel.stdout(counts_id).splitlines()
     counts = ast.literal_eval(lines[0])

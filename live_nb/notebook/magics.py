@@ -88,6 +88,8 @@ from .transformer import MAGICS_KEY, in_kernel, transform_live_cells
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from ..client.session import LiveSession
+
 __all__ = [
     "HELP",
     "LiveMagics",
@@ -538,7 +540,7 @@ class LiveMagics(Magics):
         limit = CONNECTION_LIFETIME_SECONDS
         if entry.options.backend == "emulator":
             limit /= entry.options.time_scale  # the emulator scales its 10-minute connections too
-        display(Dashboard(entry.session, connection_limit=limit))
+        display(Dashboard(_opened(entry), connection_limit=limit))
 
     @magic_arguments("%live mic")
     @argument("switch", choices=["on", "off"], help="start or stop")
@@ -568,12 +570,12 @@ class LiveMagics(Magics):
             raise UsageError(f"mic and camera streaming is not available: {exc}") from None
         if args.switch == "on":
             entry = self._entry(args.name, open_if_missing=True)
-            widget = media.start_media(entry.session, audio=audio, video=video)
+            widget = media.start_media(_opened(entry), audio=audio, video=video)
             if widget is not None:
                 display(widget)
         else:
             entry = self._entry(args.name)
-            media.stop_media(entry.session, audio=audio, video=video)
+            media.stop_media(_opened(entry), audio=audio, video=video)
 
     def _namespace(self) -> dict[str, Any]:
         return self.shell.user_ns if self.shell is not None else {}
@@ -635,6 +637,17 @@ SUBCOMMANDS = (
     "mic", "camera", "help",
 )
 """The ``%live`` subcommands, in the order the help lists them (each is ``LiveMagics._cmd_<name>``)."""
+
+
+def _opened(entry: Entry) -> LiveSession:
+    """The entry's session (widgets take the real ``LiveSession``, never a proxy).
+
+    Raises:
+        UsageError: it is still opening (another request is connecting it).
+    """
+    if entry.session is None:
+        raise UsageError(f"session {entry.name!r} is still opening; try again in a moment")
+    return entry.session
 
 
 async def _awaited(awaitable: Any) -> Any:
