@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 from .client.reconnect import ReconnectPolicy
 from .exceptions import *  # noqa: F403
 from .exceptions import __all__ as _exceptions_all
@@ -40,7 +40,6 @@ from .protocol.messages import (
     UsageMetadata,
     VoiceActivity,
 )
-
 
 __all__ = [
     "CATALOGUE",

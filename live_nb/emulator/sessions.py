@@ -13,6 +13,7 @@ store is a short synchronous SQLite transaction per call (store.py), as before t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -132,8 +133,9 @@ def _payload_bytes(value: object, depth: int = 0) -> int:
         return sum(_payload_bytes(k, depth + 1) + _payload_bytes(v, depth + 1) for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return sum(_payload_bytes(item, depth + 1) for item in value)
-    names = getattr(value, "__slots__", None) or getattr(value, "__dict__", {})
-    return 16 + sum(_payload_bytes(getattr(value, name, None), depth + 1) for name in names)
+    if dataclasses.is_dataclass(value):  # the typed messages
+        return 16 + sum(_payload_bytes(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value))
+    return 16
 
 
 class SessionBook:

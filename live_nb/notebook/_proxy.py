@@ -44,21 +44,21 @@ class KernelSession:
 
     def history(self, view: str = "transcript") -> Any:
         """A pandas view of the session: ``"transcript"``, ``"events"``, ``"usage"`` or ``"context"``."""
-        from .doors import history
+        from .history import view as history_view
 
-        return history(self.session, view)
+        return history_view(self.session, view)
 
     def plot_context(self, ax: Any = None) -> Any:
         """A one-off matplotlib figure of the context window over time, compressions marked."""
-        from .doors import plot_context
+        from ..widgets.static import plot_context
 
         return plot_context(self.session, ax)
 
     def stream(self, source: Any = None, *, audio: bool = True, video: bool = True) -> Any:
         """Stream a microphone and camera into the session; the ``MediaStreamer`` widget to display."""
-        from .doors import stream
+        from ..widgets.media import start_media
 
-        return stream(self.session, source, audio=audio, video=video)
+        return start_media(self.session, audio=audio, video=video, source=source)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.session, name)

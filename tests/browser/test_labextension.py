@@ -332,6 +332,7 @@ def test_wheel_from_a_clean_clone_ships_the_prebuilt_extension(tmp_path: Path) -
 def test_versions_agree() -> None:
     """One version, written once (labextension/package.json): the Python project reads it, and so does JupyterLab."""
     import importlib.metadata
+
     import tomllib
 
     import live_nb
