@@ -7,9 +7,9 @@ so a file created at a wider mode and chmod-ed afterwards (a window in which ano
 it) would show up here as 0644/0666. Existing files we own that are readable by others are
 tightened; symlinks are never followed into a create.
 
-The notebook sidecar (``<notebook>.live_nb.json``, live_nb/notebook/metadata.py) holds resumption
+The notebook sidecar (``<notebook>.live_nb.json``, live_nb/notebook/sidecar.py) holds resumption
 handles and gets the same rules, and so does the directory the magics' in-kernel emulator keeps its
-database in (``~/.cache/live_nb``, live_nb/notebook/magics.py).
+database in (``~/.cache/live_nb``, live_nb/notebook/sessions.py).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def test_write_private_file_is_atomic_and_private(umask0: None, tmp_path: Path) 
     assert os.listdir(path.parent) == ["secret.bin"]
 
 
-# The notebook sidecar (live_nb/notebook/metadata.py).
+# The notebook sidecar (live_nb/notebook/sidecar.py).
 
 RECORD = {
     "handle": "h-123",
@@ -178,7 +178,7 @@ RECORD = {
 
 
 def test_sidecar_is_private(umask0: None, tmp_path: Path) -> None:
-    from live_nb.notebook.metadata import read_records, write_sidecar
+    from live_nb.notebook.sidecar import read_records, write_sidecar
 
     path = tmp_path / "demo.live_nb.json"
     write_sidecar(path, {"main": RECORD})
@@ -191,7 +191,7 @@ def test_sidecar_is_private(umask0: None, tmp_path: Path) -> None:
 
 
 def test_sidecar_write_never_follows_a_planted_symlink(umask0: None, tmp_path: Path) -> None:
-    from live_nb.notebook.metadata import write_sidecar
+    from live_nb.notebook.sidecar import write_sidecar
 
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
@@ -209,23 +209,23 @@ def test_sidecar_write_never_follows_a_planted_symlink(umask0: None, tmp_path: P
 def test_a_failed_sidecar_write_leaves_the_old_file_and_no_temp(
     umask0: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from live_nb.notebook import metadata
+    from live_nb.notebook import sidecar
 
     path = tmp_path / "demo.live_nb.json"
-    metadata.write_sidecar(path, {"main": RECORD})
+    sidecar.write_sidecar(path, {"main": RECORD})
     before = path.read_bytes()
 
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(metadata.os, "replace", refuse)
+    monkeypatch.setattr(sidecar.os, "replace", refuse)
     with pytest.raises(OSError):
-        metadata.write_sidecar(path, {"other": RECORD})
+        sidecar.write_sidecar(path, {"other": RECORD})
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["demo.live_nb.json"]
 
 
 def test_sidecar_read_refuses_a_symlink_and_a_fifo(tmp_path: Path) -> None:
-    from live_nb.notebook.metadata import read_records, write_sidecar
+    from live_nb.notebook.sidecar import read_records, write_sidecar
 
     real = tmp_path / "elsewhere.json"
     write_sidecar(real, {"main": RECORD})
@@ -242,7 +242,8 @@ def test_sidecar_read_refuses_a_symlink_and_a_fifo(tmp_path: Path) -> None:
 def test_bridge_says_it_did_not_read_a_symlinked_sidecar(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from live_nb.notebook.metadata import MetadataBridge, write_sidecar
+    from live_nb.notebook.metadata import MetadataBridge
+    from live_nb.notebook.sidecar import write_sidecar
 
     class Shell:
         user_ns = {"__vsc_ipynb_file__": str(tmp_path / "demo.ipynb")}
@@ -259,12 +260,13 @@ def test_bridge_says_it_did_not_read_a_symlinked_sidecar(
         bridge.close()
 
 
-# The in-kernel emulator's directory (live_nb/notebook/magics.py).
+# The in-kernel emulator's directory (live_nb/notebook/sessions.py).
 
 
 def test_magics_emulator_directory_is_private(umask0: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from live_nb import _loop
-    from live_nb.notebook.magics import LiveMagics, emulator_cache_dir, make_emulator_dir
+    from live_nb.notebook.magics import LiveMagics
+    from live_nb.notebook.sessions import emulator_cache_dir, make_emulator_dir
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("LIVE_NB_EMULATOR_DB", raising=False)
@@ -272,12 +274,12 @@ def test_magics_emulator_directory_is_private(umask0: None, tmp_path: Path, monk
     magics = LiveMagics(shell=None)
     assert magics.emulator_db == str(tmp_path / "cache" / "live_nb" / "emulator.sqlite3")
     try:
-        url = _loop.block(_loop.submit(magics._emulator(1.0, "vertex")), 30)
+        url = _loop.block(_loop.submit(magics.registry.emulator(1.0, "vertex")), 30)
         assert url.startswith("ws://127.0.0.1:")
         assert mode(tmp_path / "cache") == 0o700 and mode(tmp_path / "cache" / "live_nb") == 0o700
         assert_private_db(str(tmp_path / "cache" / "live_nb" / "emulator.sqlite3"))
     finally:
-        for emulator in magics._emulators.values():
+        for emulator in magics.registry._emulators.values():
             _loop.block(_loop.submit(emulator.stop()), 30)
         _loop.stop()
 
@@ -296,7 +298,7 @@ def test_magics_emulator_directory_is_private(umask0: None, tmp_path: Path, monk
 def test_magics_emulator_directory_is_never_tightened_through_a_symlink(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from live_nb.notebook.magics import make_emulator_dir
+    from live_nb.notebook.sessions import make_emulator_dir
 
     target = tmp_path / "target"
     target.mkdir(mode=0o755)

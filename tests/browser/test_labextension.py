@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from harness import REPO_ROOT, LabPage, LabServer, emulator_in_thread, launch_context, start_lab, write_notebook
 
-from live_nb.notebook.metadata import RECORD_KEYS
+from live_nb.notebook.records import RECORD_KEYS
 
 SECRET = "AIza" + "SyTEST-not-a-real-key-0123456789abcd"  # the shape of a key: must never reach the file
 POISON = (
