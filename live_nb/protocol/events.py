@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Connected", "Reconnecting", "Resumed", "SessionClosed", "SessionEvent"]
+__all__ = ["TOOL_RUN_STATUSES", "Connected", "Reconnecting", "Resumed", "SessionClosed", "SessionEvent", "ToolRun"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,4 +64,36 @@ class SessionClosed:
     error: str | None = None
 
 
-SessionEvent = Connected | Reconnecting | Resumed | SessionClosed
+TOOL_RUN_STATUSES = ("running", "returned", "failed", "cancelled", "timed_out")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    """The session's tool loop ran (or is running) a function the model called.
+
+    One event when the call starts (``status="running"``) and one when it ends. Arguments and the
+    result are untrusted text (they come from the model and the user's function): show them as
+    text, never as HTML.
+
+    Attributes:
+        call_id: the call's ``id`` (the response carries it back).
+        name: the function's name as declared.
+        args: the arguments the model sent, as JSON text (cut to a readable length).
+        status: one of ``TOOL_RUN_STATUSES``.
+        seconds: how long the function ran (0.0 while running).
+        result: what it returned or raised, as text (cut to a readable length); "" while running.
+        behavior: ``"BLOCKING"`` or ``"NON_BLOCKING"`` as the model runs this call (None: unknown).
+        scheduling: the ``scheduling`` sent with the response (None: the service's default).
+    """
+
+    call_id: str
+    name: str
+    args: str
+    status: str
+    seconds: float = 0.0
+    result: str = ""
+    behavior: str | None = None
+    scheduling: str | None = None
+
+
+SessionEvent = Connected | Reconnecting | Resumed | SessionClosed | ToolRun
