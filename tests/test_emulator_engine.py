@@ -253,7 +253,8 @@ def test_no_output_transcription_no_reply_text() -> None:
 
 
 def test_function_call_waits_for_the_response() -> None:
-    tools = [{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
+    tools = [{"functionDeclarations": [{"name": "get_time", "behavior": "BLOCKING",
+                                        "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
     engine = make_engine(tools=tools, resumption=SessionResumptionConfig())
     actions = ask(engine, "get time tz=UTC please")
     call = next(a.message for a in actions if isinstance(a, Send) and isinstance(a.message, ToolCall))
@@ -365,7 +366,7 @@ def test_barge_in_keeps_only_what_was_sent() -> None:
 
 
 def test_barge_in_cancels_pending_function_calls() -> None:
-    tools = [{"functionDeclarations": [{"name": "lookup"}]}]
+    tools = [{"functionDeclarations": [{"name": "lookup", "behavior": "BLOCKING"}]}]
     engine = make_engine(tools=tools)
     ask(engine, "lookup it")
     actions = engine.receive(audio(pcm_tone(0.1)))
@@ -595,13 +596,18 @@ def test_extended_thinking_refuses_scheduled_tool_responses() -> None:
     # Plain 3.8 takes the scheduling and answers.
     plain = make_engine(tools=tools)
     call = next(a.message for a in ask(plain, "lookup it") if isinstance(a, Send) and isinstance(a.message, ToolCall))
-    answer = ToolResponse((FunctionResponse("lookup", {"ok": True}, id=call.function_calls[0].id, scheduling="SILENT"),))
+    answer = ToolResponse((FunctionResponse("lookup", {"ok": True}, id=call.function_calls[0].id,
+                                            scheduling="WHEN_IDLE"),))
     assert 'lookup returned {"ok": true}' in reply_text(run(plain, plain.receive(answer)))
 
 
 # Rule 5: a checkpoint's snapshot contains every message up to its index, and no later one.
 
 GET_TIME = [{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
+"""get_time as the model's default runs it (NON_BLOCKING on 3.8)."""
+GET_TIME_BLOCKING = [{"functionDeclarations": [
+    {"name": "get_time", "behavior": "BLOCKING", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}},
+]}]
 MANUAL_VAD = {"automaticActivityDetection": {"disabled": True}}
 TRANSPARENT = SessionResumptionConfig(transparent=True)
 SPEECH = pcm_tone(0.1)
@@ -630,10 +636,13 @@ def barge_in_cases() -> list[tuple[str, dict[str, Any], list[ClientMessage], Cli
         ("VAD speech start", {}, [user("first")], audio(SPEECH)),
         ("activityStart", {"realtime_input_config": MANUAL_VAD}, [user("first")], RealtimeInput(activity_start=True)),
         ("realtime text, manual VAD", {"realtime_input_config": MANUAL_VAD}, [user("first")], typed("second")),
-        ("tool call cancelled by a turn", {"tools": GET_TIME}, [tool_ask], user("never mind")),
-        ("tool call cancelled by speech", {"tools": GET_TIME}, [tool_ask], audio(SPEECH)),
-        ("tool call cancelled by activityStart", {"tools": GET_TIME, "realtime_input_config": MANUAL_VAD},
+        ("tool call cancelled by a turn", {"tools": GET_TIME_BLOCKING}, [tool_ask], user("never mind")),
+        ("tool call cancelled by speech", {"tools": GET_TIME_BLOCKING}, [tool_ask], audio(SPEECH)),
+        ("tool call cancelled by activityStart", {"tools": GET_TIME_BLOCKING, "realtime_input_config": MANUAL_VAD},
          [tool_ask], RealtimeInput(activity_start=True)),
+        ("NON_BLOCKING call's filler cut by a turn", {"tools": GET_TIME}, [tool_ask], user("never mind")),
+        ("NON_BLOCKING call's filler cut by an INTERRUPT result", {"tools": GET_TIME}, [tool_ask],
+         ToolResponse((FunctionResponse("get_time", {"t": 1}, id="fc-1", scheduling="INTERRUPT"),))),
     ]
 
 
@@ -719,9 +728,12 @@ def next_event(rng: Any, engine: ServerEngine, manual: bool, n: int) -> Event:
         return ("finish", None)
     if roll < 0.37:
         return ("periodic", None)
-    if engine.waiting_calls and rng.random() < 0.5:
-        (call_id,) = list(engine.waiting_calls)[:1]
-        return ("msg", ToolResponse((FunctionResponse("get_time", {"time": f"12:{n:02d}"}, id=call_id),)))
+    if engine.pending_calls and rng.random() < 0.5:
+        call_id = next(iter(engine.pending_calls))
+        scheduling = rng.choice([None, "SILENT", "WHEN_IDLE", "INTERRUPT"])
+        interim = rng.random() < 0.2
+        return ("msg", ToolResponse((FunctionResponse("get_time", {"time": f"12:{n:02d}"}, id=call_id,
+                                                      scheduling=scheduling, will_continue=interim or None),)))
     kind = rng.choice(["turn", "turn", "tool", "partial", "text", "late", "update", "media", "media", "media"])
     if kind == "turn":
         return ("msg", user(f"turn {n} please"))
@@ -761,8 +773,9 @@ def replay(checkpoint: Checkpoint, schedule: list[Event], produced_at: int, unti
     return engine
 
 
+@pytest.mark.parametrize("blocking", [False, True], ids=["NON_BLOCKING calls", "BLOCKING calls"])
 @pytest.mark.parametrize("manual", [False, True], ids=["automatic VAD", "manual VAD"])
-def test_every_checkpoint_restores_to_the_live_session(manual: bool) -> None:
+def test_every_checkpoint_restores_to_the_live_session(manual: bool, blocking: bool) -> None:
     """Property (Rule 5), over seeded random schedules of turns, barge-ins, realtime text, speech,
     activity signals, tool calls, tool responses (timely and late), context updates, partial and
     whole reply streams and periodic updates: after every step, each checkpoint it produced, restored
@@ -771,7 +784,7 @@ def test_every_checkpoint_restores_to_the_live_session(manual: bool) -> None:
     replayed with the rest of the schedule, ends equal to the live session too."""
     import random
 
-    options: dict[str, Any] = {"tools": GET_TIME}
+    options: dict[str, Any] = {"tools": GET_TIME_BLOCKING if blocking else GET_TIME}
     if manual:
         options["realtime_input_config"] = MANUAL_VAD
     checked = interruptions = 0

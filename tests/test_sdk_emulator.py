@@ -28,7 +28,7 @@ import asyncio
 import math
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -37,6 +37,7 @@ from google import genai
 from google.genai import errors, types
 
 from live_nb.emulator import Emulator
+from live_nb.emulator.responder import CHECKING, THINKING
 from live_nb.protocol import catalogue
 from live_nb.protocol.catalogue import ModelInfo
 
@@ -175,13 +176,15 @@ async def test_allowed_path_answers_in_audio_with_transcription(
     assert parts and all(p.inline_data and p.inline_data.mime_type == "audio/pcm;rate=24000" for p in parts)
     assert not any(p.text for p in parts), "an AUDIO reply carries no text parts: the text is the transcription"
     text = spoken_text(messages)
-    assert text.startswith("Turn 1.") and '"hello emulator"' in text
+    # Extended thinking thinks aloud first: a filler turn (IN_PROGRESS), then the answer (IDLE).
+    filler = f"{THINKING} " if info.interaction_status else ""
+    assert text.startswith(f"{filler}Turn 1.") and '"hello emulator"' in text
     assert any(m.server_content and m.server_content.generation_complete for m in messages)
     last = messages[-1]
     assert last.server_content is not None and last.server_content.turn_complete
     usage = last.usage_metadata
     assert usage is not None
-    assert usage.prompt_token_count == 4  # "hello emulator": 14 chars -> 4 tokens
+    assert usage.prompt_token_count == 4  # "hello emulator": 14 chars -> 4 tokens (a filler reports the same prompt)
     assert usage.response_token_count and usage.response_token_count > 10
     assert usage.total_token_count == usage.prompt_token_count + usage.response_token_count
     assert usage.prompt_tokens_details and usage.prompt_tokens_details[0].modality == types.MediaModality.TEXT
@@ -192,8 +195,6 @@ async def test_allowed_path_answers_in_audio_with_transcription(
     assert bool(empties) == info.empty_frames
 
 
-@pytest.mark.xfail(strict=True, reason="the emulator does not send extended thinking's fillers and "
-                   "interactionStatus (IN_PROGRESS after each filler, IDLE at the end) yet")
 async def test_extended_thinking_fillers_then_idle(emulator_tls: Emulator) -> None:
     assert EXTENDED.interaction_status
     client = make_client(emulator_tls)
@@ -433,7 +434,8 @@ async def test_realtime_audio_turn_by_vad(emulator_tls: Emulator, info: ModelInf
              if m.server_content and m.server_content.input_transcription]
     assert heard == ["[1.0 s of speech: the emulator cannot recognise words offline]"]
     assert len(audio_of(messages)) > 24_000 * 2  # more than a second of 24 kHz PCM16
-    assert spoken_text(messages).startswith("Turn 1. You spoke to me")
+    filler = f"{THINKING} " if info.interaction_status else ""
+    assert spoken_text(messages).startswith(f"{filler}Turn 1. You spoke to me")
     usage = messages[-1].usage_metadata
     assert usage is not None
     by_modality = {d.modality: d.token_count for d in usage.prompt_tokens_details or []}
@@ -474,6 +476,13 @@ def _tool_config(info: ModelInfo) -> dict[str, Any]:
     return audio_config(info, tools=[types.Tool(function_declarations=[get_time])])
 
 
+def keeps_talking(info: ModelInfo) -> bool:
+    """The model speaks on while a call runs and answers the result in a turn of its own (plain
+    NON_BLOCKING: receive() stops at the first turn's turnComplete; extended thinking's filler ends
+    IN_PROGRESS, so receive() runs on to the answer's IDLE)."""
+    return info.function_behavior == "NON_BLOCKING" and not info.interaction_status
+
+
 @pytest.mark.parametrize(("info", "backend"), SERVED)
 async def test_tool_call_round_trip(emulator_tls: Emulator, info: ModelInfo, backend: str) -> None:
     client = make_client(emulator_tls, backend)
@@ -488,6 +497,9 @@ async def test_tool_call_round_trip(emulator_tls: Emulator, info: ModelInfo, bac
                 await session.send_tool_response(
                     function_responses=[types.FunctionResponse(id=call.id, name=call.name, response={"result": "12:00"})]
                 )
+        if keeps_talking(info):
+            assert spoken_text(messages).strip() == CHECKING  # the first turn: what it said while the call ran
+            messages += await asyncio.wait_for(collect_turn(session), 20)
     assert any(m.tool_call for m in messages)
     assert 'get_time returned {"result": "12:00"}' in spoken_text(messages)
 
@@ -505,8 +517,204 @@ async def test_tool_response_scheduling(emulator_tls: Emulator, info: ModelInfo)
             id=call.id, name=call.name, response={"result": "12:00"},
             scheduling=types.FunctionResponseScheduling.WHEN_IDLE)])
         if info.response_scheduling:
-            assert 'get_time returned {"result": "12:00"}' in spoken_text(await asyncio.wait_for(collect_turn(session), 20))
+            messages = await asyncio.wait_for(collect_turn(session), 20)
+            if keeps_talking(info):
+                messages += await asyncio.wait_for(collect_turn(session), 20)
+            assert 'get_time returned {"result": "12:00"}' in spoken_text(messages)
             return
+        error = await refused_next(session)
+    assert error.code == 1007 and "scheduling is not supported for this model" in str(error)
+
+
+# 3. Function calls as today's models make them (models.md section 2), through the SDK.
+
+
+def _weather_config(info: ModelInfo, behavior: str | None = None) -> dict[str, Any]:
+    decl: dict[str, Any] = {
+        "name": "get_weather", "description": "the weather in a city",
+        "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}},
+    }
+    if behavior is not None:
+        decl["behavior"] = behavior
+    return audio_config(info, tools=[{"function_declarations": [decl]}])
+
+
+WEATHER = {"city": "Paris", "temp_c": 21}
+WEATHER_SAID = 'get_weather returned {"city": "Paris", "temp_c": 21}'
+
+
+def turn_completes(messages: list[types.LiveServerMessage]) -> list[int]:
+    return [i for i, m in enumerate(messages) if m.server_content and m.server_content.turn_complete]
+
+
+async def receive_until(session: Any, done: Callable[[list[types.LiveServerMessage]], bool],
+                        seconds: float = 20) -> list[types.LiveServerMessage]:
+    """Messages (past any number of turnCompletes) until ``done`` says so."""
+    out: list[types.LiveServerMessage] = []
+    async with asyncio.timeout(seconds):
+        while not done(out):
+            out.append(await session._receive())
+    return out
+
+
+async def ask_weather(session: Any) -> types.FunctionCall:
+    await session.send_client_content(turns={"role": "user", "parts": [{"text": "get_weather city=Paris please"}]})
+    first = await asyncio.wait_for(session._receive(), 10)
+    assert first.tool_call is not None and first.tool_call.function_calls
+    (call,) = first.tool_call.function_calls
+    assert call.id and call.name == "get_weather" and call.args == {"city": "Paris"}
+    return call
+
+
+def weather_response(call: types.FunctionCall, scheduling: str | None = None, **extra: Any) -> types.FunctionResponse:
+    return types.FunctionResponse(id=call.id, name=call.name, response=WEATHER, scheduling=scheduling, **extra)
+
+
+async def test_non_blocking_by_default_on_38_the_model_keeps_talking(emulator_tls: Emulator) -> None:
+    """No response sent yet: the model speaks on after the toolCall (audio and its transcription) and
+    ends its turn; a response with no scheduling (WHEN_IDLE) then gets an answer at once."""
+    assert DEFAULT.function_behavior == "NON_BLOCKING"
+    client = make_client(emulator_tls)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT)) as session:
+        call = await ask_weather(session)
+        talk = await asyncio.wait_for(collect_turn(session), 20)
+        assert len(audio_of(talk)) > 24_000 and spoken_text(talk).strip() == CHECKING
+        assert talk[-1].server_content is not None and talk[-1].server_content.turn_complete
+        assert not any(m.server_content and m.server_content.interrupted for m in talk)
+        await session.send_tool_response(function_responses=[weather_response(call)])
+        answer = await asyncio.wait_for(collect_turn(session), 20)
+    assert WEATHER_SAID in spoken_text(answer) and len(audio_of(answer)) > 24_000
+
+
+@pytest.fixture
+async def slow_emulator() -> AsyncIterator[Emulator]:
+    """Replies paced at 20 ms a chunk: the filler lasts about half a second, so a response sent on
+    the toolCall surely arrives while the model still speaks."""
+    async with Emulator(tls=True, chunk_delay=0.02) as emu:
+        yield emu
+
+
+async def test_when_idle_result_is_spoken_after_the_current_turn(slow_emulator: Emulator) -> None:
+    client = make_client(slow_emulator)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT)) as session:
+        call = await ask_weather(session)
+        await session.send_tool_response(function_responses=[weather_response(call, "WHEN_IDLE")])
+        messages = await receive_until(session, lambda out: len(turn_completes(out)) == 2)
+    first_end, _ = turn_completes(messages)
+    said_first = spoken_text(messages[: first_end + 1])
+    assert said_first.strip() == CHECKING  # the turn in progress ran to its end, not cut
+    assert not any(m.server_content and m.server_content.interrupted for m in messages)
+    assert WEATHER_SAID in spoken_text(messages[first_end + 1 :])
+
+
+async def test_silent_result_starts_no_new_turn(slow_emulator: Emulator) -> None:
+    client = make_client(slow_emulator)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT)) as session:
+        call = await ask_weather(session)
+        await session.send_tool_response(function_responses=[weather_response(call, "SILENT")])
+        talk = await asyncio.wait_for(collect_turn(session), 20)
+        assert spoken_text(talk).strip() == CHECKING
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(session._receive(), 1.0)  # nothing more: the result was folded in silently
+        context = slow_emulator.sessions[session.session_id].context
+    assert ("user", '[get_weather returned {"city": "Paris", "temp_c": 21}]') in [(r, t) for r, t, _ in context]
+    assert not any(role == "model" and WEATHER_SAID in text for role, text, _ in context)
+
+
+async def test_interrupt_result_cuts_the_reply_and_is_answered_at_once(slow_emulator: Emulator) -> None:
+    client = make_client(slow_emulator)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT)) as session:
+        call = await ask_weather(session)
+        await session.send_tool_response(function_responses=[weather_response(call, "INTERRUPT")])
+        cut = await asyncio.wait_for(collect_turn(session), 20)
+        answer = await asyncio.wait_for(collect_turn(session), 20)
+    assert any(m.server_content and m.server_content.interrupted for m in cut)
+    assert not any(m.server_content and m.server_content.generation_complete for m in cut)
+    assert len(spoken_text(cut)) < len(CHECKING)  # the filler was cut short
+    assert WEATHER_SAID in spoken_text(answer)
+
+
+@pytest.mark.parametrize("how", ["clientContent", "realtime text"])
+async def test_new_input_cancels_a_blocking_call_on_38(emulator_tls: Emulator, how: str) -> None:
+    client = make_client(emulator_tls)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT, "BLOCKING")) as session:
+        call = await ask_weather(session)
+        if how == "clientContent":
+            await session.send_client_content(turns={"role": "user", "parts": [{"text": "never mind"}]})
+        else:
+            await session.send_realtime_input(text="never mind")
+        messages = await receive_until(session, lambda out: len(turn_completes(out)) == 2)
+        with pytest.raises(TimeoutError):  # the cancelled call's answer is never asked for again
+            await asyncio.wait_for(session._receive(), 0.5)
+    assert messages[0].tool_call_cancellation is not None
+    assert messages[0].tool_call_cancellation.ids == [call.id]
+    assert 'You asked: "never mind"' in spoken_text(messages)
+
+
+async def test_a_blocking_call_waits_for_its_response(emulator_tls: Emulator) -> None:
+    client = make_client(emulator_tls)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT, "BLOCKING")) as session:
+        call = await ask_weather(session)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(session._receive(), 0.5)  # the model waits, silent
+        await session.send_tool_response(function_responses=[weather_response(call)])
+        answer = await asyncio.wait_for(collect_turn(session), 20)
+    assert spoken_text(answer).startswith("Turn 1. The tool answered: " + WEATHER_SAID)
+
+
+async def test_interim_results_keep_the_call_open_and_parts_are_counted(emulator_tls: Emulator) -> None:
+    client = make_client(emulator_tls)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT)) as session:
+        call = await ask_weather(session)
+        await asyncio.wait_for(collect_turn(session), 20)  # the model's "let me check"
+        interim = types.FunctionResponse(id=call.id, name=call.name, response={"progress": "half"}, will_continue=True)
+        await session.send_tool_response(function_responses=[interim])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(session._receive(), 0.5)  # an interim result starts no turn
+        image = types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(mime_type="image/png", data=b"png"))
+        await session.send_tool_response(function_responses=[weather_response(call, parts=[image])])
+        answer = await asyncio.wait_for(collect_turn(session), 20)
+        sess = emulator_tls.sessions[session.session_id]
+    assert WEATHER_SAID + " with 1 part, after 1 interim result" in spoken_text(answer)
+    assert sess.state.response_parts == 1 and not sess.state.calls
+
+
+async def test_unknown_call_id_is_ignored_quietly(emulator_tls: Emulator) -> None:
+    """Undocumented (live-protocol.md, models.md): the emulator ignores an answer to no call."""
+    client = make_client(emulator_tls)
+    async with client.aio.live.connect(model=DEFAULT.id, config=_weather_config(DEFAULT)) as session:
+        await session.send_tool_response(function_responses=[
+            types.FunctionResponse(id="fc-99", name="get_weather", response=WEATHER)])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(session._receive(), 0.5)
+        await say(session, DEFAULT, "still there?")
+        assert 'You asked: "still there?"' in spoken_text(await asyncio.wait_for(collect_turn(session), 20))
+
+
+async def test_extended_thinking_fillers_while_a_call_runs(emulator_tls: Emulator) -> None:
+    """Extended thinking: the call, a filler ending IN_PROGRESS while it runs, the answer ending IDLE;
+    receive() runs across the filler's turnComplete to the IDLE."""
+    client = make_client(emulator_tls)
+    async with client.aio.live.connect(model=EXTENDED.id, config=_weather_config(EXTENDED)) as session:
+        call = await ask_weather(session)
+        filler = await receive_until(session, lambda out: bool(turn_completes(out)))
+        await session.send_tool_response(function_responses=[weather_response(call)])
+        answer = await asyncio.wait_for(collect_turn(session), 20)
+    assert spoken_text(filler).strip() == CHECKING and len(audio_of(filler)) > 24_000
+    end = filler[-1].server_content
+    assert end is not None and end.interaction_status == types.InteractionStatus.IN_PROGRESS
+    statuses = [m.server_content.interaction_status for m in answer
+                if m.server_content and m.server_content.interaction_status]
+    assert WEATHER_SAID in spoken_text(answer) and statuses[-1] == types.InteractionStatus.IDLE
+
+
+async def test_extended_thinking_refuses_blocking_and_scheduling(emulator_tls: Emulator) -> None:
+    client = make_client(emulator_tls)
+    error = await refused_at_setup(client, EXTENDED.id, _weather_config(EXTENDED, "BLOCKING"))
+    assert error.code == 1007 and "BLOCKING function calls are not supported for this model" in str(error)
+    async with client.aio.live.connect(model=EXTENDED.id, config=_weather_config(EXTENDED)) as session:
+        call = await ask_weather(session)
+        await session.send_tool_response(function_responses=[weather_response(call, "SILENT")])
         error = await refused_next(session)
     assert error.code == 1007 and "scheduling is not supported for this model" in str(error)
 

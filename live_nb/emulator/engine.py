@@ -51,7 +51,7 @@ import numpy as np
 from ..protocol import catalogue
 from ..protocol import tokens as tok
 from ..protocol.audio import pcm16_level, sample_rate
-from ..protocol.content import Blob, Content, FunctionCall, Part
+from ..protocol.content import Blob, Content, FunctionCall, FunctionResponse, Part
 from ..protocol.messages import (
     ClientContent,
     ClientMessage,
@@ -69,7 +69,7 @@ from ..protocol.messages import (
     Transcription,
     UsageMetadata,
 )
-from .responder import Reply, RequestContext, Responder, Turn
+from .responder import Reply, RequestContext, Responder, ToolResult, Turn
 
 __all__ = [
     "Action",
@@ -83,6 +83,8 @@ __all__ = [
     "Stream",
 ]
 
+BLOCKING = "BLOCKING"
+NON_BLOCKING = "NON_BLOCKING"
 OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
 SECONDS_PER_WORD = 0.15  # reply tone per word of reply text (brisk: it is a placeholder for speech)
 WORDS_PER_TEXT_CHUNK = 4
@@ -175,6 +177,15 @@ class SessionState:
     in_activity: bool = False
     tool_seq: int = 0
     consumed_count: int = 0
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Function calls asked and not finally answered nor cancelled, by id, oldest first:
+    ``{"name", "args", "behavior", "interim"}`` (a resume asks for them again, with the same ids)."""
+    owed: list[dict[str, Any]] = field(default_factory=list)
+    """Final results folded into the context that the model has not answered yet (WHEN_IDLE while it
+    speaks, BLOCKING ones while another BLOCKING call runs): ``{"name", "response", "interim",
+    "parts", "id"}``. A snapshot keeps them, so a resume still answers them."""
+    response_parts: int = 0
+    """Media parts (``FunctionResponse.parts``) received with function results."""
     frame_tokens: int = tok.VIDEO_TOKENS_PER_FRAME
     """Tokens a video frame costs (the model's rate at the setup's media resolution; set per connection)."""
     _totals: dict[str, float] | None = field(default=None, compare=False, repr=False)
@@ -290,6 +301,9 @@ class SessionState:
             "in_activity": self.in_activity,
             "tool_seq": self.tool_seq,
             "consumed_count": self.consumed_count,
+            "calls": {call_id: dict(call) for call_id, call in self.calls.items()},
+            "owed": [dict(result) for result in self.owed],
+            "response_parts": self.response_parts,
         }
 
     @classmethod
@@ -301,6 +315,8 @@ class SessionState:
         fields["turns"] = [Turn.from_json(t) for t in fields.get("turns", [])]
         fields["tools"] = list(fields.get("tools", []))
         fields["pending_texts"] = list(fields.get("pending_texts", []))
+        fields["calls"] = {str(k): dict(v) for k, v in dict(fields.get("calls") or {}).items()}
+        fields["owed"] = [dict(r) for r in fields.get("owed") or ()]
         return cls(**fields)
 
 
@@ -451,8 +467,13 @@ class ServerEngine:
         self.target = cwc.effective_target_tokens if cwc else None
         self.index = 0  # setup is message 0 (live-protocol.md section 8)
         self.plan: ReplyPlan | None = None
-        self.waiting_calls: dict[str, str] = {}
-        self.tool_results: list[tuple[str, Mapping[str, Any]]] = []
+        self.queued: list[str] = []
+        self.queued_prompt: tuple[int, tuple[ModalityTokenCount, ...]] | None = None
+        """Turns the model says after the current reply (a thinking model's answer after its filler)."""
+        self.resumed = resumed
+        self.ignored_responses = 0
+        """Function responses ignored: unknown id, an answered or a cancelled call (the service's
+        reaction is undocumented; the emulator ignores them quietly, as a late answer)."""
         self.dirty = False
         self.checkpoint_due = False
         """A barge-in midway through the message being handled: checkpoint once it is folded in (Rule 5)."""
@@ -484,13 +505,39 @@ class ServerEngine:
         return self.plan is not None and not self.plan.cancelled
 
     @property
+    def waiting_calls(self) -> dict[str, str]:
+        """BLOCKING calls the model waits on (id -> function name)."""
+        return {i: c["name"] for i, c in self.state.calls.items() if c["behavior"] == BLOCKING}
+
+    @property
+    def pending_calls(self) -> dict[str, str]:
+        """Every call not finally answered nor cancelled (id -> function name), BLOCKING or not."""
+        return {i: c["name"] for i, c in self.state.calls.items()}
+
+    def _blocking(self) -> bool:
+        calls = self.state.calls
+        return bool(calls) and any(c["behavior"] == BLOCKING for c in calls.values())
+
+    @property
     def resumable(self) -> bool:
-        """Whether now is a resumable point (not generating, no function call outstanding)."""
-        return not self.generating and not self.waiting_calls
+        """Whether now is a resumable point: not generating, no BLOCKING call outstanding.
+
+        A NON_BLOCKING call does not stop checkpoints: the snapshot keeps it (``SessionState.calls``)
+        and a resume asks for it again with the same id (``start``).
+        """
+        return not self.generating and not self._blocking()
 
     def start(self) -> list[Action]:
-        """The actions that open the connection (``setupComplete``)."""
-        return [Send(SetupComplete(session_id=self.state.session_id))]
+        """The actions that open the connection: ``setupComplete``; on a resume, the calls the
+        snapshot still waits on, asked again with their ids (the client answers each once: a
+        ``ToolCallTracker`` re-sends a stored answer instead of running the function again)."""
+        actions: list[Action] = [Send(SetupComplete(session_id=self.state.session_id))]
+        if self.resumed and self.state.calls:
+            calls = tuple(
+                FunctionCall(name=c["name"], args=dict(c["args"]), id=i) for i, c in self.state.calls.items()
+            )
+            actions.append(Send(ToolCall(calls)))
+        return actions
 
     # Public: receiving client messages.
 
@@ -511,7 +558,7 @@ class ServerEngine:
         # Rule 5: a barge-in comes before the message that causes it is counted, and so does its
         # checkpoint (index N-1, a snapshot without message N).
         actions: list[Action] = []
-        if (self.generating or self.waiting_calls) and self._barges_in(message):
+        if (self.generating or self._blocking()) and self._barges_in(message):
             actions += self._interrupt()
             if actions and self.resumption:
                 actions.append(self._checkpoint())
@@ -530,6 +577,8 @@ class ServerEngine:
             actions += self._context_update(message)
         else:  # pragma: no cover
             return actions + self._close(1007, "Request contains an invalid argument.")
+        if self.state.owed and not self.closed:
+            actions += self._answer_owed_if_idle()
         if self.checkpoint_due:
             # A barge-in midway through message N: checkpoint once N is folded in (index N), if the
             # session is resumable now (else the next resumable point makes one).
@@ -544,6 +593,10 @@ class ServerEngine:
 
     def periodic(self) -> list[Action]:
         """A periodic resumption update (the server calls this every ``resumption_update_interval``)."""
+        if self.state.owed and not self.closed:
+            answer = self._answer_owed_if_idle()
+            if answer:
+                return answer
         if not self.resumption or self.closed or not self.dirty:
             return []
         if not self.resumable:
@@ -568,10 +621,23 @@ class ServerEngine:
         self.state.replace_turn(plan.turn_number, plan.text, {plan.modality: float(response)})
         usage = _usage(plan.prompt_tokens, plan.prompt_details, response, plan.modality)
         self.last_usage = usage
+        status = None
+        if self.info is not None and self.info.interaction_status:
+            # Extended thinking: IN_PROGRESS while the model has more to say (its answer after a
+            # filler, a call running, a result to answer); IDLE ends the whole answer.
+            more = self.queued or self.state.calls or self.state.owed
+            status = "IN_PROGRESS" if more else "IDLE"
         actions: list[Action] = [
             Send(ServerContent(generation_complete=True)),
-            Send(ServerContent(turn_complete=True), usage),
+            Send(ServerContent(turn_complete=True, interaction_status=status), usage),
         ]
+        if self.queued:
+            text = self.queued.pop(0)
+            return actions + self._speak(text, self.queued_prompt)
+        if self.state.owed:
+            answer = self._answer_owed_if_idle()
+            if answer:  # the next turn starts at once: no resumable point in between
+                return actions + answer
         if self.resumption:
             actions.append(self._checkpoint())
         return actions
@@ -683,22 +749,73 @@ class ServerEngine:
             return True
         return self.state.in_speech or self.state.in_activity
 
+    def _match(self, response: FunctionResponse) -> str | None:
+        """The pending call a response answers: by id, else (no id) the oldest call of that name."""
+        if response.id is not None:
+            return response.id if response.id in self.state.calls else None
+        # The Developer API insists on ids (the SDK raises without one); Vertex does not.
+        return next((i for i, c in self.state.calls.items() if c["name"] == response.name), None)
+
     def _tool_response(self, message: ToolResponse) -> list[Action]:
+        """Fold results in: interim ones keep the call open; a final one closes it and, unless
+        SILENT, is owed an answer (given when the model is idle: ``_answer_owed_if_idle``)."""
+        state = self.state
         for response in message.function_responses:
-            call_id = response.id
-            if call_id is None:  # match by name (the Developer API insists on ids; Vertex does not)
-                call_id = next((i for i, n in self.waiting_calls.items() if n == response.name), None)
-            if call_id not in self.waiting_calls:
-                # A late answer to a call a barge-in cancelled (or never made): the model ignores it.
+            call_id = self._match(response)
+            if call_id is None:
+                # Unknown id, an answered or a cancelled call: undocumented; ignored quietly.
+                self.ignored_responses += 1
                 continue
-            name = self.waiting_calls.pop(call_id)
-            self.tool_results.append((name, dict(response.response)))
-            text = f"[{name} returned {json.dumps(dict(response.response), sort_keys=True)}]"
-            self.state.add_turn("user", text, {"TEXT": float(tok.text_tokens(text))})
-        if self.waiting_calls or not self.tool_results:
+            call = state.calls[call_id]
+            name = str(call["name"])
+            result = json.dumps(dict(response.response), sort_keys=True)
+            modalities: dict[str, float] = {}
+            extra = ""
+            if response.parts:
+                state.response_parts += len(response.parts)
+                for part in response.parts:
+                    blob = part.inline_data
+                    if blob is None:
+                        continue
+                    if blob.mime_type.startswith("audio/"):
+                        modalities["AUDIO"] = modalities.get("AUDIO", 0.0) + tok.audio_tokens(len(blob.data))
+                    else:
+                        modalities["VIDEO"] = modalities.get("VIDEO", 0.0) + state.frame_tokens
+                kinds = ", ".join(p.inline_data.mime_type if p.inline_data else "part" for p in response.parts)
+                extra = f" with {len(response.parts)} part{'s' if len(response.parts) != 1 else ''} ({kinds})"
+            if response.will_continue:
+                call["interim"] = int(call.get("interim", 0)) + 1
+                text = f"[{name} interim result {result}{extra}]"
+            else:
+                del state.calls[call_id]
+                text = f"[{name} returned {result}{extra}]"
+            modalities["TEXT"] = float(tok.text_tokens(text))
+            state.add_turn("user", text, modalities)
+            if response.will_continue:
+                continue
+            nonblocking = call["behavior"] == NON_BLOCKING
+            if nonblocking and response.scheduling == "SILENT":
+                continue  # folded into the context; no new reply
+            state.owed.append({
+                "name": name, "response": dict(response.response), "interim": int(call.get("interim", 0)),
+                "parts": len(response.parts), "id": call_id,
+            })
+        return []
+
+    def _answer_owed_if_idle(self) -> list[Action]:
+        """Answer the owed results now if the model is idle (not speaking, no BLOCKING call running,
+        the user not mid-turn): WHEN_IDLE results wait for the current turn to end; INTERRUPT ones
+        cut it first (``_barges_in``) and so find the model idle."""
+        state = self.state
+        if not state.owed or self.generating or self._blocking() or state.in_speech or state.in_activity:
             return []
-        results, self.tool_results = self.tool_results, []
-        asked = [t for t in self.state.turns if t.role == "user" and not t.text.startswith("[")]
+        results = tuple(
+            ToolResult(str(r["name"]), dict(r["response"]), int(r.get("interim", 0)), int(r.get("parts", 0)),
+                       r.get("id"))
+            for r in state.owed
+        )
+        state.owed = []
+        asked = [t for t in state.turns if t.role == "user" and not t.text.startswith("[")]
         last_user = asked[-1] if asked else None
         return self._request(last_user.text if last_user else "", is_audio=False, tool_results=results, count=False)
 
@@ -789,7 +906,7 @@ class ServerEngine:
         self,
         request: str,
         is_audio: bool,
-        tool_results: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        tool_results: Sequence[ToolResult] = (),
         count: bool = True,
     ) -> list[Action]:
         """Run one model turn: compression check, the responder, then a reply stream or a tool call."""
@@ -817,33 +934,67 @@ class ServerEngine:
             functions=tuple(state.tools),
             tool_results=tuple(tool_results),
             modality=self.modality,
+            thinking=self.info is not None and self.info.interaction_status,
         )
         reply = self.responder.respond(context)
-        prompt = round(state.context_tokens)
-        details = tuple(
-            ModalityTokenCount(m, round(c)) for m, c in sorted(state.modality_tokens().items()) if round(c)
-        )
         actions: list[Action] = []
         if self.resumption:
             actions.append(Send(SessionResumptionUpdate(new_handle=None, resumable=False)))
         if reply.function_call is not None:
-            return actions + self._tool_call(reply, prompt, details)
-        turn = state.add_turn("model", "", {self.modality: 0.0})
-        plan = self._plan(reply.text, prompt, details, turn.number)
-        self.plan = plan
-        actions.append(Stream(plan))
-        return actions
+            return actions + self._tool_call(reply)
+        texts = [t for t in (*reply.fillers, reply.text) if t]
+        self.queued = texts[1:]
+        # One request, one prompt: the fillers and the answer all report the context the model was given.
+        self.queued_prompt = self._prompt()
+        return actions + self._speak(texts[0] if texts else "", self.queued_prompt)
 
-    def _tool_call(self, reply: Reply, prompt: int, details: tuple[ModalityTokenCount, ...]) -> list[Action]:
+    def _prompt(self) -> tuple[int, tuple[ModalityTokenCount, ...]]:
+        """The context now, for a turn's usageMetadata: tokens, and tokens by modality."""
+        state = self.state
+        details = tuple(
+            ModalityTokenCount(m, round(c)) for m, c in sorted(state.modality_tokens().items()) if round(c)
+        )
+        return round(state.context_tokens), details
+
+    def _speak(self, text: str, prompt_now: tuple[int, tuple[ModalityTokenCount, ...]] | None = None) -> list[Action]:
+        """Start one model turn saying ``text`` (a reply stream); its usage reports ``prompt_now``
+        (default: the context now)."""
+        prompt, details = prompt_now or self._prompt()
+        turn = self.state.add_turn("model", "", {self.modality: 0.0})
+        plan = self._plan(text, prompt, details, turn.number)
+        self.plan = plan
+        return [Stream(plan)]
+
+    def _behavior(self, name: str) -> str:
+        """How the model runs calls to ``name``: its declaration's ``behavior``, else the model's default."""
+        for tool in self.state.tools:
+            for key in ("functionDeclarations", "function_declarations"):
+                for decl in tool.get(key) or ():
+                    if isinstance(decl, Mapping) and decl.get("name") == name:
+                        behavior = decl.get("behavior")
+                        if isinstance(behavior, str) and behavior.upper() in (BLOCKING, NON_BLOCKING):
+                            return behavior.upper()
+        return self.info.function_behavior if self.info is not None else BLOCKING
+
+    def _tool_call(self, reply: Reply) -> list[Action]:
+        """Call a function: BLOCKING, the model waits for the result; NON_BLOCKING, it keeps
+        speaking (``reply.text``) and the result's ``scheduling`` decides how it comes in."""
         assert reply.function_call is not None
         name, args = reply.function_call
-        self.state.tool_seq += 1
-        call_id = f"fc-{self.state.tool_seq}"
-        self.waiting_calls[call_id] = name
+        state = self.state
+        prompt, details = self._prompt()
+        state.tool_seq += 1
+        call_id = f"fc-{state.tool_seq}"
+        behavior = self._behavior(name)
+        state.calls[call_id] = {"name": name, "args": dict(args), "behavior": behavior, "interim": 0}
         text = f"[call {name}({json.dumps(dict(args), sort_keys=True)})]"
         self.tool_call_usage = _usage(prompt, details, tok.text_tokens(text), "TEXT")
-        self.state.add_turn("model", text, {"TEXT": float(tok.text_tokens(text))})
-        return [Send(ToolCall((FunctionCall(name=name, args=dict(args), id=call_id),)))]
+        state.add_turn("model", text, {"TEXT": float(tok.text_tokens(text))})
+        actions: list[Action] = [Send(ToolCall((FunctionCall(name=name, args=dict(args), id=call_id),)))]
+        if behavior == NON_BLOCKING and reply.text:
+            self.queued = []
+            actions += self._speak(reply.text)
+        return actions
 
     def _plan(self, text: str, prompt: int, details: tuple[ModalityTokenCount, ...], number: int) -> ReplyPlan:
         chunks: list[ServerMessage] = []
@@ -893,12 +1044,22 @@ class ServerEngine:
 
         It mirrors the handlers: a clientContent with turns or ``turnComplete``; realtime text that
         ends a turn (automatic VAD, or outside manual activity); ``activityStart`` (manual VAD); an
-        audio chunk with speech while none was heard (automatic VAD). Not tool responses (they
+        audio chunk with speech while none was heard (automatic VAD); a final NON_BLOCKING result
+        with ``scheduling: INTERRUPT`` while the model speaks. Not other tool responses (they
         answer the calls) nor contextUpdate. With ``activityHandling: NO_INTERRUPTION`` speech and
         ``activityStart`` do not interrupt; clientContent and turn-ending realtime text still do.
         """
         if isinstance(message, ClientContent):
             return bool(message.turns or message.turn_complete)
+        if isinstance(message, ToolResponse):
+            if not self.generating:
+                return False
+            for response in message.function_responses:
+                call_id = self._match(response)
+                if (call_id is not None and response.scheduling == "INTERRUPT" and not response.will_continue
+                        and self.state.calls[call_id]["behavior"] == NON_BLOCKING):
+                    return True
+            return False
         if not isinstance(message, RealtimeInput):
             return False
         if message.text is not None and (self.automatic_vad or not self.state.in_activity):
@@ -923,7 +1084,9 @@ class ServerEngine:
         return actions
 
     def _interrupt(self) -> list[Action]:
-        """Barge-in: stop the reply (keeping what was sent) or cancel pending function calls.
+        """Barge-in: stop the reply (keeping what was sent) or cancel the BLOCKING calls the model
+        waits on (``toolCallCancellation``). NON_BLOCKING calls keep running: their results still
+        come in by their scheduling.
 
         No checkpoint here: the caller makes it at a message boundary (Rule 5).
         """
@@ -932,6 +1095,7 @@ class ServerEngine:
         if plan is not None and not plan.cancelled:
             plan.cancelled = True
             self.plan = None
+            self.queued = []
             if plan.sent == 0:
                 self.state.remove_turn(plan.turn_number)
             response = round(plan.sent_tokens)
@@ -941,10 +1105,10 @@ class ServerEngine:
                 Send(ServerContent(interrupted=True)),
                 Send(ServerContent(turn_complete=True), usage),
             ]
-        elif self.waiting_calls:
+        elif self._blocking():
             ids = tuple(self.waiting_calls)
-            self.waiting_calls.clear()
-            self.tool_results = []
+            for call_id in ids:
+                del self.state.calls[call_id]
             actions += [
                 Send(ToolCallCancellation(ids)),
                 Send(ServerContent(interrupted=True)),

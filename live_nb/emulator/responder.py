@@ -10,7 +10,15 @@ and, once compression has run, how much was forgotten and the last thing forgott
 Function calls: when the user's latest text names a declared function (case-insensitive; the
 name as written, or with underscores read as spaces, e.g. "get_time" or "get time"), the reply is
 a call to that function. Arguments are taken from ``param=value`` words in the text for declared
-parameter names. After the tool responds, the reply quotes the result.
+parameter names. The reply's ``text`` is what the model says while a NON_BLOCKING call runs
+("Let me check that for you."; the engine drops it for a BLOCKING call, where the model waits).
+After the tool responds, the reply says what the function returned, in the form
+``get_weather returned {"city": "Paris", "temp_c": 21}`` (JSON with sorted keys), with the parts
+and interim results it came with, so a reader sees the round trip.
+
+Thinking aloud: on a model that thinks before it answers (``RequestContext.thinking``: extended
+thinking), a reply first speaks a filler ("Let me think about that."), each filler its own short
+turn; the engine marks the end of each with ``interactionStatus: IN_PROGRESS``.
 
 Responders are pluggable: anything with ``respond(RequestContext) -> Reply`` (the ``Responder``
 protocol) can be passed to ``Emulator(responder=...)``. A responder must be deterministic and fast:
@@ -25,7 +33,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["ContextResponder", "Reply", "RequestContext", "Responder", "Turn", "quote"]
+__all__ = [
+    "CHECKING", "THINKING", "ContextResponder", "Reply", "RequestContext", "Responder", "ToolResult", "Turn", "quote",
+]
+
+CHECKING = "Let me check that for you."
+"""What the model says while a NON_BLOCKING call runs."""
+THINKING = "Let me think about that."
+"""The filler a thinking model speaks before its answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +73,34 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A function's final result, as the model answers from it.
+
+    Attributes:
+        name: the function.
+        response: its ``response`` object.
+        interim: interim results (``willContinue: true``) that came before this final one.
+        parts: media parts (``FunctionResponse.parts``) the final result carried.
+        call_id: the call's id.
+    """
+
+    name: str
+    response: Mapping[str, Any]
+    interim: int = 0
+    parts: int = 0
+    call_id: str | None = None
+
+    def describe(self) -> str:
+        """``NAME returned {JSON}``, with the parts and interim results it came with."""
+        text = f"{self.name} returned {json.dumps(dict(self.response), sort_keys=True)}"
+        if self.parts:
+            text += f" with {self.parts} part{'s' if self.parts != 1 else ''}"
+        if self.interim:
+            text += f", after {self.interim} interim result{'s' if self.interim != 1 else ''}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
 class RequestContext:
     """Everything the responder may look at to answer one request.
 
@@ -72,8 +115,9 @@ class RequestContext:
         compressions: how many times the sliding window ran.
         last_forgotten: the text of the most recently dropped turn (None before any compression).
         functions: declared function declarations (wire dicts), in order.
-        tool_results: function responses to answer from (after a tool call), as (name, response).
+        tool_results: final function results to answer from (after a tool call).
         modality: ``TEXT`` or ``AUDIO``.
+        thinking: the model thinks aloud before it answers (extended thinking): say fillers first.
     """
 
     turn_number: int
@@ -86,8 +130,9 @@ class RequestContext:
     compressions: int = 0
     last_forgotten: str | None = None
     functions: Sequence[Mapping[str, Any]] = ()
-    tool_results: Sequence[tuple[str, Mapping[str, Any]]] = ()
+    tool_results: Sequence[ToolResult] = ()
     modality: str = "TEXT"
+    thinking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +140,15 @@ class Reply:
     """What the model says: text, or a function call to make first.
 
     Attributes:
-        text: the reply text (spoken as a tone in AUDIO sessions, and sent as its transcription).
+        text: the reply text (spoken as a tone in AUDIO sessions, and sent as its transcription);
+            with a ``function_call``, what the model says while a NON_BLOCKING call runs.
         function_call: ``(name, args)`` to call instead of answering now.
+        fillers: short turns spoken before ``text`` (a thinking model's "Let me think about that.").
     """
 
     text: str = ""
     function_call: tuple[str, Mapping[str, Any]] | None = None
+    fillers: tuple[str, ...] = ()
 
 
 class Responder(Protocol):
@@ -170,13 +218,11 @@ class ContextResponder:
         """Answer from the context (see the module docstring for the rules)."""
         q = self.max_quote_words
         if context.tool_results:
-            results = "; ".join(
-                f"{name} returned {json.dumps(dict(resp), sort_keys=True)}" for name, resp in context.tool_results
-            )
+            results = "; ".join(result.describe() for result in context.tool_results)
             return Reply(text=f"Turn {context.turn_number}. The tool answered: {results}. {self._summary(context)}")
         call = called_function(context.request, _function_declarations(context.functions))
         if call is not None and not context.request_is_audio:
-            return Reply(function_call=call)
+            return Reply(text=CHECKING, function_call=call)
 
         if context.request_is_audio:
             asked = f"You spoke to me {context.request}."
@@ -200,7 +246,7 @@ class ContextResponder:
             else:
                 sentences.append("I have no system instruction.")
         sentences.append(self._summary(context))
-        return Reply(text=" ".join(sentences))
+        return Reply(text=" ".join(sentences), fillers=(THINKING,) if context.thinking else ())
 
     def _summary(self, context: RequestContext) -> str:
         q = self.max_quote_words

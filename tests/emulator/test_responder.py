@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from live_nb.emulator.responder import (
+    CHECKING,
+    THINKING,
     ContextResponder,
     Reply,
     RequestContext,
     Responder,
+    ToolResult,
     Turn,
     called_function,
     quote,
@@ -81,10 +84,20 @@ def test_the_system_instruction_is_reported_when_asked() -> None:
 def test_function_calls_then_their_results() -> None:
     responder = ContextResponder()
     call = responder.respond(ask("get_time tz=UTC", functions=(GET_TIME,)))
-    assert call == Reply(function_call=("get_time", {"tz": "UTC"}))
-    answer = responder.respond(ask("get_time tz=UTC", functions=(GET_TIME,), tool_results=(("get_time", {"t": 5}),)))
+    assert call == Reply(text=CHECKING, function_call=("get_time", {"tz": "UTC"}))
+    result = ToolResult("get_time", {"t": 5})
+    answer = responder.respond(ask("get_time tz=UTC", functions=(GET_TIME,), tool_results=(result,)))
     assert answer.function_call is None
     assert 'The tool answered: get_time returned {"t": 5}.' in answer.text
+    richer = ToolResult("get_time", {"t": 6, "a": 1}, interim=2, parts=1)
+    answer = responder.respond(ask("get_time tz=UTC", functions=(GET_TIME,), tool_results=(richer,)))
+    assert 'get_time returned {"a": 1, "t": 6} with 1 part, after 2 interim results.' in answer.text
+
+
+def test_a_thinking_model_says_a_filler_first() -> None:
+    reply = ContextResponder().respond(ask("think about owls", thinking=True))
+    assert reply.fillers == (THINKING,) and reply.text.startswith("Turn 1.")
+    assert ContextResponder().respond(ask("think about owls")).fillers == ()
 
 
 def test_spoken_requests_are_described_and_never_call_functions() -> None:
