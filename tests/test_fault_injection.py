@@ -28,7 +28,15 @@ from live_nb.emulator import Emulator
 from live_nb.protocol.config import LiveGenerationConfig, SessionResumptionConfig
 from live_nb.protocol.content import FunctionCall, FunctionResponse
 from live_nb.protocol.events import Resumed
-from live_nb.protocol.messages import ClientContent, RealtimeInput, ServerContent, ToolCall, ToolResponse
+from live_nb.protocol.messages import (
+    ClientContent,
+    RealtimeInput,
+    ServerContent,
+    ToolCall,
+    ToolCallCancellation,
+    ToolResponse,
+)
+from live_nb.protocol.tool_calls import ToolCallTracker
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
@@ -242,7 +250,11 @@ async def test_cuts_and_go_aways_lose_and_duplicate_nothing() -> None:
 # Resumed(state_restored=True, replayed=0, possibly_lost=0). So these runs compare the emulator's
 # context with a clean run's.
 
-TOOLS = [{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
+# BLOCKING: the model waits on the call, and a barge-in cancels it (3.8's default is NON_BLOCKING,
+# tested across drops by test_non_blocking_calls_across_drops_are_answered_once below).
+TOOLS = [{"functionDeclarations": [
+    {"name": "get_time", "behavior": "BLOCKING", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}},
+]}]
 MANUAL = {"automaticActivityDetection": {"disabled": True}}
 ROUNDS = 16
 SPEECH_WAVE = b"".join(
@@ -489,3 +501,166 @@ async def test_barge_ins_and_tool_calls_across_drops_keep_the_context_exactly_on
             assert user_turns.count(f"{b}{r} " + ("barge in" if b == "b" else "never mind")) <= 1
     print(f"\n{'manual' if manual else 'automatic'}: {cuts} cuts, {len(watcher.resumes)} resumes, "
           f"{watcher.interrupted} interruptions, {len(watcher.calls)} tool calls, {len(context)} turns")
+
+
+# NON_BLOCKING calls across drops: answered once, executed once (issue 13).
+#
+# The client's side of the contract is ToolCallTracker (protocol/tool_calls.py): a call asked again
+# with an id it is running is not run again; one it answered is answered again from memory. The
+# emulator's side: a checkpoint made while a NON_BLOCKING call runs keeps it (SessionState.calls) and
+# a resume asks for it again with the same id; a result consumed before the checkpoint is not asked
+# for again; a second answer to a call no longer pending is ignored, so the model answers once.
+
+NB_TOOLS = [{"functionDeclarations": [{"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"tz": {}}}}]}]
+NB_ROUNDS = 14
+SCHEDULINGS = (None, "WHEN_IDLE", "INTERRUPT", "SILENT")
+
+
+class ToolDesk:
+    """A manual answer loop on a tracker: runs each call once (when the test releases it), answers
+    with the call's id, re-sends stored answers when the server asks again, and reads the replies."""
+
+    def __init__(self, session: LiveSession, schedulings: dict[str, str | None], interim: set[str]) -> None:
+        self.session = session
+        self.tracker = ToolCallTracker()
+        self.schedulings = schedulings  # tz -> scheduling of its result
+        self.interim = interim  # tzs whose function sends an interim result first
+        self.executions: dict[str, int] = {}  # call id -> times the function ran
+        self.ids: dict[str, set[str]] = {}  # tz -> call ids seen for it
+        self.release: dict[str, asyncio.Event] = {}
+        self.asked_again = 0
+        self.resent = 0
+        self.complete: list[str] = []
+        self.resumes: list[Resumed] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._partial: list[str] = []
+
+    def gate(self, tz: str) -> asyncio.Event:
+        return self.release.setdefault(tz, asyncio.Event())
+
+    async def run(self) -> None:
+        async for item in self.session.receive():
+            if isinstance(item, Resumed):
+                self.resumes.append(item)
+                self._partial.clear()
+            elif isinstance(item, ToolCall):
+                for call in item.function_calls:
+                    assert call.id is not None
+                    self.ids.setdefault(str(dict(call.args)["tz"]), set()).add(call.id)
+                    self.asked_again += call.id in self.executions
+                plan = self.tracker.on_tool_call(item)
+                self.resent += len(plan.resend)
+                for call in plan.run:
+                    assert call.id is not None
+                    self.executions[call.id] = self.executions.get(call.id, 0) + 1
+                    task = asyncio.create_task(self._function(call))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                await self._flush()
+            elif isinstance(item, ToolCallCancellation):
+                self.tracker.on_cancellation(item)
+            elif isinstance(item, ServerContent):
+                if item.output_transcription is not None:
+                    self._partial.append(item.output_transcription.text)
+                if item.turn_complete:
+                    self.complete.append("".join(self._partial))
+                    self._partial.clear()
+
+    async def _function(self, call: FunctionCall) -> None:
+        tz = str(dict(call.args)["tz"])
+        await self.gate(tz).wait()
+        if tz in self.interim:
+            self.tracker.respond(FunctionResponse("get_time", {"progress": f"half {tz}"}, id=call.id,
+                                                  will_continue=True))
+            await self._flush()
+        self.tracker.respond(FunctionResponse("get_time", {"time": f"T{tz}"}, id=call.id,
+                                              scheduling=self.schedulings[tz]))
+        await self._flush()
+
+    async def _flush(self) -> None:
+        out = self.tracker.take_outgoing()
+        if out is not None:
+            await self.session.send_tool_response(list(out.function_responses))
+
+
+async def test_non_blocking_calls_across_drops_are_answered_once() -> None:
+    """gemini-3.8-live's default NON_BLOCKING calls, with the proxy cut while the request is in flight,
+    while the call is pending (the model talks on, the function has not returned), right after the
+    result was sent (in flight), and while the answer streams; results scheduled WHEN_IDLE (also by
+    default), INTERRUPT and SILENT, some after an interim result. Every call runs once, its result
+    enters the model's context once, and every non-SILENT result is answered once."""
+    rng = random.Random(SEED + 13)
+    config = LiveGenerationConfig(response_modalities=["AUDIO"], output_audio_transcription=True, tools=NB_TOOLS)
+    policy = ReconnectPolicy(min_delay=0.002, max_delay=0.05, max_attempts=100, go_away_wait=0.5)
+    tzs = [f"R{r}" for r in range(NB_ROUNDS)]
+    schedulings = {tz: SCHEDULINGS[r % 4] for r, tz in enumerate(tzs)}
+    interim = {tz for r, tz in enumerate(tzs) if r % 3 == 1}
+    async with Emulator(chunk_delay=0.001, resumption_update_interval=0.02, resume_grace=1.0) as emu:
+        proxy = CuttingProxy(emu.port)
+        await proxy.start()
+        session = await LiveModel(MODEL, config, url=proxy.url, reconnect=policy).connect(
+            session_resumption=SessionResumptionConfig(transparent=True)
+        )
+        desk = ToolDesk(session, schedulings, interim)
+        reader = asyncio.create_task(desk.run())
+
+        def folded(tz: str) -> int:
+            sess = emu.sessions.get(session.session_id or "")
+            marker = f'[get_time returned {{"time": "T{tz}"}}]'
+            return 0 if sess is None else sum(t.text == marker for t in sess.turns)
+
+        phases: dict[str, int] = {}
+
+        async def maybe_cut(chance: float, phase: str) -> None:
+            if rng.random() < chance:
+                await asyncio.sleep(rng.uniform(0, 0.01))
+                if proxy.cut():
+                    phases[phase] = phases.get(phase, 0) + 1
+
+        try:
+            for r, tz in enumerate(tzs):
+                start = len(desk.complete)
+                await session.send_text(f"c{r} get_time tz={tz}")
+                await maybe_cut(0.4, "request")  # the request in flight
+                await wait_for(lambda tz=tz: tz in desk.ids, 10.0)
+                await maybe_cut(0.6, "pending")  # the call pending: the model talks on, the function has not returned
+                desk.gate(tz).set()
+                await maybe_cut(0.6, "result")  # the result in flight
+                if schedulings[tz] == "SILENT":
+                    await wait_for(lambda tz=tz: folded(tz) >= 1, 10.0)
+                else:
+                    marker = f'get_time returned {{"time": "T{tz}"}}'
+                    await maybe_cut(0.3, "answer")  # the answer streaming
+                    await wait_for(lambda m=marker, s=start: any(m in a for a in desk.complete[s:]), 10.0)
+                await wait_for(lambda: session.state == "active" and session.replay_depth == 0
+                               and session.resumable, 10.0)
+        finally:
+            await session.close()
+            await reader
+            await proxy.stop()
+        assert session.session_id is not None
+        sess = emu.sessions[session.session_id]
+        turns = [t.text for t in sess.turns]
+        pending, owed = dict(sess.state.calls), list(sess.state.owed)
+    cuts = proxy.cuts
+    # Every call was asked with one id, and its function ran once, whatever the server asked again.
+    assert sorted(desk.ids) == sorted(tzs)
+    assert all(len(ids) == 1 for ids in desk.ids.values()), desk.ids
+    assert sorted(desk.executions) == sorted(i for ids in desk.ids.values() for i in ids)
+    assert set(desk.executions.values()) == {1}, desk.executions
+    # Each result entered the model's context once; each non-SILENT one was answered once.
+    for tz in tzs:
+        result = json.dumps({"time": f"T{tz}"})
+        assert turns.count(f"[get_time returned {result}]") == 1, (tz, turns)
+        answers = [t for t in turns if f"The tool answered: get_time returned {result}" in t]
+        assert len(answers) == (0 if schedulings[tz] == "SILENT" else 1), (tz, answers)
+        if tz in interim:
+            assert turns.count(f'[get_time interim result {json.dumps({"progress": f"half {tz}"})}]') == 1
+            assert not answers or "after 1 interim result" in answers[0]
+    assert not pending and not owed
+    assert sum(r.possibly_lost for r in desk.resumes) == 0, desk.resumes
+    assert len(desk.resumes) >= NB_ROUNDS // 2 and phases.get("pending", 0) >= 3 and phases.get("result", 0) >= 3, (
+        phases, desk.resumes)
+    assert desk.asked_again >= 1 and desk.resent >= 1  # the contract was exercised, not just survived
+    print(f"\nNON_BLOCKING calls: {cuts} cuts ({phases}), {len(desk.resumes)} resumes, {desk.asked_again} calls "
+          f"asked again, {desk.resent} answers re-sent from the tracker, {len(desk.executions)} executions")
