@@ -92,6 +92,18 @@ async def until_turn_complete(session: LiveSession) -> list[Any]:
     return items
 
 
+async def whole_answer(session: LiveSession, seconds: float = 10.0) -> list[Any]:
+    """Items from now until the model's whole answer is over (``answer_done``), seen by a listener."""
+    items: list[Any] = []
+    remove = session.add_listener(items.append)
+    try:
+        async with asyncio.timeout(seconds):
+            await session.answer_done()
+    finally:
+        remove()
+    return items
+
+
 def reply_text(items: list[Any]) -> str:
     """The reply as text: its output transcription (today's models answer in audio)."""
     return "".join(
@@ -273,7 +285,9 @@ async def test_tool_call_round_trip(emulator: Emulator) -> None:
                     break
         assert call is not None and call.name == "get_time" and dict(call.args) == {"tz": "UTC"}
         await s.send_tool_response(FunctionResponse(name=call.name, response={"time": "12:00"}, id=call.id))
-        items = await until_turn_complete(s)
+        # 3.8 calls NON_BLOCKING: the model may still be speaking its filler; the result's reply
+        # is the turn after it, so wait for the whole answer, not the next turnComplete.
+        items = await whole_answer(s)
     assert 'get_time returned {"time": "12:00"}' in reply_text(items)
 
 

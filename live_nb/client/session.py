@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -71,8 +72,8 @@ from ..exceptions import (
 from ..protocol import catalogue, tokens
 from ..protocol.client_protocol import CLOSED, DEFAULT_MAX_REPLAY_BYTES, MAX_GO_AWAY_SECONDS, ClientProtocol
 from ..protocol.config import LiveGenerationConfig, SessionResumptionConfig
-from ..protocol.content import Content, FunctionResponse, Part, as_turns
-from ..protocol.events import Connected, Reconnecting, Resumed, SessionClosed
+from ..protocol.content import Content, FunctionCall, FunctionResponse, Part, as_turns
+from ..protocol.events import Connected, Reconnecting, Resumed, SessionClosed, ToolRun
 from ..protocol.ledger import ContextLedger
 from ..protocol.messages import (
     ClientContent,
@@ -84,12 +85,16 @@ from ..protocol.messages import (
     SessionResumptionUpdate,
     SetupComplete,
     ToolCall,
+    ToolCallCancellation,
     ToolResponse,
     UsageMetadata,
 )
+from ..protocol.tool_calls import check_tools
+from ..protocol.tools import Tool
 from .credentials import find_api_key
 from .endpoints import EMULATOR_URL_ENV, AuthHeaders, Endpoint, EndpointResolver
 from .reconnect import AttemptBudget, ReconnectPolicy, backoff, process_exception
+from .tool_loop import DEFAULT_TOOL_TIMEOUT, ToolLoop
 from .view import Listener, SessionView
 
 __all__ = ["LiveModel", "LiveSession"]
@@ -297,6 +302,18 @@ class LiveModel:
         reconnect: the ``ReconnectPolicy`` (``ReconnectPolicy.off()`` for none).
         max_replay_bytes: bound of the transparent-replay buffer.
         open_timeout: seconds allowed for the TCP + WebSocket handshake and ``setupComplete``.
+        tools: functions the model may call: Python functions (sync or async; declared from their
+            signature, hints and docstring), ``Tool`` objects (``tool_from_callable(fn, behavior=,
+            scheduling=, timeout=)``) and/or raw declaration dicts. Same as ``generation_config``'s
+            ``tools`` (give them in one place, not both). Each one is checked against the model's
+            rules here (e.g. no BLOCKING on extended thinking): a ConfigError names the model, the
+            function and the rule.
+        auto_tools: run the Python functions when the model calls them and answer with their
+            result (``client/tool_loop.py``); False leaves every call to the caller, who answers
+            the ``ToolCall`` items of ``receive()`` with ``send_tool_response``. Calls to raw
+            declarations are always left to the caller.
+        tool_timeout: seconds a call may run before it is answered with a TimeoutError result
+            (a ``Tool``'s own ``timeout`` wins; None: no limit).
 
     Raises:
         ConfigError, CredentialsError: before anything is sent.
@@ -316,9 +333,23 @@ class LiveModel:
         reconnect: ReconnectPolicy | None = None,
         max_replay_bytes: int = DEFAULT_MAX_REPLAY_BYTES,
         open_timeout: float = 10.0,
+        tools: Sequence[Any] | None = None,
+        auto_tools: bool = True,
+        tool_timeout: float | None = DEFAULT_TOOL_TIMEOUT,
     ) -> None:
         if generation_config is not None and not isinstance(generation_config, LiveGenerationConfig):
             raise ConfigError("generation_config", type(generation_config).__name__, "a LiveGenerationConfig")
+        if tools is not None:
+            base = generation_config or default_generation_config()
+            if base.tools:
+                raise ConfigError(
+                    "tools", "both", "tools given once: to LiveModel(tools=) or in generation_config, not both"
+                )
+            generation_config = dataclasses.replace(base, tools=list(tools))
+        if tool_timeout is not None and (
+            isinstance(tool_timeout, bool) or not isinstance(tool_timeout, (int, float)) or not tool_timeout > 0
+        ):
+            raise ConfigError("tool_timeout", tool_timeout, "None or a number of seconds above 0")
         if backend is None:
             backend = default_backend(url, api_key)
         self.model_name = model_name
@@ -330,6 +361,9 @@ class LiveModel:
             raise ConfigError("max_replay_bytes", max_replay_bytes, "a positive number of bytes")
         self.max_replay_bytes = max_replay_bytes
         self.open_timeout = open_timeout
+        self.auto_tools = bool(auto_tools)
+        """Whether sessions run the Python functions among the tools when the model calls them."""
+        self.tool_timeout = tool_timeout
         self.resolver = EndpointResolver(backend, model_name, url, api_key, project, location, api_version)
         self.flavor = catalogue.wire_flavor(backend, self.resolver.url)
         """Whose rules apply: ``gemini``, ``vertex``, or None (a bare emulator URL: the emulator decides)."""
@@ -338,7 +372,13 @@ class LiveModel:
         if self.info is None:
             _warn_unknown_model(model_name)
         else:
+            _raise_refusal(check_tools(self.info, self.generation_config.function_tools))
             _raise_refusal(catalogue.check_setup(self.info, self.flavor, self.generation_config))
+
+    @property
+    def tools(self) -> tuple[Tool, ...]:
+        """The Python functions the model may call (``generation_config.function_tools``)."""
+        return self.generation_config.function_tools
 
     def __repr__(self) -> str:
         return f"LiveModel({self.model_name!r}, backend={self.backend!r}, url={self.resolver.url!r})"
@@ -455,6 +495,27 @@ class LiveSession:
         self._go_away_at: float | None = None  # loop time of the GoAway on the current connection
         self._secrets: collections.deque[AuthHeaders] = collections.deque(maxlen=4)
         self._last_close: tuple[int, str] = (1006, "")
+        # Whether the model owes more of its answer (``answering``): a reply asked for and not
+        # complete, a turn streaming, IN_PROGRESS (extended thinking), results it has not answered.
+        self._awaiting_reply = False
+        self._streaming = False
+        self._in_progress = False
+        self._turns_completed = 0
+        self._owed_until = 0  # _turns_completed at which every result sent so far has been answered
+        self._answer_changed = asyncio.Event()
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._tool_loop = ToolLoop(
+            config.function_tools,
+            model.info,
+            auto=model.auto_tools,
+            timeout=model.tool_timeout,
+            emit=self._emit,
+            write=self._write_tool_response,
+            can_send=lambda: self._protocol.can_send_now,
+            replay_covers=self._replay_covers,
+            changed=self._answer_changed.set,
+            declarations=config.tools,
+        )
         if config.system_instruction_text:
             self.ledger.record_system(tokens.text_tokens(config.system_instruction_text), time.time())
 
@@ -546,6 +607,65 @@ class LiveSession:
         """Oldest ``transcript`` entries let go to keep it bounded."""
         return self.transcript.dropped
 
+    @property
+    def tools(self) -> tuple[Tool, ...]:
+        """The Python functions the model may call (run by the tool loop when ``auto_tools``)."""
+        return self._live_model.tools
+
+    @property
+    def auto_tools(self) -> bool:
+        """Whether the tool loop runs the functions (else every call is the caller's to answer)."""
+        return self._live_model.auto_tools
+
+    @property
+    def tool_runs(self) -> tuple[ToolRun, ...]:
+        """The latest ``ToolRun`` events (``tool_loop.RUNS_KEPT`` of them), oldest first.
+
+        One ``running`` event when a call starts and one final event (``returned``, ``failed``,
+        ``cancelled``, ``timed_out``) per call; ``events`` has them too, in the session's order.
+        """
+        return self._tool_loop.runs
+
+    @property
+    def pending_tool_calls(self) -> tuple[FunctionCall, ...]:
+        """Function calls not yet finally answered: running in the tool loop, or left to the caller."""
+        return self._tool_loop.pending
+
+    @property
+    def answering(self) -> bool:
+        """Whether the model owes more of its current answer.
+
+        True while a reply asked for has not completed, a model turn streams, a function call is
+        not answered, a result sent has not been answered yet (a SILENT one owes nothing), or the
+        last turn ended with ``interactionStatus: IN_PROGRESS`` (extended thinking: a filler; the
+        answer ends with ``IDLE``). A ``turnComplete`` ends one *turn*; the whole answer is over
+        when this turns False. Listeners read it exactly (it is updated before they are called);
+        a ``receive()`` consumer reads it later, when it may have moved on: use ``answer_done()``.
+        """
+        return bool(
+            self._awaiting_reply
+            or self._streaming
+            or self._in_progress
+            or self._turns_completed < self._owed_until
+            or self._tool_loop.pending
+        )
+
+    async def answer_done(self) -> None:
+        """Return once the model's whole answer is over (``answering`` is False) or the session ended.
+
+        Send the user's turn first, then await this: a reply asked for counts from the send. On
+        extended thinking it waits for ``interactionStatus: IDLE``, not the first ``turnComplete``;
+        with function calls it waits for the calls and the reply to their results.
+
+        Raises:
+            SessionLost, RemoteProtocolError: the error that ended the session, if any.
+        """
+        while self.answering and not self._closed:
+            self._answer_changed.clear()
+            await self._answer_changed.wait()
+        if self._error is not None:
+            raise self._error
+
     def add_listener(self, callback: Listener) -> Callable[[], None]:
         """Call ``callback(item)`` on the session's loop for every item ``receive()`` yields.
 
@@ -581,6 +701,8 @@ class LiveSession:
         message = ClientContent(contents, turn_complete)
         self._check_rules(message)
         self._protocol.send_message(message)
+        if turn_complete:
+            self._awaiting_reply = True
         now = time.time()
         for content in contents:
             text = content.text
@@ -604,6 +726,7 @@ class LiveSession:
         self._check_open()
         self._history_gate.open = False
         self._protocol.send_realtime_text(text)
+        self._awaiting_reply = True
         now = time.time()
         self.ledger.record_input("TEXT", tokens.text_tokens(text), now)
         self._note(now, "user", text)
@@ -671,14 +794,81 @@ class LiveSession:
     async def send_tool_response(
         self, responses: FunctionResponse | Mapping[str, Any] | Sequence[FunctionResponse | Mapping[str, Any]]
     ) -> None:
-        """Answer function calls (each response should carry the call's ``id``)."""
+        """Answer function calls yourself: each response carries the call's ``id``.
+
+        ``tools.response_for(call, value)`` builds one from a ``FunctionCall`` and a value. Calls
+        the session saw are answered at most once: an answer to a call already answered or
+        cancelled is dropped (logged); an answer given while the session moves to a new connection
+        goes out after the resume, and is re-sent from memory if the server asks the call again.
+
+        Raises:
+            LocalProtocolError: a response without an ``id`` on the Gemini Developer API (which
+                needs it; google-genai raises there too), or one the model's rules refuse.
+            InvalidState: the session is closed, or the call is one the tool loop answers (a
+                Python function among the tools while ``auto_tools``).
+        """
         self._check_open()
         items = [responses] if isinstance(responses, (FunctionResponse, Mapping)) else list(responses)
         parsed = tuple(r if isinstance(r, FunctionResponse) else FunctionResponse.from_wire(r) for r in items)
+        if self._flavor == "gemini":
+            for response in parsed:
+                if response.id is None:
+                    raise LocalProtocolError(
+                        f"the response to {response.name!r} has no id: the Gemini Developer API needs the call's id "
+                        "(FunctionResponse(..., id=call.id), or tools.response_for(call, value))"
+                    )
         self._check_rules(ToolResponse(parsed))
-        self._protocol.send_tool_response(parsed)
-        self.ledger.record_input("TEXT", sum(tokens.text_tokens(str(r.response)) for r in parsed), time.time())
-        await self._flush()
+        to_send = self._tool_loop.answer(parsed)
+        if to_send:
+            self._write_tool_response(ToolResponse(tuple(to_send)), flush=False)
+            await self._flush()
+
+    def _write_tool_response(self, message: ToolResponse, flush: bool = True) -> None:
+        """Hand answers to the protocol (sent now, or after the resume), count them, note what they owe.
+
+        The tool loop calls this with its functions' answers (only while a connection is open);
+        ``send_tool_response`` with the caller's. A final, non-SILENT result owes a reply turn:
+        the one after the current turn when it arrives while the model speaks (WHEN_IDLE,
+        INTERRUPT), else the next (``answering``).
+        """
+        if flush:  # the tool loop's answers: the caller's were checked by send_tool_response
+            try:
+                self._check_rules(message)
+            except LiveError as exc:
+                logger.warning("live_nb: tool response not sent: %s", exc)
+                return
+        responses = message.function_responses
+        self._protocol.send_tool_response(responses)
+        self.ledger.record_input("TEXT", sum(tokens.text_tokens(str(r.response)) for r in responses), time.time())
+        for response in responses:
+            if response.will_continue:
+                continue
+            if self._tool_loop.behavior_of(response.name) == "NON_BLOCKING":
+                if response.scheduling == "SILENT":
+                    continue  # folded into the context without a reply
+                turns = 2 if self._streaming else 1
+            else:
+                turns = 1  # the model waits for it: its answer ends the current turn
+            self._owed_until = max(self._owed_until, self._turns_completed + turns)
+        self._answer_changed.set()
+        if flush:
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    def _replay_covers(self) -> bool:
+        """Whether the replay re-sends every answer the server lacks (transparent, nothing lost)."""
+        report = self._protocol.resume_report()
+        return self._protocol.transparent and report is not None and report.possibly_lost == 0
+
+    def _resumed(self, state_restored: bool) -> None:
+        """After a resume: a reply cut by the drop is not coming back unless the replay asks again."""
+        self._streaming = False
+        if not (state_restored and self._replay_covers()):
+            self._awaiting_reply = False
+            self._in_progress = False
+            self._owed_until = self._turns_completed
+        self._answer_changed.set()
 
     async def send_activity_start(self) -> None:
         """Signal the start of user activity (manual activity detection)."""
@@ -812,6 +1002,7 @@ class LiveSession:
         self._emit(
             Connected(self.url, resumed=bool(self._protocol.resumed_with_handle), connection=self._protocol.connections)
         )
+        self._tool_loop.flush()
 
     async def _open_connection(self) -> None:
         """Open a websocket, send setup, wait for setupComplete, then write the replay.
@@ -990,6 +1181,9 @@ class LiveSession:
                         report.possibly_lost,
                     )
                 self._emit(Resumed(report.state_restored, report.replayed, report.possibly_lost))
+                self._resumed(report.state_restored)
+            self._tool_loop.flush()  # answers finished while no connection was open
+            await self._flush()
             return
         code = getattr(last_error, "code", None) or self._last_close[0]
         why = getattr(last_error, "reason", None) or self._last_close[1] or (
@@ -1135,6 +1329,18 @@ class LiveSession:
                 self._gather(spoken.text)
             if message.input_transcription is not None and message.input_transcription.text:
                 self._note(now, "user (heard)", message.input_transcription.text)
+            if turn is not None or spoken is not None:
+                self._streaming = True
+            if message.turn_complete or message.interrupted:
+                self._awaiting_reply = False
+                self._streaming = False
+            if message.turn_complete:
+                self._turns_completed += 1
+                status = message.interaction_status
+                if status is not None:
+                    self._in_progress = status == "IN_PROGRESS"
+                    if status == "IDLE":
+                        self._owed_until = self._turns_completed  # the model says its answer is over
             if (message.turn_complete or message.interrupted) and self._model_text:
                 text = "".join(self._model_text)
                 if self._model_chars > len(text):
@@ -1165,6 +1371,11 @@ class LiveSession:
         elif isinstance(message, SetupComplete):
             return  # internal to the connection; Connected / Resumed tell the user
         self._deliver(message, size)
+        # After the message itself, so a receive() consumer sees the ToolCall before its ToolRuns.
+        if isinstance(message, ToolCall):
+            self._tool_loop.on_tool_call(message)
+        elif isinstance(message, ToolCallCancellation):
+            self._tool_loop.on_cancellation(message)
 
     def _gather(self, text: str) -> None:
         """Add reply text for the transcript, up to ``TURN_CHARS_LIMIT`` characters a turn."""
@@ -1207,6 +1418,7 @@ class LiveSession:
             self._queue_bytes -= queue.popleft()[1]
             self.dropped_received += 1
         self._wakeup.set()
+        self._answer_changed.set()
         for listener in tuple(self._listeners):
             try:
                 listener(item)
@@ -1218,9 +1430,11 @@ class LiveSession:
             return
         self._closed = True
         self._error = error
+        self._tool_loop.close()
         self._protocol.close()
         self._emit(event)
         self._wakeup.set()
+        self._answer_changed.set()
 
 
 class _ConnectNoRedirect(ws_connect):

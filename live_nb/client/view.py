@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..protocol.config import LiveGenerationConfig
+from ..protocol.content import FunctionCall
+from ..protocol.events import ToolRun
 from ..protocol.ledger import ContextLedger
 
 __all__ = ["Listener", "SessionView"]
@@ -139,6 +141,24 @@ class SessionView(Protocol):
     @property
     def closed(self) -> bool:
         """Whether the session has ended."""
+        ...
+
+    @property
+    def tool_runs(self) -> Sequence[ToolRun]:
+        """The latest ``ToolRun`` events, oldest first (bounded): which function ran with which
+        arguments, its status (``running``, ``returned``, ``failed``, ``cancelled``, ``timed_out``),
+        how long and what it returned, as untrusted text (never HTML)."""
+        ...
+
+    @property
+    def pending_tool_calls(self) -> Sequence[FunctionCall]:
+        """Function calls not yet finally answered (running in the tool loop or left to the caller)."""
+        ...
+
+    @property
+    def answering(self) -> bool:
+        """Whether the model owes more of its current answer (a turn streaming, calls running,
+        results not yet answered, extended thinking's IN_PROGRESS); False once the whole answer is over."""
         ...
 
     def add_listener(self, callback: Listener) -> Callable[[], None]:
