@@ -28,7 +28,8 @@ pytestmark = pytest.mark.timeout(60)
 
 COLUMNS = {
     "transcript": ["time", "role", "text"],
-    "events": ["time", "event", "detail"],
+    "events": ["time", "event", "detail", "call_id", "name", "args", "status", "seconds", "result", "behavior",
+               "scheduling"],
     "usage": ["time", "prompt_tokens", "response_tokens", "total_tokens"],
     "context": [
         "time",
@@ -148,7 +149,7 @@ async def test_views_by_name_and_a_bad_name(session: LiveSession) -> None:
         frame = history.view(session, name)
         assert list(frame.columns)[: len(columns)] == columns
         assert frame.equals(history.VIEWS[name](session))
-    with pytest.raises(ConfigError, match="one of context, events, transcript, usage"):
+    with pytest.raises(ConfigError, match="one of context, events, tools, transcript, usage"):
         history.view(session, "bogus")
 
 

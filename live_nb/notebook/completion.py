@@ -6,15 +6,17 @@ magics' declarations (passed in, so this module does not import the magics).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..protocol import catalogue
 from . import history as history_views
 from .options import BACKENDS, FLAVORS
 
-__all__ = ["MATCHER_ID", "completion_matcher", "is_ours", "live_candidates"]
+__all__ = ["MATCHER_ID", "completion_matcher", "is_ours", "live_candidates", "tool_candidates"]
 
 MATCHER_ID = "live_nb.live_completions"
 
@@ -29,8 +31,27 @@ _OPTION_VALUES: dict[str, Callable[[], list[str]]] = {
 }
 
 
-def live_candidates(before: str, subcommands: Collection[str]) -> tuple[str, list[str]] | None:
-    """What to complete at the end of ``before`` (the line up to the cursor): (fragment, candidates)."""
+def tool_candidates(namespace: Mapping[str, Any], hidden: Collection[str] = ()) -> list[str]:
+    """Names in the notebook a ``--tools`` list can take: functions and ``Tool`` objects, not private."""
+    from ..protocol.tools import Tool
+
+    found = []
+    for name, value in list(namespace.items()):
+        if name.startswith("_") or name in hidden:
+            continue
+        if isinstance(value, Tool) or inspect.isroutine(value) or isinstance(value, functools.partial):
+            found.append(name)
+    return sorted(found)
+
+
+def live_candidates(
+    before: str, subcommands: Collection[str], tools: Callable[[], list[str]] | None = None
+) -> tuple[str, list[str]] | None:
+    """What to complete at the end of ``before`` (the line up to the cursor): (fragment, candidates).
+
+    ``tools`` lists the names ``--tools`` may take (the notebook's functions); after ``--tools`` the
+    fragment is the name after the last comma.
+    """
     stripped = before.lstrip()
     match = re.match(r"^(%%?live)(\s.*)?$", stripped, re.S)
     if match is None or match.group(2) is None:
@@ -39,6 +60,11 @@ def live_candidates(before: str, subcommands: Collection[str]) -> tuple[str, lis
     current = "" if stripped[-1].isspace() else words[-1]
     previous = words[-1] if current == "" else (words[-2] if len(words) > 1 else "")
     option, equals, value = current.partition("=")
+    if tools is not None and (previous == "--tools" or (equals and option == "--tools")):
+        typed = value if equals else current
+        fragment = typed.rsplit(",", 1)[-1]
+        chosen = set(typed.split(",")[:-1])
+        return fragment, [n for n in tools() if n.startswith(fragment) and n not in chosen]
     if equals and option in _OPTION_VALUES:
         return value, [v for v in _OPTION_VALUES[option]() if v.startswith(value)]
     if previous in _OPTION_VALUES:
@@ -50,12 +76,14 @@ def live_candidates(before: str, subcommands: Collection[str]) -> tuple[str, lis
 
 
 
-def completion_matcher(subcommands: Collection[str]) -> Callable[..., Any]:
+def completion_matcher(
+    subcommands: Collection[str], tools: Callable[[], list[str]] | None = None
+) -> Callable[..., Any]:
     """``live_candidates`` wrapped as an IPython matcher (API v2); IPython's completer imported lazily."""
     from IPython.core.completer import SimpleCompletion, context_matcher
 
     def live_matcher(context: Any) -> dict[str, Any]:
-        found = live_candidates(context.text_until_cursor, subcommands)
+        found = live_candidates(context.text_until_cursor, subcommands, tools)
         if not found:
             return {"completions": [], "suppress": False}
         fragment, candidates = found

@@ -27,8 +27,12 @@ import pandas as pd
 
 from ..exceptions import ConfigError
 from ..protocol import catalogue
+from ..protocol.events import ToolRun
 
-__all__ = ["VIEWS", "context", "events", "models_table", "transcript", "usage", "view"]
+__all__ = ["TOOL_COLUMNS", "VIEWS", "context", "events", "models_table", "tools", "transcript", "usage", "view"]
+
+TOOL_COLUMNS = ("call_id", "name", "args", "status", "seconds", "result", "behavior", "scheduling")
+"""The columns a ``ToolRun`` fills in ``events`` (empty for other events) and in ``tools``."""
 
 
 MARKER = "…"
@@ -98,17 +102,52 @@ def _describe(item: object) -> str:
 def events(session: Any) -> pd.DataFrame:
     """Everything that happened to the session, in order: one row per event or server message.
 
-    Columns: ``time``, ``event`` (the class name: ``Connected``, ``GoAway``, ``Resumed`` ...),
-    ``detail`` (its fields in one line). When ``session.events`` let entries go, the first row
+    Columns: ``time``, ``event`` (the class name: ``Connected``, ``GoAway``, ``Resumed``,
+    ``ToolRun`` ...), ``detail`` (its fields in one line), then the tool columns (``TOOL_COLUMNS``:
+    ``name``, ``args``, ``status``, ``seconds``, ``result`` ...), filled on ``ToolRun`` rows (one when
+    a call starts, one when it ends) and empty (None / NaN) on the others. Arguments and results
+    are text, as the tool loop reported them. When ``session.events`` let entries go, the first row
     says how many (``event`` ``"…"``; module docstring).
     """
     rows, dropped = _kept(getattr(session, "events", None))
-    return _log_frame(
+    frame = _log_frame(
         [t for t, _ in rows],
         {"event": [type(item).__name__ for _, item in rows], "detail": [_describe(item) for _, item in rows]},
         dropped,
         "events",
     )
+    runs = [item if isinstance(item, ToolRun) else None for _, item in rows]
+    if dropped:
+        runs = [None, *runs]
+    for column in TOOL_COLUMNS:
+        values = [None if run is None else getattr(run, column) for run in runs]
+        if column == "seconds":
+            frame[column] = pd.Series([float("nan") if v is None else float(v) for v in values], dtype="float64")
+        else:
+            frame[column] = pd.Series(values, dtype="object")
+    return frame
+
+
+def tools(session: Any) -> pd.DataFrame:
+    """One row per tool call, as it stands now: its last ``ToolRun`` (``running`` until it ends).
+
+    Columns: ``time`` (when the call started), then ``TOOL_COLUMNS``. Calls whose events the
+    bounded log let go are not listed (``attrs["dropped"]`` counts the events let go).
+    """
+    rows, dropped = _kept(getattr(session, "events", None))
+    started: dict[str, float] = {}
+    latest: dict[str, ToolRun] = {}
+    for when, item in rows:
+        if isinstance(item, ToolRun):
+            started.setdefault(item.call_id, when)
+            latest[item.call_id] = item
+    data: dict[str, list[Any]] = {column: [getattr(run, column) for run in latest.values()] for column in TOOL_COLUMNS}
+    frame = pd.DataFrame(data, columns=list(TOOL_COLUMNS))
+    frame["seconds"] = frame["seconds"].astype("float64")
+    frame.insert(0, "time", _times([started[call_id] for call_id in latest]))
+    frame.attrs["dropped"] = dropped
+    frame.attrs["note"] = _note(dropped, "events")
+    return frame
 
 
 def usage(session: Any) -> pd.DataFrame:
@@ -211,7 +250,7 @@ def transcript(session: Any) -> pd.DataFrame:
     return frame
 
 
-VIEWS = {"transcript": transcript, "events": events, "usage": usage, "context": context}
+VIEWS = {"transcript": transcript, "events": events, "usage": usage, "context": context, "tools": tools}
 """The views by name, as ``%live history NAME --view VIEW`` names them."""
 
 

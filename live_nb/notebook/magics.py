@@ -65,7 +65,7 @@ from . import history as history_views
 from ._proxy import KernelSession
 from ._reply import CellRenderer, Renderer, StreamRenderer
 from .cells import Request, run_request
-from .completion import completion_matcher, is_ours, live_candidates
+from .completion import completion_matcher, is_ours, live_candidates, tool_candidates
 from .options import (
     BACKENDS,
     DEFAULT_MODEL,
@@ -77,6 +77,7 @@ from .options import (
     parse_compress,
     positive_float,
     resolve_options,
+    resolve_tools,
     system_refusal,
     where,
 )
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from ..client.session import LiveSession
+    from ..protocol.tools import Tool
 
 __all__ = [
     "HELP",
@@ -374,10 +376,44 @@ class LiveMagics(Magics):
     @argument("--time-scale", type=positive_float, default=None, metavar="X", help="emulator: divide its time limits")
     @argument("--system", default=None, metavar="TEXT", help="the system instruction")
     @argument("--url", default=None, metavar="ws://HOST:PORT", help="an emulator already running")
+    @argument(
+        "--tools",
+        default=None,
+        metavar="F,G",
+        help="notebook functions the model may call (described from their hints and docstrings; they run "
+        "when called)",
+    )
+    @argument("--tool-timeout", type=positive_float, default=None, metavar="S", help="answer a call running longer "
+              "than S seconds with an error")
+    @argument(
+        "--tool-behavior",
+        type=str.upper,
+        choices=["BLOCKING", "NON_BLOCKING"],
+        default=None,
+        help="how the model waits for --tools (default: the model's; gemini-3.8-live: NON_BLOCKING)",
+    )
+    @argument(
+        "--tool-scheduling",
+        type=str.upper,
+        choices=["SILENT", "WHEN_IDLE", "INTERRUPT"],
+        default=None,
+        help="how a NON_BLOCKING result enters the conversation (default: the service's, WHEN_IDLE)",
+    )
     def _cmd_connect(self, rest: str) -> None:
         """Open (or reopen) a named session."""
         args = _parse(self._cmd_connect, rest)
         name = self._name(args.name)
+        tools: tuple[Tool, ...] = ()
+        if args.tools is not None:
+            tools = resolve_tools(
+                self._namespace(),
+                args.tools,
+                timeout=args.tool_timeout,
+                behavior=args.tool_behavior,
+                scheduling=args.tool_scheduling,
+            )
+        elif args.tool_timeout is not None or args.tool_behavior or args.tool_scheduling:
+            raise UsageError("%live connect: --tool-timeout, --tool-behavior and --tool-scheduling go with --tools")
         options = self._resolve(
             model=args.model,
             backend=args.backend,
@@ -389,6 +425,7 @@ class LiveMagics(Magics):
             time_scale=args.time_scale,
             system=args.system,
             url=args.url,
+            tools=tools,
         )
         if args.resume is not None:
             handle = args.resume or self.registry.known_handle(name)
@@ -695,6 +732,8 @@ def _describe(entry: Entry, verb: str) -> str:
     parts.append(f"context≈{ledger.estimated:,.0f} tokens")
     if options.compression is not None:
         parts.append(f"compress {ledger.trigger:,}→{ledger.target:,}")
+    if options.tools:
+        parts.append("tools " + ",".join(options.tool_names))
     deadline = session.go_away_deadline
     if deadline:
         parts.append(f"GoAway: {max(0.0, deadline - time.time()):.0f} s left")
@@ -773,9 +812,11 @@ HELP = help_text()
 """What ``%live help`` prints."""
 
 
-def live_completions(line: str) -> list[str]:
-    """What ``%live ... <TAB>`` offers at the end of ``line`` (the model ids after ``--model``, ...)."""
-    found = live_candidates(line, SUBCOMMANDS)
+def live_completions(line: str, namespace: dict[str, Any] | None = None) -> list[str]:
+    """What ``%live ... <TAB>`` offers at the end of ``line`` (the model ids after ``--model``, the
+    notebook's functions after ``--tools`` when ``namespace`` is given, ...)."""
+    tools = None if namespace is None else (lambda: tool_candidates(namespace))
+    found = live_candidates(line, SUBCOMMANDS, tools)
     return found[1] if found else []
 
 
@@ -792,7 +833,9 @@ def load_ipython_extension(ip: InteractiveShell) -> None:
         ip.input_transformers_cleanup.append(transform_live_cells)
     completer = getattr(ip, "Completer", None)
     if completer is not None and not any(is_ours(m) for m in completer.custom_matchers):
-        completer.custom_matchers.append(completion_matcher(SUBCOMMANDS))
+        completer.custom_matchers.append(
+            completion_matcher(SUBCOMMANDS, lambda: tool_candidates(ip.user_ns, getattr(ip, "user_ns_hidden", ())))
+        )
     magics.registry.bridge()  # the bridge opens its comm to the labextension when it is created
 
 

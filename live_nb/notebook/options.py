@@ -28,6 +28,8 @@ from ..protocol.config import (
     SessionResumptionConfig,
     SlidingWindow,
 )
+from ..protocol.tool_calls import check_tools
+from ..protocol.tools import Tool
 
 __all__ = [
     "BACKENDS",
@@ -164,6 +166,13 @@ class ConnectOptions:
     """Vertex AI project ('' : from the environment / ADC)."""
     location: str = ""
     """Vertex AI location ('' : from the environment)."""
+    tools: tuple[Tool, ...] = ()
+    """Notebook functions the model may call (``--tools``); the client's tool loop runs them."""
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The declared names of ``tools``, in order."""
+        return tuple(tool.name for tool in self.tools)
 
     @property
     def in_kernel_emulator(self) -> bool:
@@ -314,6 +323,8 @@ def refusal_message(refusal: catalogue.Refusal, options: ConnectOptions, in_kern
         hint = f"--flavor {other}: the bundled emulator then serves {FLAVOR_RULES[other]}, which offer it"
     elif refusal.field == "model":
         hint = "%live models lists the models"
+    elif refusal.field in ("tools", "scheduling"):
+        hint = "--tool-behavior / --tool-scheduling (or a Tool: tool_from_callable(fn, behavior=..., scheduling=...))"
     elif refusal.field == "session_resumption.transparent":
         hint = "drop --transparent (and LiveMagics.transparent): it is off by default where it is not offered"
     else:
@@ -321,6 +332,66 @@ def refusal_message(refusal: catalogue.Refusal, options: ConnectOptions, in_kern
     error = ConfigError(refusal.field, refusal.value, refusal.advice)
     return f"ConfigError: {error}" + (f"; in the magics: {hint}" if hint else "")
 
+
+
+TOOL_NAME_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def resolve_tools(
+    namespace: dict[str, Any],
+    names: str,
+    *,
+    timeout: float | None = None,
+    behavior: str | None = None,
+    scheduling: str | None = None,
+) -> tuple[Tool, ...]:
+    """The tools ``--tools a,b`` names: each looked up in the notebook's namespace and described.
+
+    A plain function (sync or async) is described from its signature, type hints and docstring
+    (``tool_from_callable``) with ``timeout``, ``behavior`` and ``scheduling``; a ``Tool`` (made with
+    ``tool_from_callable(fn, behavior=...)``) keeps its own settings, taking only what it leaves unset.
+
+    Raises:
+        UsageError: one line: a name that is not defined, not callable, or a function that cannot be
+            described (the ConfigError names the function and the parameter).
+    """
+    from dataclasses import replace
+
+    from ..protocol.tools import tool_from_callable
+
+    words = [w.strip() for w in names.split(",") if w.strip()]
+    if not words:
+        raise UsageError("--tools wants the names of notebook functions, comma-separated: --tools get_weather,search")
+    tools: list[Tool] = []
+    for word in words:
+        if not TOOL_NAME_WORD.fullmatch(word):
+            raise UsageError(f"--tools: {word!r} is not a Python name; give function names, comma-separated")
+        if word not in namespace:
+            raise UsageError(f"--tools: no {word!r} in the notebook; define the function first (def {word}(...): ...)")
+        value = namespace[word]
+        try:
+            if isinstance(value, Tool):
+                changes: dict[str, Any] = {}
+                if timeout is not None and value.timeout is None:
+                    changes["timeout"] = timeout
+                if behavior is not None and value.behavior is None:
+                    changes["behavior"] = behavior
+                if scheduling is not None and value.scheduling is None and (changes.get("behavior", value.behavior)
+                                                                            != "BLOCKING"):
+                    changes["scheduling"] = scheduling
+                tool = replace(value, **changes) if changes else value
+            elif not callable(value):
+                raise UsageError(f"--tools: {word!r} is a {type(value).__name__}, not a function the model could call")
+            else:
+                own = getattr(value, "__name__", None)
+                named = own if isinstance(own, str) and TOOL_NAME_WORD.fullmatch(own) else word
+                tool = tool_from_callable(value, name=named, timeout=timeout, behavior=behavior, scheduling=scheduling)
+        except LiveError as exc:
+            raise UsageError(f"--tools {word}: {one_line(exc)}") from None
+        if any(t.name == tool.name for t in tools):
+            raise UsageError(f"--tools: two tools are called {tool.name!r}; the model calls functions by name")
+        tools.append(tool)
+    return tuple(tools)
 
 
 class OptionDefaults(Protocol):
@@ -353,6 +424,7 @@ def resolve_options(
     time_scale: float | None = None,
     system: str | None = None,
     url: str | None = None,
+    tools: tuple[Tool, ...] = (),
 ) -> ConnectOptions:
     """Resolve a session's options from arguments (None: not given), then ``defaults``; check them.
 
@@ -409,6 +481,7 @@ def resolve_options(
             automatic=automatic,
             project=defaults.project,
             location=defaults.location,
+            tools=tuple(tools),
         )
         config = options.generation_config()
     except LiveError as exc:
@@ -416,6 +489,8 @@ def resolve_options(
     info = options.info
     if info is not None:
         refusal = catalogue.check_setup(info, wire, config, options.resumption())
+        if refusal is None:
+            refusal = check_tools(info, options.tools)
         if refusal is not None:
             raise UsageError(refusal_message(refusal, options, in_kernel_emulator))
     return options

@@ -102,6 +102,8 @@ def build_model(options: ConnectOptions, url: str | None) -> LiveModel:
     kwargs: dict[str, Any] = {}
     if options.backend == "vertex":
         kwargs = {"project": options.project or None, "location": options.location or None}
+    if options.tools:
+        kwargs["tools"] = list(options.tools)  # the client's tool loop runs them (client/tool_loop.py)
     return LiveModel(
         options.model,
         generation_config=options.generation_config(),

@@ -17,7 +17,10 @@ part in between that needs no widget machinery, so it is tested without a front 
    the streamer's own counters: what streams, what it costs in tokens per second, chunks and
    gaps. It reads, never listens: the media path is hot (10 chunks a second), so the dashboard
    sees it only at its own sampling rate and adds no message per chunk.
-4. ``Series`` is the bounded copy of the context line that survives a page reload (a widget
+4. Tool runs (``ToolRun`` events in ``session.events``, which the client's tool loop records):
+   the feed keeps the latest state of the last few calls (name, status, duration, arguments and
+   result as text, cut short) and reports them when they change.
+5. ``Series`` is the bounded copy of the context line that survives a page reload (a widget
    trait): when it grows past its limit, the older half is thinned, keeping the points that
    matter (server-reported counts, compressions), so an hour-long session stays a few hundred
    points.
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client.view import SessionView
+from ..protocol.events import ToolRun
 from ..protocol.ledger import CompressionEvent, ContextLedger, ContextPoint
 from ..protocol.tokens import AUDIO_TOKENS_PER_SECOND, VIDEO_TOKENS_PER_FRAME
 from . import streamers
@@ -54,7 +58,31 @@ __all__ = [
     "media_state",
     "point_json",
     "start_sampler",
+    "tool_run_json",
 ]
+
+TOOL_TEXT_CHARS = 200
+"""Arguments and results shown in the tools panel are cut to this many characters."""
+
+
+def _short(text: str, limit: int = TOOL_TEXT_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tool_run_json(run: ToolRun, when: float, origin: float) -> dict[str, Any]:
+    """One tool call as the tools panel draws it (all text; the browser sets it as textContent)."""
+    return {
+        "id": str(run.call_id),
+        "t": round(when - origin, 2),
+        "name": str(run.name),
+        "args": _short(run.args),
+        "status": str(run.status),
+        "seconds": round(float(run.seconds), 3),
+        "result": _short(run.result),
+        "behavior": str(run.behavior or ""),
+        "scheduling": str(run.scheduling or ""),
+    }
 
 # One point on the wire: [t, estimated, reported-or-null, kind]; kind 0 = estimate, 1 = reported
 # by the server (usage), 2 = compression.
@@ -95,6 +123,7 @@ class FeedFrame:
         connection: connection-panel fields (all JSON-ready).
         usage: usage-panel fields (all JSON-ready).
         turns: the latest transcript turns, or None when unchanged since the last frame.
+        tools: the latest tool calls, or None when unchanged (see the attribute).
         markers: lifecycle events (GoAway, reconnect, resume, close) new since the last frame.
         media: what the session's mic/camera streamer is doing (``media_state``); ``{"present":
             False, ...}`` when nothing streams into this session.
@@ -114,6 +143,8 @@ class FeedFrame:
     turns: tuple[dict[str, Any], ...] | None
     markers: tuple[dict[str, Any], ...] = ()
     media: dict[str, Any] = field(default_factory=dict)
+    tools: tuple[dict[str, Any], ...] | None = None
+    """The latest tool calls (``tool_run_json``), oldest first, or None when unchanged since the last frame."""
 
     @property
     def has_chart_delta(self) -> bool:
@@ -325,9 +356,12 @@ class SessionFeed:
 
     def __init__(
         self, session: SessionView, transcript_turns: int = 8, turn_chars: int = 400,
-        media: StreamerState | None = None,
+        media: StreamerState | None = None, tool_runs: int = 8,
     ) -> None:
         self.session = session
+        self.tool_runs = tool_runs
+        self._tools: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        self._tools_changed = False
         self.media_watch = MediaWatch(media)
         self.transcript_turns = transcript_turns
         self.turn_chars = turn_chars
@@ -353,6 +387,8 @@ class SessionFeed:
         self._compressions_sent = []
         self._events_seen = 0
         self._turns_key = None
+        self._tools = collections.OrderedDict()
+        self._tools_changed = False
 
     def sample(self, now: float | None = None) -> FeedFrame:
         """Read the session now and return what is new since the previous call."""
@@ -394,6 +430,9 @@ class SessionFeed:
         fresh = events[start:]  # one slice: only what is new
         markers = []
         for when, event in fresh:
+            if isinstance(event, ToolRun):
+                self._tool_seen(event, when, origin)
+                continue
             marker = _event_marker(when, event, origin)
             if marker is not None:
                 markers.append(marker)
@@ -414,7 +453,25 @@ class SessionFeed:
             turns=self._turns(),
             markers=tuple(markers),
             media=self._media(),
+            tools=self._tools_frame(),
         )
+
+    def _tool_seen(self, run: ToolRun, when: float, origin: float) -> None:
+        """Keep the call's latest state (its start time stays), the newest ``tool_runs`` calls only."""
+        previous = self._tools.pop(run.call_id, None)
+        entry = tool_run_json(run, when, origin)
+        if previous is not None:
+            entry["t"] = previous["t"]
+        self._tools[run.call_id] = entry
+        while len(self._tools) > self.tool_runs:
+            self._tools.popitem(last=False)
+        self._tools_changed = True
+
+    def _tools_frame(self) -> tuple[dict[str, Any], ...] | None:
+        if not self._tools_changed:
+            return None
+        self._tools_changed = False
+        return tuple(dict(entry) for entry in self._tools.values())
 
     def _media(self) -> dict[str, Any]:
         try:

@@ -1,4 +1,4 @@
-// Dashboard panels (connection, usage, streaming, transcript): one ESM, the `part` trait picks the panel.
+// Dashboard panels (connection, usage, streaming, transcript, tools): one ESM, the `part` trait picks the panel.
 //
 // Clocks run here: connection age and the GoAway countdown are computed from absolute times
 // (connection_started, go_away_deadline: time.time() seconds in the kernel) against the browser's
@@ -340,6 +340,45 @@ function renderTranscript(model, root) {
   return () => model.off("change:turns", update);
 }
 
+// ---------------------------------------------------------------- tools panel
+
+const STATUS_TEXT = new Map([
+  ["running", "running…"], ["returned", "returned"], ["failed", "failed"],
+  ["cancelled", "cancelled"], ["timed_out", "timed out"],
+]);
+
+function renderTools(model, root) {
+  root.classList.add("lnb-tools");
+  const title = el("div", "lnb-panel-title", "Tools");
+  const list = el("div", "lnb-tool-list");
+  root.append(title, list);
+  const update = () => {
+    const runs = model.get("runs") || [];
+    list.replaceChildren();
+    if (!runs.length) list.appendChild(el("div", "lnb-empty", "no tool calls yet"));
+    for (const r of runs) {
+      const status = String(r.status ?? "");
+      const row = el("div", `lnb-tool lnb-tool-${token(status)}`);
+      row.dataset.name = String(r.name ?? "");
+      row.dataset.status = status;
+      const call = el("span", "lnb-tool-call", `${r.name ?? "?"}(${r.args ?? ""})`);
+      call.title = [r.behavior, r.scheduling].filter(Boolean).join(" · ");
+      const took = status === "running" ? "–" : `${(Number(r.seconds) || 0).toFixed(2)} s`;
+      row.append(
+        call,
+        el("span", "lnb-tool-status", STATUS_TEXT.get(status) ?? status),
+        el("span", "lnb-tool-seconds", took),
+        el("span", "lnb-tool-result", String(r.result ?? "")),
+      );
+      list.appendChild(row);
+    }
+    root.dataset.runs = String(runs.length);
+  };
+  model.on("change:runs", update);
+  update();
+  return () => model.off("change:runs", update);
+}
+
 function render({ model, el: root }) {
   root.classList.add("lnb-panel");
   const part = model.get("part");
@@ -347,6 +386,7 @@ function render({ model, el: root }) {
   if (part === "usage") return renderUsage(model, root);
   if (part === "transcript") return renderTranscript(model, root);
   if (part === "media") return renderMedia(model, root);
+  if (part === "tools") return renderTools(model, root);
   root.textContent = `unknown panel ${part}`;
   return undefined;
 }

@@ -1,11 +1,12 @@
-"""The session dashboard: context chart, connection, usage, streaming and transcript, each usable alone.
+"""The session dashboard: context chart, connection, usage, streaming, transcript and tools, each usable alone.
 
 ``Dashboard(session)`` lays out a ``ContextChart`` and three panels in a grid and drives them all
 from one ``Sampler`` on the kernel's event loop (at most 4 samples a second; see ``_feed.py``).
 Each panel is also a widget of its own: ``ConnectionPanel(session)`` follows a session by itself.
 ``MediaPanel`` shows what the session's mic/camera streamer (``media.py``) sends and the input
 tokens per second that costs; it reads the streamer's counters at the sampling rate, so the
-media path (10 audio chunks a second) gains no message of its own.
+media path (10 audio chunks a second) gains no message of its own. ``ToolsPanel`` lists the latest
+tool calls the client's tool loop ran (name, status, duration, arguments and result as text).
 
 What changes every sample (the context line) travels as deltas in the chart's custom messages.
 The panels' state is a handful of small traits (anywidget: state in traits) sent only when a value
@@ -41,7 +42,7 @@ from .context_chart import ContextChart
 from .static import render_dashboard_svg
 from .streamers import StreamerState
 
-__all__ = ["ConnectionPanel", "Dashboard", "MediaPanel", "TranscriptPanel", "UsagePanel"]
+__all__ = ["ConnectionPanel", "Dashboard", "MediaPanel", "ToolsPanel", "TranscriptPanel", "UsagePanel"]
 
 _HERE = Path(__file__).parent
 
@@ -231,6 +232,21 @@ class TranscriptPanel(_Panel):
             self._set({"turns": [dict(turn) for turn in frame.turns]})
 
 
+class ToolsPanel(_Panel):
+    """The latest tool calls: name, status (running, returned, failed, cancelled, timed_out), duration,
+    arguments and result, all as text (they come from the model and the notebook's functions)."""
+
+    part = traitlets.Unicode("tools").tag(sync=True)
+    runs: traitlets.List[dict[str, Any]] = traitlets.List(
+        help="The latest calls, oldest first: {id, t, name, args, status, seconds, result, behavior, scheduling}."
+    ).tag(sync=True)
+
+    def apply(self, frame: FeedFrame) -> None:
+        """Replace the calls when they changed (at most ``SessionFeed.tool_runs`` short entries)."""
+        if frame.tools is not None:
+            self._set({"runs": [dict(run) for run in frame.tools]})
+
+
 class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
     """Everything about one session at a glance, updating live while the kernel is idle.
 
@@ -264,12 +280,13 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         self.usage = UsagePanel(layout=ipywidgets.Layout(grid_area="usage"))
         self.transcript = TranscriptPanel(layout=ipywidgets.Layout(grid_area="transcript"))
         self.media = MediaPanel(layout=ipywidgets.Layout(grid_area="media"))
+        self.tools = ToolsPanel(layout=ipywidgets.Layout(grid_area="tools"))
         super().__init__(
-            children=[self.chart, self.connection, self.usage, self.transcript, self.media],
+            children=[self.chart, self.connection, self.usage, self.transcript, self.media, self.tools],
             layout=ipywidgets.Layout(
                 grid_template_columns="minmax(0, 2fr) minmax(280px, 1fr)",
-                grid_template_rows="auto auto auto",
-                grid_template_areas='"chart connection" "chart usage" "transcript media"',
+                grid_template_rows="auto auto auto auto",
+                grid_template_areas='"chart connection" "chart usage" "transcript media" "tools tools"',
                 grid_gap="8px",
                 width="100%",
             ),
@@ -285,6 +302,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
                 self.usage.apply,
                 self.transcript.apply,
                 self.media.apply,
+                self.tools.apply,
                 self._remember,
             ],
             rate=rate,
@@ -320,7 +338,7 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
         return svg
 
     def to_svg(self, width: int = 760) -> str:
-        """The dashboard as one SVG: chart, connection, usage, streaming and the latest turns."""
+        """The dashboard as one SVG: chart, connection, usage, streaming, the latest tool calls and turns."""
         frame = self.last_frame
         return render_dashboard_svg(
             self.chart.static_chart(),
@@ -329,13 +347,14 @@ class Dashboard(ipywidgets.GridBox):  # type: ignore[misc]
             self.transcript.turns,
             width=width,
             media=frame.media if frame else None,
+            tools=self.tools.runs,
         )
 
     def close(self) -> None:
         """Stop sampling, unhook from IPython and close every part."""
         self.sampler.stop()
         self._unhook()
-        for child in (self.chart, self.connection, self.usage, self.transcript, self.media):
+        for child in (self.chart, self.connection, self.usage, self.transcript, self.media, self.tools):
             child.close()
         super().close()
 

@@ -41,6 +41,7 @@ __all__ = [
     "plot_context",
     "render_chart_svg",
     "render_dashboard_svg",
+    "tool_line",
     "xml_attr",
     "xml_text",
     "y_domain",
@@ -393,11 +394,13 @@ def render_dashboard_svg(
     turns: Sequence[dict[str, Any]] = (),
     width: int = 720,
     media: dict[str, Any] | None = None,
+    tools: Sequence[dict[str, Any]] = (),
 ) -> str:
     """The whole dashboard as one SVG: the chart, then connection, usage, streaming and the latest turns.
 
     Every value is written as escaped text (turns hold model replies and transcriptions).
     ``media`` is a ``_feed.media_state`` dict; None (an older caller) leaves the streaming line out.
+    ``tools`` are the tools panel's calls (``_feed.tool_run_json``): the last four get a line each.
     """
     chart_h = 300
     lines: list[str] = []
@@ -422,6 +425,8 @@ def render_dashboard_svg(
         )
     if media is not None:
         lines.append(media_line(media))
+    for run in list(tools)[-4:]:
+        lines.append(tool_line(run))
     for turn in list(turns)[-4:]:
         text = str(turn.get("text", "")).replace("\n", " ")
         if len(text) > 100:
@@ -435,6 +440,20 @@ def render_dashboard_svg(
         y += 18
     out.append("</svg>")
     return "\n".join(out)
+
+
+def tool_line(run: dict[str, Any]) -> str:
+    """One line on a tool call, as the tools panel says it: name(args), status, duration, result."""
+    args = str(run.get("args", ""))
+    if len(args) > 40:
+        args = args[:39] + "…"
+    line = f"tool {run.get('name', '?')}({args}) {run.get('status', '?')}"
+    if run.get("status") != "running":
+        line += f" in {float(run.get('seconds') or 0.0):.2f} s"
+    result = str(run.get("result", "")).replace("\n", " ")
+    if result and run.get("status") != "running":
+        line += f": {result[:60] + '…' if len(result) > 60 else result}"
+    return line
 
 
 def media_line(media: dict[str, Any]) -> str:
