@@ -9,7 +9,7 @@ stream and stops at once on ``interrupted`` (barge-in).
 
 How the parts fit (data flows left to right; nothing here opens a socket):
 
-    browser (media.js)            kernel main thread (on_msg)             session loop thread
+    browser (media.js)            kernel comm thread (on_msg, rule 5)     session loop thread
     AudioWorklet -> PCM chunk --> MediaIntake: SequenceTracker, VAD   --> MediaFeed queue -> send_audio
     canvas -> JPEG frame ------>  (media_feed.py, sans-I/O: typed items)  -> send_video / activity signals
     player worklet <------------  AudioPlayer (binary custom msgs)   <--- session listener (ServerContent)
@@ -31,6 +31,16 @@ Rules:
 4. Untrusted text (the ``transcript`` of replies, ``error``, ``label``, device labels) is a plain
    string trait that media.js shows as textContent: never HTML, and not Markdown, because the
    sanitiser JupyterLab applies to untrusted outputs does not run inside a widget view.
+5. The mic keeps flowing while a cell runs. JupyterLab 4.6 sends widget comm messages over a
+   per-comm-target subshell (JEP 91) when the kernel offers subshells, so ipykernel 7 can handle
+   them in that subshell's thread while the main shell runs a cell. But ipykernel 7.4 routes a
+   comm's incoming messages to the shell that sent the comm's LAST outgoing message: one reply
+   chunk played from the session's loop (whose parent is the cell that connected) sent the mic
+   back to the main shell, where it waited for the cell (measured: 0 chunks in a 10 s sleep).
+   ``_follow_frontend_subshell`` makes this widget's comm go where the browser addressed it (its
+   ``subshell_id`` header). So handlers run on the comm subshell's thread, the main thread and the
+   session's loop thread at once: trait state changes under ``_state_lock`` and the feed keeps its
+   order under its own lock.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import pathlib
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -136,7 +147,11 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
         self._turn_ended = True
         self._remove_listener: Callable[[], Any] | None = None
         self._send_lock = threading.Lock()
+        self._state_lock = threading.RLock()
+        """Serialises trait changes made from the comm thread, the main thread and the session's loop."""
         self.on_msg(self._handle_custom_msg_dispatch)
+        self.observe(self._follow_frontend_subshell, names=["comm"])
+        self._follow_frontend_subshell()
         self.observe(self._log_error, names=["error"])
         if session is not None:
             self.attach(session)
@@ -192,7 +207,30 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
         self.detach()
         super().close()
 
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Apply a state update from the browser (on the comm thread) under the state lock."""
+        with self._state_lock:
+            super().set_state(sync_data)
+
     # Private methods.
+
+    def _follow_frontend_subshell(self, _change: object = None) -> None:
+        # ipykernel 7.4 picks the shell that handles a comm message in its shell-channel thread with
+        # ``comm._reply_subshell_for(data, header_subshell_id)``, which answers with the shell of
+        # the comm's last outgoing message (so a cell in a subshell awaiting a widget's reply gets
+        # it). This widget awaits nothing; it needs its messages handled where the browser sent
+        # them, in JupyterLab's comm subshell, even after the session's loop sent a reply chunk.
+        # Without that hook (other kernels, older ipykernel) this does nothing.
+        comm = self.comm
+        route = getattr(comm, "_reply_subshell_for", None)
+        if route is None or getattr(route, "live_nb_follows_header", False):
+            return
+
+        def follow_header(data: Any, header_subshell: str | None, _kernel_choice: Any = route) -> Any:
+            return header_subshell if header_subshell is not None else _kernel_choice(data, header_subshell)
+
+        follow_header.live_nb_follows_header = True  # type: ignore[attr-defined]
+        comm._reply_subshell_for = follow_header
 
     def _on_session_item(self, item: Any) -> None:
         # Runs on the session's loop thread for every received item; must not block.
@@ -206,9 +244,10 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
                 self.play(audio, _rate_of(item))
             if item.output_transcription is not None and item.output_transcription.text:
                 # The widget shows what is being said now: a new turn replaces the last one's text.
-                before = "" if self._turn_ended else self.transcript
-                self.transcript = (before + item.output_transcription.text)[-2000:]
-                self._turn_ended = False
+                with self._state_lock:
+                    before = "" if self._turn_ended else self.transcript
+                    self.transcript = (before + item.output_transcription.text)[-2000:]
+                    self._turn_ended = False
             if item.turn_complete:
                 self.turns_completed += 1
                 self._turn_ended = True
@@ -225,7 +264,8 @@ class _Playback(anywidget.AnyWidget):  # type: ignore[misc]
 
     def _handle_front_end_msg(self, content: dict[str, Any], buffers: list[Any]) -> None:
         if content.get("type") == "turn_start":
-            self.transcript = ""
+            with self._state_lock:
+                self.transcript = ""
 
 
 def _rate_of(content: ServerContent) -> int:
@@ -335,6 +375,8 @@ class MediaStreamer(_Playback):
         self._last_publish = 0.0
         self._last_audio = 0.0
         self._last_video = 0.0
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=600)
+        """(``time.time()``, thread name) of the last 600 audio chunks (a minute) from the browser."""
         super().__init__(session=None, role="streamer", source=source, **kwargs)
         # What streams changes with these even when no chunk arrives (stop, mute, a closed tab).
         self.observe(self._on_switch, names=["audio", "video", "muted", "capture_state"])
@@ -352,8 +394,9 @@ class MediaStreamer(_Playback):
 
     def stop(self) -> None:
         """Stop capturing audio and video (tracks the widget did not open are left running)."""
-        self.audio = False
-        self.video = False
+        with self._state_lock, self.hold_sync():
+            self.audio = False
+            self.video = False
 
     def close(self) -> None:
         """Stop capture, flush the feed and close the widget."""
@@ -386,6 +429,7 @@ class MediaStreamer(_Playback):
         kind = content.get("type")
         feed = self.feed
         if kind == "audio" and buffers:
+            self.arrivals.append((time.time(), threading.current_thread().name))
             if feed is not None and not self.muted:
                 feed.push_audio(buffers[0], content.get("seq"), content.get("epoch"))
                 self._last_audio = time.monotonic()
@@ -412,7 +456,7 @@ class MediaStreamer(_Playback):
         if feed is None:
             return
         stats = feed.stats()
-        with self.hold_sync():
+        with self._state_lock, self.hold_sync():
             self.chunks_received = stats.chunks_received
             self.frames_received = stats.frames_received
             self.gaps = stats.gaps
@@ -430,9 +474,10 @@ class MediaStreamer(_Playback):
     def _on_feed_error(self, exc: BaseException) -> None:
         # Runs on the session's loop. A closed session will refuse every later chunk too: say so
         # once and turn capture off, so the browser's mic and camera lights go out.
-        if self.error_kind != "session":
-            self.error_kind = "session"
-            self.error = f"the session refused media: {exc}"
+        with self._state_lock:
+            if self.error_kind != "session":
+                self.error_kind = "session"
+                self.error = f"the session refused media: {exc}"
         if isinstance(exc, InvalidState) or getattr(self.session, "state", None) == "closed":
             self.stop()
 
@@ -480,7 +525,7 @@ def start_media(
         streamer = MediaStreamer(session, source=source, audio=bool(audio), video=bool(video), **kwargs)
         registry.register(session, streamer)
         return streamer
-    with streamer.hold_sync():
+    with streamer._state_lock, streamer.hold_sync():
         if source is not None and source is not streamer.source:
             streamer.source = source
         if audio:
@@ -503,7 +548,7 @@ def stop_media(session: object, audio: bool = True, video: bool = True) -> Media
     streamer = _lookup(session)
     if streamer is None:
         return None
-    with streamer.hold_sync():
+    with streamer._state_lock, streamer.hold_sync():
         if audio:
             streamer.audio = False
         if video:

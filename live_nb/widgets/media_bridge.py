@@ -1,7 +1,8 @@
 """The thread bridge: media pushed on the kernel's thread, sent by the session's loop, in order.
 
 Why a bridge: ``session.send_*`` are coroutines on the session's private loop thread; a widget's
-``on_msg`` runs on the kernel's main thread and must not wait. Each push is decided by the
+``on_msg`` runs on a kernel thread (a JupyterLab comm subshell's, or the main shell's) and must not
+wait. Each push is decided by the
 sans-I/O ``MediaIntake`` (media_feed.py) and its typed items go, with one
 ``call_soon_threadsafe`` each, into one FIFO queue drained by one task on the session's loop, so
 chunks keep their order even while a send waits (a reconnect), which ``run_coroutine_threadsafe``
@@ -106,11 +107,16 @@ class MediaFeed:
         self.chunks_sent = 0
         self.frames_sent = 0
         self.signals_sent: list[str] = []
+        self.audio_sent_at: deque[float] = deque(maxlen=600)
+        """Wall-clock times (``time.time()``) the last 600 audio chunks (a minute) went to the session."""
         self.errors: deque[BaseException] = deque(maxlen=50)
         """The latest send errors (at most 50; ``error_count`` counts them all)."""
         self.error_count = 0
         self._pending = 0
         self._lock = threading.Lock()
+        self._order = threading.Lock()
+        """Held from the intake's decision to the enqueue: pushes from two threads (the widget's
+        handler in a subshell, ``feed_recorded`` or ``stop_media`` in a cell) keep one order."""
         self._queue: asyncio.Queue[_Queued] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -143,7 +149,7 @@ class MediaFeed:
         """Tokens a video frame costs on the session's model (258 on 2.5; 256, or 64 at LOW, on 3.x)."""
         return float(self.session.frame_tokens)
 
-    # Feeding media (any thread, never blocking).
+    # Feeding media (any thread, never blocking for long: one short lock keeps the order).
 
     def push_audio(self, pcm: bytes | memoryview, seq: int | None = None, epoch: str | None = None) -> int:
         """Queue one PCM16 16 kHz mono chunk for the session (after any earlier ones still missing).
@@ -155,8 +161,9 @@ class MediaFeed:
             InvalidState: the feed was closed.
         """
         self._check_open()
-        items = self.intake.push_audio(bytes(pcm), seq, epoch)
-        self._put_all(items)
+        with self._order:
+            items = self.intake.push_audio(bytes(pcm), seq, epoch)
+            self._put_all(items)
         return sum(isinstance(item, SendAudio) for item in items)
 
     def push_video(self, jpeg: bytes | memoryview, seq: int | None = None, epoch: str | None = None) -> int:
@@ -166,8 +173,9 @@ class MediaFeed:
             InvalidState: the feed was closed.
         """
         self._check_open()
-        items = self.intake.push_video(bytes(jpeg), seq, epoch)
-        self._put_all(items)
+        with self._order:
+            items = self.intake.push_video(bytes(jpeg), seq, epoch)
+            self._put_all(items)
         return len(items)
 
     def end_audio(self) -> None:
@@ -176,7 +184,8 @@ class MediaFeed:
         Raises:
             InvalidState: the feed was closed.
         """
-        self._put_all(self.intake.end_audio())
+        with self._order:
+            self._put_all(self.intake.end_audio())
 
     def token_rate(self, now: float | None = None) -> float:
         """Input tokens per second this feed cost over the last 5 s (``time.monotonic()`` clock)."""
@@ -268,6 +277,7 @@ class MediaFeed:
         if isinstance(item, SendAudio):
             self.tokens.add(await session.send_audio(item.pcm), time.monotonic())
             self.chunks_sent += 1
+            self.audio_sent_at.append(time.time())
         elif isinstance(item, SendVideo):
             self.tokens.add(await session.send_video(item.jpeg), time.monotonic())
             self.frames_sent += 1
