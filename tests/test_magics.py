@@ -854,3 +854,133 @@ def test_stored_records_live_as_long_as_the_flavour_keeps_handles(ip: Any, capsy
     assert lifetimes == {"kept": 24 * 3600.0, "dev": 2 * 3600.0}
     old = dict(records["kept"], updated="2020-01-01T00:00:00Z", expires="2020-01-02T00:00:00Z")
     assert "(handles live 24 h on this backend)" in describe_record(old)
+
+
+# Tools: notebook functions the model may call (issue 13).
+
+WEATHER_SOURCE = '''
+weather_calls = []
+
+def get_weather(city: str) -> dict:
+    """The weather in a city now.
+
+    Args:
+        city: the city's name, e.g. Paris.
+    """
+    weather_calls.append(city)
+    return {"city": city, "temp_c": 21, "sky": "clear"}
+
+def untyped(city):
+    return city
+
+forecast_days = 3
+'''
+
+
+def test_connect_tools_runs_the_notebook_function_once_and_the_reply_quotes_it(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_cell(WEATHER_SOURCE)
+    capsys.readouterr()
+    ip.run_line_magic("live", "connect w --tools get_weather")
+    assert "tools get_weather" in capsys.readouterr().out
+    entry = magics_of(ip).registry.sessions["w"]
+    assert entry.options.tool_names == ("get_weather",)
+    assert entry.model is not None and [t.name for t in entry.model.tools] == ["get_weather"]
+    declaration = entry.model.tools[0].declaration()
+    assert declaration["parameters"]["properties"]["city"] == {"type": "STRING", "description": "the city's name, e.g. Paris."}
+    out = ask(ip, capsys, "w", "What is the weather in Paris? get_weather city=Paris")
+    assert ip.user_ns["weather_calls"] == ["Paris"]  # once, with city="Paris"
+    assert "→ get_weather(city='Paris') …" in out
+    assert re.search(r"← get_weather returned .*\"temp_c\": 21.* in \d+\.\d\d s", out), out
+    # The spoken answer after the result quotes what the function returned.
+    assert 'get_weather returned {"city": "Paris", "sky": "clear", "temp_c": 21}' in out, out
+    events = ip.run_line_magic("live", "history w --view events")
+    runs = events[events.event == "ToolRun"]
+    assert list(runs.status) == ["running", "returned"]
+    assert list(runs.name) == ["get_weather", "get_weather"] and json_city(runs.args.iloc[0]) == "Paris"
+    assert runs.seconds.iloc[1] >= 0 and "temp_c" in runs.result.iloc[1]
+    tools = ip.run_line_magic("live", "history w --view tools")
+    assert list(tools[["name", "status"]].itertuples(index=False, name=None)) == [("get_weather", "returned")]
+
+
+def json_city(args: str) -> str:
+    import json
+
+    return str(json.loads(args)["city"])
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("connect t --tools no_such_function", "no 'no_such_function' in the notebook"),
+        ("connect t --tools forecast_days", "'forecast_days' is a int, not a function"),
+        ("connect t --tools untyped", "ConfigError: tools.untyped.city="),
+        ("connect t --tools get_weather,get_weather", "two tools are called 'get_weather'"),
+        ("connect t --tools 'a b'", "is not a Python name"),
+        ("connect t --tool-timeout 5", "go with --tools"),
+        ("connect t --tools get_weather --tool-timeout 0", "must be positive"),
+        (
+            "connect t --flavor gemini --model gemini-3.8-live-extended-thinking --thinking low --tools get_weather "
+            "--tool-behavior blocking",
+            "BLOCKING",
+        ),
+        ("connect t --flavor gemini --model gemini-3.8-live-extended-thinking --thinking low --tools get_weather "
+         "--tool-scheduling silent",
+         "scheduling"),
+    ],
+)
+def test_tool_errors_are_one_line_usage_errors(ip: Any, line: str, says: str) -> None:
+    ip.run_cell(WEATHER_SOURCE)
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("live", line)
+    message = str(info.value)
+    assert says in message and "\n" not in message, message
+    assert "t" not in magics_of(ip).registry.sessions  # nothing was opened
+
+
+def test_tool_settings_reach_the_declarations_and_help(ip: Any) -> None:
+    ip.run_cell(WEATHER_SOURCE)
+    ip.run_line_magic(
+        "live", "connect nb --tools get_weather --tool-behavior non_blocking --tool-scheduling silent --tool-timeout 7"
+    )
+    tool = magics_of(ip).registry.sessions["nb"].options.tools[0]
+    assert (tool.behavior, tool.scheduling, tool.timeout) == ("NON_BLOCKING", "SILENT", 7.0)
+    assert tool.declaration()["behavior"] == "NON_BLOCKING"
+    # A Tool made in the notebook keeps its own settings.
+    ip.run_cell("from live_nb.protocol.tools import tool_from_callable\n"
+                "blocking_weather = tool_from_callable(get_weather, behavior='BLOCKING')")
+    ip.run_line_magic("live", "connect b --tools blocking_weather --tool-timeout 3")
+    tool = magics_of(ip).registry.sessions["b"].options.tools[0]
+    assert (tool.name, tool.behavior, tool.timeout) == ("get_weather", "BLOCKING", 3.0)
+    help_text = live_magics.help_text()
+    assert "--tools F,G" in help_text and "--tool-scheduling SILENT|WHEN_IDLE|INTERRUPT" in help_text
+
+
+def test_tools_option_completes_the_notebooks_functions(ip: Any) -> None:
+    from IPython.core.completer import provisionalcompleter
+
+    ip.run_cell(WEATHER_SOURCE)
+
+    def complete(text: str) -> list[str]:
+        with provisionalcompleter():
+            found = list(ip.Completer.completions(text, len(text)))
+        return [text[: c.start] + c.text for c in found]
+
+    assert complete("%live connect w --tools get_w") == ["%live connect w --tools get_weather"]
+    assert complete("%live connect w --tools get_weather,unt") == ["%live connect w --tools get_weather,untyped"]
+    assert "forecast_days" not in live_completions("%live connect w --tools ", ip.user_ns)
+    assert "get_weather" in live_completions("%live connect w --tools ", ip.user_ns)
+
+
+def test_extended_thinking_needs_a_level_and_its_cell_waits_for_idle(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageError, match=r"needs a thinking level.*--thinking low\|medium\|high"):
+        ip.run_line_magic("live", "connect deep --flavor gemini --model gemini-3.8-live-extended-thinking")
+    ip.run_line_magic("live", "connect deep --flavor gemini --model gemini-3.8-live-extended-thinking --thinking low")
+    out = ask(ip, capsys, "deep", "Why is the sky blue?")
+    # The filler turn ended with IN_PROGRESS; the cell kept streaming until IDLE.
+    assert "that was a filler (interactionStatus IN_PROGRESS)" in out, out
+    assert "interactionStatus IDLE: the answer is complete" in out
+    assert out.index("Let me think about that.") < out.index('You asked: "Why is the sky blue?"')

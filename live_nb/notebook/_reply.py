@@ -263,6 +263,10 @@ class Turn:
         max_audio_seconds: reply audio kept for the player; beyond it the audio is dropped (noted).
         answer_wait: seconds to wait, after the model's turn ended, for the spoken answer to a tool
             result (``ANSWER_WAIT``).
+        answering: the session's ``answering`` (the client's one account of whether the model owes
+            more of its answer: calls pending, results not yet answered, IN_PROGRESS). When given it
+            decides, at each turn's end, whether the cell waits on; without it (a bare Turn) the
+            Turn keeps the same account from the ToolRun events it sees.
     """
 
     def __init__(
@@ -271,8 +275,10 @@ class Turn:
         loop: asyncio.AbstractEventLoop,
         max_audio_seconds: float = MAX_REPLY_AUDIO_SECONDS,
         answer_wait: float = ANSWER_WAIT,
+        answering: Callable[[], bool] | None = None,
     ) -> None:
         self.renderer = renderer
+        self.answering = answering
         self.loop = loop
         self.done: asyncio.Future[str] = loop.create_future()
         self.text_parts: list[str] = []
@@ -394,13 +400,13 @@ class Turn:
 
     def _turn_starts(self) -> None:
         self.in_turn = True
+        self._stop_waiting()  # the model speaks: whatever comes is part of the answer
         if self.turns_ended:  # a later turn of the same answer starts on a line of its own
             for parts in (self.text_parts, self.transcript_parts):
                 if parts and not parts[-1].endswith("\n"):
                     parts.append("\n")
         if self.answer_due is not None and self.turns_ended >= self.answer_due:
             self.answer_due = None  # the answer to the tool result is being spoken
-            self._stop_waiting()
 
     def _turn_ends(self, status: str | None) -> None:
         self.in_turn = False
@@ -421,7 +427,8 @@ class Turn:
 
     def _settle(self) -> None:
         """The model is between turns: complete, or keep waiting for a call or for an answer (bounded)."""
-        if not self.waiting_for_tools:
+        waiting = self.answering() if self.answering is not None else self.waiting_for_tools
+        if not waiting:
             self.complete()
         elif not self.runs and self._waiting is None:
             self._waiting = self.loop.call_later(self.answer_wait, self._stop_waiting_for_answer)

@@ -103,7 +103,9 @@ async def _ask(entry: Entry, session: LiveSession, text: str, renderer: Renderer
     clientContent only as initial history (the turns sent before it become that history).
     """
     router = entry.router
-    turn = Turn(renderer, asyncio.get_running_loop())
+    # The cell waits for the whole answer, as the session accounts for it (session.answering): the
+    # calls it makes, the spoken answer to their results, extended thinking's fillers until IDLE.
+    turn = Turn(renderer, asyncio.get_running_loop(), answering=lambda: session.answering)
     router.current = turn
     sent = False
     try:

@@ -26,6 +26,9 @@ _OPTION_VALUES: dict[str, Callable[[], list[str]]] = {
     "--flavor": lambda: list(FLAVORS),
     "--flavour": lambda: list(FLAVORS),
     "--modality": lambda: ["audio", "text"],
+    "--thinking": lambda: ["low", "medium", "high", "minimal"],
+    "--tool-behavior": lambda: ["non_blocking", "blocking"],
+    "--tool-scheduling": lambda: ["when_idle", "silent", "interrupt"],
     "--view": lambda: sorted(history_views.VIEWS),
     "--role": lambda: ["user", "model"],
 }

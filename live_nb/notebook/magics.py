@@ -377,6 +377,13 @@ class LiveMagics(Magics):
     @argument("--system", default=None, metavar="TEXT", help="the system instruction")
     @argument("--url", default=None, metavar="ws://HOST:PORT", help="an emulator already running")
     @argument(
+        "--thinking",
+        type=str.lower,
+        choices=["minimal", "low", "medium", "high"],
+        default=None,
+        help="thinking level (gemini-3.8-live-extended-thinking needs low, medium or high)",
+    )
+    @argument(
         "--tools",
         default=None,
         metavar="F,G",
@@ -426,6 +433,7 @@ class LiveMagics(Magics):
             system=args.system,
             url=args.url,
             tools=tools,
+            thinking=args.thinking,
         )
         if args.resume is not None:
             handle = args.resume or self.registry.known_handle(name)
@@ -732,6 +740,8 @@ def _describe(entry: Entry, verb: str) -> str:
     parts.append(f"context≈{ledger.estimated:,.0f} tokens")
     if options.compression is not None:
         parts.append(f"compress {ledger.trigger:,}→{ledger.target:,}")
+    if options.thinking:
+        parts.append(f"thinking {options.thinking.lower()}")
     if options.tools:
         parts.append("tools " + ",".join(options.tool_names))
     deadline = session.go_away_deadline

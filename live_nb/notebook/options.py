@@ -27,6 +27,7 @@ from ..protocol.config import (
     LiveGenerationConfig,
     SessionResumptionConfig,
     SlidingWindow,
+    ThinkingConfig,
 )
 from ..protocol.tool_calls import check_tools
 from ..protocol.tools import Tool
@@ -168,6 +169,8 @@ class ConnectOptions:
     """Vertex AI location ('' : from the environment)."""
     tools: tuple[Tool, ...] = ()
     """Notebook functions the model may call (``--tools``); the client's tool loop runs them."""
+    thinking: str | None = None
+    """``thinkingConfig.thinkingLevel`` (``--thinking``): LOW, MEDIUM, HIGH (MINIMAL where taken), or None."""
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -214,6 +217,7 @@ class ConnectOptions:
             history_config=HistoryConfig(initial_history_in_client_content=True)
             if self.initial_history_only
             else None,
+            thinking=ThinkingConfig(thinking_level=self.thinking) if self.thinking else None,
         )
 
     def resumption(self) -> SessionResumptionConfig:
@@ -323,6 +327,8 @@ def refusal_message(refusal: catalogue.Refusal, options: ConnectOptions, in_kern
         hint = f"--flavor {other}: the bundled emulator then serves {FLAVOR_RULES[other]}, which offer it"
     elif refusal.field == "model":
         hint = "%live models lists the models"
+    elif refusal.field.startswith("thinking"):
+        hint = "--thinking low|medium|high where the model needs a level; none on gemini-3.8-live"
     elif refusal.field in ("tools", "scheduling"):
         hint = "--tool-behavior / --tool-scheduling (or a Tool: tool_from_callable(fn, behavior=..., scheduling=...))"
     elif refusal.field == "session_resumption.transparent":
@@ -425,6 +431,7 @@ def resolve_options(
     system: str | None = None,
     url: str | None = None,
     tools: tuple[Tool, ...] = (),
+    thinking: str | None = None,
 ) -> ConnectOptions:
     """Resolve a session's options from arguments (None: not given), then ``defaults``; check them.
 
@@ -482,6 +489,7 @@ def resolve_options(
             project=defaults.project,
             location=defaults.location,
             tools=tuple(tools),
+            thinking=thinking.upper() if thinking else None,
         )
         config = options.generation_config()
     except LiveError as exc:
