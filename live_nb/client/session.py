@@ -514,6 +514,7 @@ class LiveSession:
             can_send=lambda: self._protocol.can_send_now,
             replay_covers=self._replay_covers,
             changed=self._answer_changed.set,
+            connection=lambda: self._protocol.connections,
             declarations=config.tools,
         )
         if config.system_instruction_text:
@@ -636,11 +637,12 @@ class LiveSession:
         """Whether the model owes more of its current answer.
 
         True while a reply asked for has not completed, a model turn streams, a function call is
-        not answered, a result sent has not been answered yet (a SILENT one owes nothing), or the
-        last turn ended with ``interactionStatus: IN_PROGRESS`` (extended thinking: a filler; the
-        answer ends with ``IDLE``). A ``turnComplete`` ends one *turn*; the whole answer is over
-        when this turns False. Listeners read it exactly (it is updated before they are called);
-        a ``receive()`` consumer reads it later, when it may have moved on: use ``answer_done()``.
+        not answered (or its answer waits for a connection), a result sent has not been answered
+        yet (a SILENT one owes nothing), or the last turn ended with ``interactionStatus:
+        IN_PROGRESS`` (extended thinking: a filler; the answer ends with ``IDLE``). A
+        ``turnComplete`` ends one *turn*; the whole answer is over when this turns False.
+        Listeners read it exactly (it is updated before they are called); a ``receive()``
+        consumer reads it later, when it may have moved on: use ``answer_done()``.
         """
         return bool(
             self._awaiting_reply
@@ -648,6 +650,7 @@ class LiveSession:
             or self._in_progress
             or self._turns_completed < self._owed_until
             or self._tool_loop.pending
+            or self._tool_loop.tracker.queued  # answers waiting for a connection
         )
 
     async def answer_done(self) -> None:

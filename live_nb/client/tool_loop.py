@@ -22,9 +22,11 @@ Threads and tasks (all on the session's loop, live_nb's private loop thread in a
 Answers go out only while a connection is open; while the session moves to a new connection they
 wait in the tracker and go out after the resume (``flush``). After a resume the server may ask a
 call again with the same id: one still running is not run again; one already answered is answered
-from memory (``CallPlan.resend``) unless the replay already carries that answer (transparent
-resumption that lost nothing: the replay re-sends every answer the server has not folded in, and
-re-sending it too would deliver it twice).
+from memory (``CallPlan.resend``), except when that would deliver it twice:
+- the answer already went out on *this* connection (queued while reconnecting and sent right after
+  the resume): the server asked from the state it resumed, before reading it;
+- the replay carries it (transparent resumption that lost nothing: the replay re-sends every
+  message the server has not folded in).
 
 Calls to a name with no Python function (a raw declaration dict), and every call when the loop is
 off (``LiveModel(auto_tools=False)``), are left to the user, who answers them with
@@ -48,6 +50,7 @@ import itertools
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +75,9 @@ TEXT_LIMIT = 1000
 
 RUNS_KEPT = 200
 """ToolRun events kept in ``ToolLoop.runs`` (the dashboard's recent activity); ``events`` keeps more."""
+
+SENT_MEMORY = 1000
+"""Answered call ids whose connection is remembered (as many as the tracker remembers answers)."""
 
 TOOL_THREADS = 4
 """Worker threads per session for sync functions: a few calls at once; more wait for a free thread."""
@@ -116,6 +122,7 @@ class ToolLoop:
         replay_covers: whether the protocol's replay re-sends every answer the server lacks
             (transparent resumption that lost nothing since the last resume).
         changed: called when calls start or end (the session's ``answering`` may change).
+        connection: the number of the current connection (1 for the first, then one more each move).
         declarations: the config's tool dicts (``config.tools``), for the behavior of calls to
             functions declared without a Python function.
     """
@@ -132,6 +139,7 @@ class ToolLoop:
         can_send: Callable[[], bool],
         replay_covers: Callable[[], bool],
         changed: Callable[[], None],
+        connection: Callable[[], int] = lambda: 0,
         declarations: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.declarations = tuple(declarations or ())
@@ -145,6 +153,8 @@ class ToolLoop:
         self._can_send = can_send
         self._replay_covers = replay_covers
         self._changed = changed
+        self._connection = connection
+        self._sent_on: OrderedDict[str, int] = OrderedDict()  # call id -> connection its answer went on
         self._running: dict[str, _Run] = {}
         self._runs: list[ToolRun] = []
         self._keys = itertools.count(1)
@@ -191,9 +201,15 @@ class ToolLoop:
             if tool is not None:
                 self._start(call, tool)
         if plan.resend:
-            skip: set[str | None] = set()
-            if self._replay_covers():
-                skip = {r.id for r in plan.resend if r.id not in queued_before}
+            # An answer already sent on this connection reached this server after it asked (it asks
+            # from the state it resumed): sending it again would deliver it twice. So would one the
+            # replay re-sends. One queued since is not a second copy: it goes out once either way.
+            current = self._connection()
+            covered = self._replay_covers()
+            skip = {
+                r.id for r in plan.resend
+                if r.id not in queued_before and (covered or self._sent_on.get(r.id or "") == current)
+            }
             self.flush(skip)
         self._changed()
 
@@ -237,7 +253,10 @@ class ToolLoop:
                 )
         out = self.tracker.take_outgoing() if self._can_send() else None
         self._changed()
-        return untracked + ([] if out is None else list(out.function_responses))
+        if out is None:
+            return untracked
+        self._note_sent(out.function_responses)
+        return untracked + list(out.function_responses)
 
     # Sending.
 
@@ -250,7 +269,18 @@ class ToolLoop:
             return
         responses = tuple(r for r in out.function_responses if r.id is None or r.id not in skip)
         if responses:
+            self._note_sent(responses)
             self._write(ToolResponse(responses))
+
+    def _note_sent(self, responses: Sequence[FunctionResponse]) -> None:
+        current = self._connection()
+        book = self._sent_on
+        for response in responses:
+            if response.id is not None:
+                book[response.id] = current
+                book.move_to_end(response.id)
+        while len(book) > SENT_MEMORY:
+            book.popitem(last=False)
 
     def close(self) -> None:
         """The session ended: cancel what runs (reported as cancelled); send nothing more."""
