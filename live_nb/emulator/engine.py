@@ -35,7 +35,17 @@ Service behaviours reproduced here (live-protocol.md sections 2-5, field.md): cl
 invalid message, ``activityStart``/``activityEnd`` while automatic VAD is on, ``audioStreamEnd``
 while it is off; ``triggerTokens`` checked before a turn runs; the kept window starts at a user
 turn; the system instruction is never dropped; without compression an exhausted window ends the
-session; ``resumable: false`` with an empty handle while generating or waiting on a function call.
+session; ``resumable: false`` with an empty handle while generating or waiting on a BLOCKING call.
+
+Function calls (models.md section 2, catalogue rules): a call's ``behavior`` is its declaration's,
+else the model's default. BLOCKING: the model waits, silent; new input cancels the call
+(``toolCallCancellation``). NON_BLOCKING: the model keeps speaking, the session stays resumable,
+and the final result's ``scheduling`` decides how it comes in: SILENT folds it into the context,
+WHEN_IDLE (the default) answers once the current turn ends, INTERRUPT cuts the current turn (a
+barge-in, Rule 5) and answers at once. ``willContinue`` results are interim (the call stays open).
+On extended thinking every finished turn ends with ``interactionStatus``: IN_PROGRESS while more
+is to come (the answer after a filler, a running call, an owed result), IDLE at the end. Pending
+calls and owed results are in the snapshot; a resume asks for pending calls again with their ids.
 """
 
 from __future__ import annotations

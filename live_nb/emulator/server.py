@@ -579,6 +579,9 @@ class Emulator:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._guard(conn, coro))
         conn.tasks.add(task)
         task.add_done_callback(conn.tasks.discard)
+        # A task cancelled before it first ran (its connection closed at once) never started ``coro``:
+        # close it, or Python warns "coroutine ... was never awaited". A no-op once it ran.
+        task.add_done_callback(lambda _: coro.close())
         return task
 
     async def _guard(self, conn: _Connection, coro: Coroutine[Any, Any, None]) -> None:
