@@ -174,6 +174,61 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
             Expect("stop_media(s)", present=(r"closed 'voice'", r"audio: False \| video: False")),
         )
     ),
+    "tools.ipynb": NotebookCheck(
+        (
+            Expect("%live connect w --tools get_weather", present=(r"connected 'w'.*tools get_weather",)),
+            Expect(
+                "%%live w\nWhat is the weather in Paris?",
+                present=(
+                    r"^→ get_weather\(city='Paris'\) … \[NON_BLOCKING\]$",
+                    r'^← get_weather returned \{"city": "Paris", "temp_c": 21, "sky": "clear"\} in \d+\.\d\d s$',
+                    r"Let me check that for you\.",
+                    r'The tool answered: get_weather returned \{"city": "Paris", "sky": "clear", "temp_c": 21\}',
+                ),
+                player=True,
+            ),
+            Expect('print("calls:", weather_calls)', present=(r"^calls: \['Paris'\]$",)),
+            Expect('events[events.event == "ToolRun"]', present=(r"running", r"returned", r"temp_c")),
+            Expect(
+                "%%live waits",
+                present=(r"\[BLOCKING\]", r"← slow_lookup returned .* in 2\.\d\d s$", r"The tool answered"),
+                absent=(r"Let me check that for you",),
+            ),
+            Expect(
+                "%%live talks",
+                present=(r"\(WHEN_IDLE: answered after the current turn\)", r"Let me check that for you\.",
+                         r"The tool answered: slow_lookup returned"),
+            ),
+            Expect(
+                "%%live quiet",
+                present=(r"\(SILENT: taken in without a new turn\)", r"Let me check that for you\."),
+                absent=(r"The tool answered",),
+            ),
+            Expect(
+                'for name in ("waits", "talks", "quiet")',
+                present=(r"waits: BLOCKING .* returned in 2\.\d s", r"talks: NON_BLOCKING +scheduling=WHEN_IDLE",
+                         r"quiet: NON_BLOCKING +scheduling=SILENT"),
+            ),
+            Expect(
+                "auto_tools=False",
+                present=(r"the model asks for get_weather\(\{'city': 'Lisbon'\}\), id \S+",
+                         r'the model said: .*get_weather returned \{"city": "Lisbon"'),
+            ),
+            Expect("%live connect deep", present=(r"connected 'deep'.*extended-thinking.*thinking low",)),
+            Expect(
+                "%%live deep\nWhy is the sea salty?",
+                present=(r"that was a filler \(interactionStatus IN_PROGRESS\)", r"interactionStatus IDLE",
+                         r"Let me think about that\.\s*\n.*You asked: \"Why is the sea salty\?\""),
+            ),
+            Expect(
+                "%%live deep\nWhat is the weather in Rome?",
+                present=(r"→ get_weather\(city='Rome'\)", r"interactionStatus IDLE",
+                         r'The tool answered: get_weather returned \{"city": "Rome"'),
+            ),
+            Expect("connect strict", present=(r"UsageError - ConfigError: .*asynchronously only",)),
+        ),
+        timeout=120.0,
+    ),
     "dashboard.ipynb": NotebookCheck(
         (
             Expect("dash = Dashboard(", present=(r"Dashboard\(state='active'\)",)),
