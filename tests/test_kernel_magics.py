@@ -146,6 +146,43 @@ print(s.state, s.transcript[-1][1], s.transcript[-1][2])
     assert out.startswith("active model Turn 1. You asked: \"What did I say first?\"") and '"The password is swordfish."' in out
 
 
+def test_a_notebook_function_answers_the_models_call_once_and_the_reply_quotes_it(kernel: Kernel) -> None:
+    """Issue 13's must-show: --tools get_weather; the model calls it once with city="Paris"."""
+    define = '''
+weather_calls = []
+
+def get_weather(city: str) -> dict:
+    """The current weather in a city.
+
+    Args:
+        city: the city's name.
+    """
+    weather_calls.append(city)
+    return {"city": city, "temp_c": 21, "sky": "clear"}
+'''
+    assert_ok(kernel, kernel.run(define)[0])
+    connect_id, _ = kernel.run("%live connect w --tools get_weather")
+    assert_ok(kernel, connect_id)
+    assert "tools get_weather" in kernel.stdout(connect_id)
+    msg_id, records = kernel.run("%%live w\nWhat is the weather in Paris? get_weather city=Paris\n")
+    assert_ok(kernel, msg_id)
+    shown = [r for r in records if r.type in ("display_data", "update_display_data") and not is_player(r)]
+    assert all(set(r.content["data"]) == {"text/plain"} for r in shown)  # tool lines and reply: text only
+    assert len(players(records)) == 1
+    reply = final_text(kernel, msg_id)
+    lines = reply.splitlines()
+    assert lines[0] == "→ get_weather(city='Paris') … [NON_BLOCKING]"
+    assert lines[1].startswith('← get_weather returned {"city": "Paris", "temp_c": 21, "sky": "clear"} in ')
+    # The reply quotes what the function returned (the emulator's answer after the tool response).
+    assert 'The tool answered: get_weather returned {"city": "Paris", "sky": "clear", "temp_c": 21}' in reply
+    # Everything of this reply went into its own cell.
+    ids = display_ids(records)
+    assert len(ids) == 1
+    assert [r for r in kernel.messages if r.parent != msg_id and display_ids([r]) & ids] == []
+    count_id, _ = kernel.run("print(weather_calls)")
+    assert kernel.stdout(count_id).strip() == "['Paris']"  # once, with city="Paris"
+
+
 def test_audio_replies_show_a_plain_transcript_and_a_player(kernel: Kernel) -> None:
     # Model text that looks like markup stays text: the transcript is text/plain only.
     msg_id, records = kernel.run("%%live voice\nSay <b>hello</b> and **bold**.\n")
