@@ -558,7 +558,10 @@ async def test_every_usable_model_answers_in_audio_with_transcription(
             await ws.send(json.dumps({"realtimeInput": {"text": "what is the weather like"}}))
         else:
             await ws.send(json.dumps(user_turn("what is the weather like")))
-        while not frames or not frames[-1].get("serverContent", {}).get("turnComplete"):
+        # Extended thinking thinks aloud first: a filler turn ending interactionStatus IN_PROGRESS.
+        while not frames or not frames[-1].get("serverContent", {}).get("turnComplete") or (
+            frames[-1]["serverContent"].get("interactionStatus") == "IN_PROGRESS"
+        ):
             frames.append(await recv(ws))
     assert emu.paths[-1] == (path, flavor) and not emu.refused
     contents = [f["serverContent"] for f in frames if "serverContent" in f]
@@ -567,8 +570,10 @@ async def test_every_usable_model_answers_in_audio_with_transcription(
     assert {p["inlineData"]["mimeType"] for p in parts} == {"audio/pcm;rate=24000"}
     assert sum(len(base64.b64decode(p["inlineData"]["data"])) for p in parts) > 24_000  # over half a second
     said = "".join(c.get("outputTranscription", {}).get("text", "") for c in contents)
-    assert said.startswith("Turn 1.") and 'You asked: "what is the weather like"' in said
+    filler = "Let me think about that. " if info.interaction_status else ""
+    assert said.startswith(f"{filler}Turn 1.") and 'You asked: "what is the weather like"' in said
     assert contents[-2] == {"generationComplete": True} and contents[-1]["turnComplete"] is True
+    assert contents[-1].get("interactionStatus") == ("IDLE" if info.interaction_status else None)
     usage = frames[-1]["usageMetadata"]
     response_details = usage["responseTokensDetails" if flavor == "gemini" else "candidatesTokensDetails"]
     assert response_details[0]["modality"] == "AUDIO"
