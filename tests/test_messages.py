@@ -607,3 +607,149 @@ def test_null_value_reads_in_both_proto3_forms_and_snake_case(null: str) -> None
 def test_bad_partial_args_are_remote_protocol_errors(call: str, words: str) -> None:
     with pytest.raises(RemoteProtocolError, match=words):
         m.parse_server_frame(f'{{"toolCall": {{"functionCalls": [{call}]}}}}')
+
+
+# parse_server_frame's fast path (the reply frames' shapes) against the general path.
+
+_PCM = base64.b64encode(bytes(range(256)) * 3).decode()
+_AUDIO_PART = {"inlineData": {"data": _PCM, "mimeType": "audio/pcm;rate=24000"}}
+_AUDIO_TURN = {"role": "model", "parts": [_AUDIO_PART]}
+_USAGE = json.loads(SERVER_SAMPLES[7])["usageMetadata"]
+
+# Frames the fast path takes: the emulator's reply, the docs' samples of those shapes.
+HOT_FRAMES = [
+    {},
+    {"serverContent": {"modelTurn": _AUDIO_TURN}},
+    {"serverContent": {"modelTurn": _AUDIO_TURN, "outputTranscription": {"text": "Hel"}}},
+    {"serverContent": {"outputTranscription": {"text": "lo", "finished": False}}},
+    {"serverContent": {"inputTranscription": {"text": "hi", "finished": True}, "interimInputTranscription": {}}},
+    {"serverContent": {"modelTurn": {"parts": [{"text": "Hello "}, _AUDIO_PART, {"text": ""}]}}},
+    {"serverContent": {"modelTurn": {"parts": []}}},
+    {"serverContent": {"modelTurn": {}}},
+    {"serverContent": {"generationComplete": True}},
+    {"serverContent": {"interrupted": True, "waitingForInput": True}},
+    {"serverContent": {"turnComplete": True}, "usageMetadata": _USAGE},
+    {"serverContent": {}, "usageMetadata": _USAGE},
+    {"usageMetadata": {"promptTokenCount": 0, "trafficType": "ON_DEMAND", "cacheTokensDetails": [{}]}},
+    {"serverContent": {"turnComplete": False, "interrupted": None, "modelTurn": None}},
+    {"serverContent": {"modelTurn": {"role": None, "parts": None}, "outputTranscription": None}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": "", "mimeType": ""}}]}}},
+]
+
+# Frames that must leave the fast path (the general path reads them, or refuses them, its own way).
+COLD_FRAMES = [
+    {"server_content": {"model_turn": _AUDIO_TURN}},
+    {"serverContent": {"model_turn": _AUDIO_TURN}},
+    {"serverContent": {"modelTurn": {"parts": [{"inline_data": _AUDIO_PART["inlineData"]}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": _PCM, "mime_type": "audio/pcm"}}]}}},
+    {"serverContent": {"modelTurn": _AUDIO_TURN, "groundingMetadata": {"x": 1}}},
+    {"serverContent": {"modelTurn": _AUDIO_TURN, "somethingNew": 1}},
+    {"serverContent": {"modelTurn": _AUDIO_TURN, "somethingNew": None}},
+    {"serverContent": {"modelTurn": {**_AUDIO_TURN, "extraField": None}}},
+    {"serverContent": {"modelTurn": {"parts": [{"text": "a", "thought": True}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": _PCM}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": _PCM, "mimeType": "a", "displayName": "x"}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": None, "mimeType": "audio/pcm"}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": "AAEC", "mimeType": None}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"text": None}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{}]}}},
+    {"serverContent": {"outputTranscription": {"text": "a", "languageCode": "en"}}},
+    {"serverContent": {"turnComplete": True, "turnCompleteReason": "X", "interactionStatus": "IDLE"}},
+    {"serverContent": {}, "usageMetadata": {"candidatesTokenCount": 3, "candidatesTokensDetails": []}},
+    {"serverContent": {}, "usage_metadata": _USAGE},
+    {"serverContent": {}, "usageMetadata": {**_USAGE, "promptTokenCount": "522"}},
+    {"setupComplete": {}},
+    {"serverContent": {}, "goAway": {"timeLeft": "5s"}},
+    # Bad input: the general path raises.
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": "AAE", "mimeType": "a"}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": "AA==AA==", "mimeType": "a"}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": "AA-_", "mimeType": "a"}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": "AA\nA", "mimeType": "a"}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": {"data": 7, "mimeType": "a"}}]}}},
+    {"serverContent": {"modelTurn": {"parts": [{"inlineData": [], "text": "a"}]}}},
+    {"serverContent": {"modelTurn": {"parts": {"text": "a"}}}},
+    {"serverContent": {"modelTurn": {"role": 1, "parts": []}}},
+    {"serverContent": {"modelTurn": []}},
+    {"serverContent": {"turnComplete": 1}},
+    {"serverContent": {"interrupted": "true"}},
+    {"serverContent": {"outputTranscription": {"text": 5}}},
+    {"serverContent": {"outputTranscription": {"finished": "yes"}}},
+    {"serverContent": {"outputTranscription": "hi"}},
+    {"serverContent": None},
+    {"serverContent": []},
+    {"serverContent": {}, "usageMetadata": {"promptTokenCount": True}},
+    {"serverContent": {}, "usageMetadata": {"promptTokenCount": 2**63}},
+    {"serverContent": {}, "usageMetadata": {"promptTokenCount": 1.5}},
+    {"serverContent": {}, "usageMetadata": {"promptTokensDetails": [{"modality": 3}]}},
+    {"serverContent": {}, "usageMetadata": {"promptTokensDetails": {"modality": "TEXT"}}},
+    {"serverContent": {}, "usageMetadata": {"trafficType": 1}},
+    {"serverContent": {}, "usageMetadata": None},
+    {"usageMetadata": []},
+]
+
+
+def _outcome(parse: object, frame: str) -> object:
+    try:
+        return parse(frame)  # type: ignore[operator]
+    except RemoteProtocolError as exc:
+        return (type(exc), str(exc))
+
+
+def _general(frame: str) -> list[m.ServerMessage]:
+    return m._parse_general(json.loads(frame), frame)
+
+
+@pytest.mark.parametrize("value", HOT_FRAMES + COLD_FRAMES + [json.loads(s) for s in SERVER_SAMPLES])
+def test_the_fast_path_gives_what_the_general_path_gives(value: dict[str, object]) -> None:
+    frame = json.dumps(value)
+    assert _outcome(m.parse_server_frame, frame) == _outcome(_general, frame)
+
+
+@pytest.mark.parametrize("value", HOT_FRAMES)
+def test_reply_frames_take_the_fast_path(value: dict[str, object]) -> None:
+    assert m._fast_frame(json.loads(json.dumps(value))) is not None
+
+
+@pytest.mark.parametrize("value", COLD_FRAMES)
+def test_unusual_frames_leave_the_fast_path(value: dict[str, object]) -> None:
+    assert m._fast_frame(json.loads(json.dumps(value))) is None
+
+
+def test_the_fast_path_reads_the_emulators_reply() -> None:
+    """Frames as the emulator writes them (encode_server_frame) are all fast-path frames."""
+    pcm = bytes(range(256)) * 4
+    turn = c.Content(role="model", parts=(c.Part(inline_data=c.Blob(pcm, "audio/pcm;rate=24000")),))
+    messages = [
+        m.ServerContent(model_turn=turn),
+        m.ServerContent(model_turn=turn, output_transcription=m.Transcription(text="Hel")),
+        m.ServerContent(generation_complete=True),
+    ]
+    for message in messages:
+        frame = m.encode_server_frame(message)
+        assert m._fast_frame(json.loads(frame)) == [message] == m.parse_server_frame(frame)
+    usage = m.UsageMetadata(prompt_token_count=5, response_token_count=7, total_token_count=12,
+                            prompt_tokens_details=(m.ModalityTokenCount("TEXT", 5),))
+    frame = m.encode_server_frame(m.ServerContent(turn_complete=True), usage)
+    assert m._fast_frame(json.loads(frame)) == [m.ServerContent(turn_complete=True), usage]
+    assert m._fast_frame({}) == [] == m.parse_server_frame(b"{}")
+
+
+def test_strict_base64_refuses_what_b64decode_refuses() -> None:
+    """``b64decode_padded`` decodes what ``b64decode`` decodes, to the same bytes, or gives None."""
+    import itertools
+
+    from live_nb.protocol import _wire as w
+
+    alphabet = "Az09+/=\n -_!é"
+    decoded = 0
+    for size in range(0, 6):
+        for chars in itertools.product(alphabet, repeat=size):
+            value = "".join(chars)
+            fast = w.b64decode_padded(value)
+            if fast is None:
+                continue
+            decoded += 1
+            assert fast == w.b64decode(value, "data"), value
+    assert decoded > 100
+    assert w.b64decode_padded(_PCM) == bytes(range(256)) * 3
+    assert w.b64decode_padded("AAE") is None  # unpadded: b64decode pads it, the fast path leaves it

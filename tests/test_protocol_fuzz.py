@@ -665,3 +665,88 @@ def test_setup_with_values_out_of_range_stays_a_config_error(setup: dict[str, An
 def test_client_frames_with_wrong_types_are_refused(frame: str) -> None:
     with pytest.raises(RemoteProtocolError):
         m.parse_client_frame(frame)
+
+
+# 4. parse_server_frame's fast path gives exactly what the general path gives: the same messages,
+# or the same RemoteProtocolError (type and message), on anything.
+
+
+def _outcome(parse: Callable[[str], object], frame: str) -> object:
+    try:
+        result = parse(frame)
+    except RemoteProtocolError as exc:
+        return (type(exc), str(exc))
+    return repr(result)  # repr: a NaN in opaque data is never equal to itself
+
+
+def _fast_agrees_with_general(frame: str) -> None:
+    general = _outcome(lambda f: m._parse_general(w.decode_json(f), f), frame)
+    assert _outcome(m.parse_server_frame, frame) == general
+
+
+# Reply frames as the service and the emulator write them: the fast path's shapes, often valid.
+_HOT_TRANSCRIPTION = st.builds(m.Transcription, text=_TEXT, finished=st.none() | st.booleans())
+_HOT_PART = st.builds(c.Part, text=_TEXT) | st.builds(c.Part, inline_data=_BLOB)
+_HOT_CONTENT = st.builds(
+    m.ServerContent,
+    model_turn=st.none() | st.builds(c.Content, role=st.none() | st.just("model"),
+                                     parts=st.lists(_HOT_PART, max_size=3).map(tuple)),
+    turn_complete=st.booleans(),
+    interrupted=st.booleans(),
+    generation_complete=st.booleans(),
+    output_transcription=st.none() | _HOT_TRANSCRIPTION,
+    input_transcription=st.none() | _HOT_TRANSCRIPTION,
+    waiting_for_input=st.booleans(),
+)
+
+
+@_fuzz(300)
+@given(_HOT_CONTENT, st.none() | _USAGE)
+def test_fast_path_agrees_on_reply_frames(message: m.ServerContent, usage: m.UsageMetadata | None) -> None:
+    frame = m.encode_server_frame(message, usage).decode()
+    _fast_agrees_with_general(frame)
+    assert m._fast_frame(json.loads(frame)) is not None  # these frames do take the fast path
+
+
+@_fuzz(400)
+@given(_HOT_CONTENT, st.none() | _USAGE, st.data())
+def test_fast_path_agrees_on_reply_frames_with_a_wrongly_typed_subtree(
+    message: m.ServerContent, usage: m.UsageMetadata | None, data: st.DataObject
+) -> None:
+    wire = json.loads(m.encode_server_frame(message, usage))
+    if len(list(_paths(wire))) > 1:
+        _fast_agrees_with_general(_mutated(wire, data))
+
+
+@_fuzz(300)
+@given(_SERVER_KEYS, _JSON, st.none() | _JSON)
+def test_fast_path_agrees_on_arbitrary_bodies(key: str, body: Any, usage: Any) -> None:
+    frame: dict[str, Any] = {key: body}
+    if usage is not None:
+        frame["usageMetadata"] = usage
+    _fast_agrees_with_general(_dumps(frame))
+
+
+@_fuzz(300)
+@given(_SERVER_MESSAGE, st.none() | _USAGE, st.data())
+def test_fast_path_agrees_on_server_frames_with_a_wrongly_typed_subtree(
+    message: m.ServerMessage, usage: m.UsageMetadata | None, data: st.DataObject
+) -> None:
+    wire = json.loads(m.encode_server_frame(message, usage))
+    if len(list(_paths(wire))) > 1:
+        _fast_agrees_with_general(_mutated(wire, data))
+
+
+@pytest.mark.parametrize("depth", [w.MAX_NESTING - 5, w.MAX_NESTING - 4, w.MAX_NESTING - 3, w.MAX_NESTING + 1, 5000])
+def test_fast_path_keeps_the_nesting_limit(depth: int) -> None:
+    """Deep values inside a reply frame's shape leave the fast path and meet the nesting check."""
+    deep = "[" * depth + "]" * depth
+    for frame in (
+        '{"serverContent": {"outputTranscription": {"text": ' + deep + "}}}",
+        '{"serverContent": {"modelTurn": {"parts": [{"text": ' + deep + "}]}}}",
+        '{"serverContent": {}, "usageMetadata": {"promptTokensDetails": [{"modality": ' + deep + "}]}}",
+    ):
+        _fast_agrees_with_general(frame)
+        if depth > w.MAX_NESTING:
+            with pytest.raises(RemoteProtocolError, match="nested too deeply"):
+                m.parse_server_frame(frame)

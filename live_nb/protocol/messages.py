@@ -32,7 +32,7 @@ from ..exceptions import RemoteProtocolError
 from . import _wire as w
 from .audio import INPUT_AUDIO_MIME
 from .config import LiveGenerationConfig, SessionResumptionConfig
-from .content import Blob, Content, FunctionCall, FunctionResponse
+from .content import Blob, Content, FunctionCall, FunctionResponse, Part
 
 logger = logging.getLogger("live_nb.protocol")
 
@@ -816,10 +816,26 @@ def parse_server_frame(frame: str | bytes) -> list[ServerMessage]:
     ``{"serverContent": {}, "usageMetadata": {...}}`` (3.1-flash-live) returns just the usage. An
     empty ServerContent would otherwise reach every consumer as a reply chunk with no content.
 
+    The frames of a reply (audio chunks, transcription, ``{}``, usage) take ``_fast_frame``; any
+    other frame, and any hot frame with something unusual in it, takes the general path, which
+    gives the same messages and is the one that raises.
+
     Raises:
         RemoteProtocolError: the frame is not JSON, not an object, or a known field is malformed.
     """
-    data = _load(frame)
+    data = w.decode_json(frame)
+    if type(data) is dict:
+        fast = _fast_frame(data)
+        if fast is not None:
+            return fast
+    return _parse_general(data, frame)
+
+
+def _parse_general(data: Any, frame: str | bytes) -> list[ServerMessage]:
+    """Every server frame the long way: nesting check, both spellings, extra fields, errors."""
+    w.check_nesting(data, frame)
+    if not isinstance(data, dict):
+        raise RemoteProtocolError("frame is not a JSON object", excerpt(frame))
     out: list[ServerMessage] = []
     usage: UsageMetadata | None = None
     for key, body in data.items():
@@ -832,11 +848,199 @@ def parse_server_frame(frame: str | bytes) -> list[ServerMessage]:
             out.append(UnknownMessage(key, body))
             continue
         message = cls.from_wire(body)
-        if message != _EMPTY_CONTENT:
+        if cls is not ServerContent or message != _EMPTY_CONTENT:
             out.append(message)
     if usage is not None:
         out.append(usage)
     return out
+
+
+# The fast path. Why: a spoken reply is ~100 frames a round trip, nearly all
+# {"serverContent": {"modelTurn": {"parts": [{"inlineData": ...}]}, "outputTranscription": ...}}
+# and {}; read the general way, each costs ~19 two-spelling lookups, an extra-fields scan and a
+# nesting pre-walk, seven times json.loads. The readers below take exactly the camelCase shapes
+# the service sends, with every leaf's type checked, and return None (never raise) at the first
+# thing they do not expect: a snake_case or unknown key, a wrong type, an out-of-range number,
+# base64 that is not padded standard base64. The general path then reads the frame from the
+# start, so results and errors are the general path's by construction (tests/test_messages.py
+# compares both on a corpus). Accepted shapes are at most six levels deep, which is why the
+# nesting pre-walk is skipped for them.
+
+_NO = object()
+_FAST_FLAGS = (
+    ("turnComplete", "turn_complete"),
+    ("generationComplete", "generation_complete"),
+    ("interrupted", "interrupted"),
+    ("waitingForInput", "waiting_for_input"),
+)
+_FAST_TRANSCRIPTIONS = (
+    ("outputTranscription", "output_transcription"),
+    ("inputTranscription", "input_transcription"),
+    ("interimInputTranscription", "interim_input_transcription"),
+)
+_FAST_CONTENT: dict[str, tuple[str, bool]] = {
+    **{key: (name, True) for key, name in _FAST_FLAGS},
+    **{key: (name, False) for key, name in _FAST_TRANSCRIPTIONS},
+}
+_FAST_TURN_KEYS = frozenset({"role", "parts"})
+_FAST_TRANSCRIPTION_KEYS = frozenset({"text", "finished"})
+_FAST_USAGE_COUNTS = (
+    ("promptTokenCount", "prompt_token_count"),
+    ("responseTokenCount", "response_token_count"),
+    ("totalTokenCount", "total_token_count"),
+    ("cachedContentTokenCount", "cached_content_token_count"),
+    ("toolUsePromptTokenCount", "tool_use_prompt_token_count"),
+    ("thoughtsTokenCount", "thoughts_token_count"),
+)
+_FAST_USAGE_DETAILS = (
+    ("promptTokensDetails", "prompt_tokens_details"),
+    ("responseTokensDetails", "response_tokens_details"),
+    ("cacheTokensDetails", "cache_tokens_details"),
+    ("toolUsePromptTokensDetails", "tool_use_prompt_tokens_details"),
+)
+_FAST_USAGE_KEYS = frozenset(
+    ["trafficType", *(k for k, _ in _FAST_USAGE_COUNTS), *(k for k, _ in _FAST_USAGE_DETAILS)]
+)
+_FAST_COUNT_KEYS = frozenset({"modality", "tokenCount"})
+
+
+def _fast_frame(data: dict[str, Any]) -> list[ServerMessage] | None:
+    """The messages of a hot frame shape, or None to take the general path."""
+    content = data.get("serverContent", _NO)
+    usage = data.get("usageMetadata", _NO)
+    if len(data) != (content is not _NO) + (usage is not _NO):
+        return None
+    out: list[ServerMessage] = []
+    if content is not _NO:
+        message = _fast_content(content)
+        if message is None:
+            return None
+        if message is not _EMPTY_CONTENT:
+            out.append(message)
+    if usage is not _NO:
+        metadata = _fast_usage(usage)
+        if metadata is None:
+            return None
+        out.append(metadata)
+    return out
+
+
+def _fast_content(body: Any) -> ServerContent | None:
+    """``ServerContent.from_wire`` for camelCase model turns, transcriptions and flags; ``_EMPTY_CONTENT`` if empty."""
+    if type(body) is not dict:
+        return None
+    fields: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "modelTurn":
+            if value is not None:
+                turn = _fast_turn(value)
+                if turn is None:
+                    return None
+                fields["model_turn"] = turn
+            continue
+        spec = _FAST_CONTENT.get(key)
+        if spec is None:
+            return None
+        if value is None:
+            continue
+        name, is_flag = spec
+        if is_flag:
+            if type(value) is not bool:
+                return None
+            if value:
+                fields[name] = True
+        else:
+            transcription = _fast_transcription(value)
+            if transcription is None:
+                return None
+            fields[name] = transcription
+    return ServerContent(**fields) if fields else _EMPTY_CONTENT
+
+
+def _fast_turn(turn: Any) -> Content | None:
+    """``Content.from_wire`` for parts that are each one inline blob or one text."""
+    if type(turn) is not dict or not turn.keys() <= _FAST_TURN_KEYS:
+        return None
+    role = turn.get("role")
+    if role is not None and type(role) is not str:
+        return None
+    items = turn.get("parts")
+    if items is None:
+        items = ()
+    elif type(items) is not list:
+        return None
+    parts = []
+    for item in items:
+        if type(item) is not dict or len(item) != 1:
+            return None
+        blob = item.get("inlineData")
+        if blob is not None:
+            if type(blob) is not dict or len(blob) != 2:
+                return None
+            data, mime = blob.get("data"), blob.get("mimeType")
+            if type(data) is not str or type(mime) is not str:
+                return None
+            pcm = w.b64decode_padded(data)
+            if pcm is None:
+                return None
+            parts.append(Part(inline_data=Blob(pcm, mime)))
+            continue
+        text = item.get("text")
+        if type(text) is not str:
+            return None
+        parts.append(Part(text))
+    return Content(role, tuple(parts))
+
+
+def _fast_transcription(value: Any) -> Transcription | None:
+    """``Transcription.from_wire`` for text and ``finished`` alone."""
+    if type(value) is not dict or not value.keys() <= _FAST_TRANSCRIPTION_KEYS:
+        return None
+    text = value.get("text")
+    if text is None:
+        text = ""
+    elif type(text) is not str:
+        return None
+    finished = value.get("finished")
+    if finished is not None and type(finished) is not bool:
+        return None
+    return Transcription(text=text, finished=finished)
+
+
+def _fast_count(value: Any) -> bool:
+    """A token count the general path reads as itself: None or an in-range int (never a bool)."""
+    return value is None or (type(value) is int and w.INT64_MIN <= value <= w.INT64_MAX)
+
+
+def _fast_usage(body: Any) -> UsageMetadata | None:
+    """``UsageMetadata.from_wire`` for camelCase counts (the Developer API's names) and details."""
+    if type(body) is not dict or not body.keys() <= _FAST_USAGE_KEYS:
+        return None
+    fields: dict[str, Any] = {}
+    for key, name in _FAST_USAGE_COUNTS:
+        count = body.get(key)
+        if not _fast_count(count):
+            return None
+        fields[name] = count
+    for key, name in _FAST_USAGE_DETAILS:
+        items = body.get(key)
+        if items is None:
+            continue
+        if type(items) is not list:
+            return None
+        details = []
+        for item in items:
+            if type(item) is not dict or not item.keys() <= _FAST_COUNT_KEYS:
+                return None
+            modality, count = item.get("modality"), item.get("tokenCount")
+            if (modality is not None and type(modality) is not str) or not _fast_count(count):
+                return None
+            details.append(ModalityTokenCount(modality=modality or "MODALITY_UNSPECIFIED", token_count=count or 0))
+        fields[name] = tuple(details)
+    traffic = body.get("trafficType")
+    if traffic is not None and type(traffic) is not str:
+        return None
+    return UsageMetadata(traffic_type=traffic, **fields)
 
 
 def encode_server_frame(message: ServerMessage, usage: UsageMetadata | None = None) -> bytes:
