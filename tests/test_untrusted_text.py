@@ -288,6 +288,7 @@ async def test_a_real_session_reply_reaches_the_dashboard_as_text(emulator: Emul
                     "name": "lookup",
                     "description": "look something up",
                     "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+                    "behavior": "BLOCKING",  # the model waits for the result, so one turn carries the answer
                 }
             ]
         }
