@@ -26,7 +26,7 @@ from .protocol.config import (
     ThinkingConfig,
 )
 from .protocol.content import Blob, Content, FunctionCall, FunctionResponse, Part
-from .protocol.events import Connected, Reconnecting, Resumed, SessionClosed
+from .protocol.events import Connected, Reconnecting, Resumed, SessionClosed, ToolRun
 from .protocol.messages import (
     GoAway,
     GoingAwayNotice,
@@ -40,6 +40,7 @@ from .protocol.messages import (
     UsageMetadata,
     VoiceActivity,
 )
+from .protocol.tools import Tool, response_for, tool_from_callable
 
 __all__ = [
     "CATALOGUE",
@@ -73,15 +74,19 @@ __all__ = [
     "SessionResumptionUpdate",
     "SetupComplete",
     "SlidingWindow",
+    "Tool",
     "ToolCall",
     "ToolCallCancellation",
+    "ToolRun",
     "Transcription",
     "UnknownMessage",
     "UsageMetadata",
     "history",
     "load_ipython_extension",
     "plot_context",
+    "response_for",
     "stream",
+    "tool_from_callable",
     "unload_ipython_extension",
 ]
 

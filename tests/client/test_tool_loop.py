@@ -692,7 +692,7 @@ async def test_closing_the_session_cancels_running_calls(emulator: Emulator) -> 
         return PARIS
 
     async with LiveModel(MODEL, url=emulator.url, tools=[get_weather]).connect() as s:
-        recorder = Recorder(s)
+        Recorder(s)  # listens, so ToolRun events are recorded as they come
         await s.send_text("get_weather city=Paris")
         async with asyncio.timeout(5):
             await started.wait()
