@@ -911,6 +911,13 @@ class LiveSession:
         task (several iterators would split the items; use ``add_listener`` to observe). Items wait
         for the iterator in a queue of at most ``RECEIVE_QUEUE_LIMIT``; past that the oldest go
         (listeners still saw them).
+
+        Function calls: ``ToolCall`` items come whether or not the tool loop answers them (to
+        watch), each followed by the loop's ``ToolRun`` events for the calls it runs. Answer only
+        the calls left to you (``auto_tools=False``, or raw declarations) with
+        ``send_tool_response``. A ``turnComplete`` ends a turn, not necessarily the answer: with
+        calls running or extended thinking's ``interactionStatus: IN_PROGRESS`` more follows;
+        ``answer_done()`` waits for the whole answer.
         """
         while True:
             while self._queue:
