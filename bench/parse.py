@@ -7,7 +7,7 @@ over raw websockets in bench/throughput.py's RTT (issue 12). Method: one emulato
 captured over raw websockets (``gemini-3.8-live``, AUDIO + output transcription, the text
 "ping 0", as throughput.py's RTT loop sends it), and a few frames of other kinds are written out
 (a snake_case audio chunk, a tool call, a resumption update, a GoAway). Each frame is timed with
-``timeit`` (best of ``--repeat``) through json.loads and through ``parse_server_frame`` of the
+``timeit`` on the process's CPU clock (best of ``--repeat``) through json.loads and through ``parse_server_frame`` of the
 working tree ("after") and of ``--before`` (a ``git archive`` of that revision), each in a worker
 subprocess with its tree first on ``PYTHONPATH``, alternated twice so machine load hits both
 alike; a cell is the lower of its two runs. "turn mix" is the mean over the captured turn's
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import timeit
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import MODEL, PATH, emulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCK = time.process_time  # CPU time: on a shared machine, wall time also counts other processes' turns
 BEFORE = "c9e31c9"  # the last commit before parse_server_frame's fast path
 
 AUDIO_B64 = base64.b64encode(bytes(range(256)) * 7 + bytes(128)).decode()  # 2,560 characters: a 40 ms chunk
@@ -91,8 +93,9 @@ def worker(path: str, repeat: int) -> dict[str, Any]:
     for name, text in spec["frames"].items():
         frame = text.encode()
         number = 2000
-        loads = min(timeit.repeat(lambda f=frame: json.loads(f), number=number, repeat=repeat)) / number
-        parse = min(timeit.repeat(lambda f=frame: parse_server_frame(f), number=number, repeat=repeat)) / number
+        loads = min(timeit.repeat(lambda f=frame: json.loads(f), number=number, repeat=repeat, timer=CLOCK)) / number
+        parse = min(timeit.repeat(lambda f=frame: parse_server_frame(f), number=number, repeat=repeat,
+                                  timer=CLOCK)) / number
         out["frames"][name] = {"loads": loads * 1e6, "parse": parse * 1e6}
     turn = [t.encode() for t in spec["turn"]]
 
@@ -106,8 +109,8 @@ def worker(path: str, repeat: int) -> dict[str, Any]:
 
     number = 30
     out["mix"] = {
-        "loads": min(timeit.repeat(run_loads, number=number, repeat=repeat)) / number / len(turn) * 1e6,
-        "parse": min(timeit.repeat(run_parse, number=number, repeat=repeat)) / number / len(turn) * 1e6,
+        "loads": min(timeit.repeat(run_loads, number=number, repeat=repeat, timer=CLOCK)) / number / len(turn) * 1e6,
+        "parse": min(timeit.repeat(run_parse, number=number, repeat=repeat, timer=CLOCK)) / number / len(turn) * 1e6,
     }
     return out
 
@@ -183,7 +186,7 @@ def main() -> None:
              "after_us": a["parse"]} for n, c, b, a in rows]}, indent=2))
         return
     print(f"\nparse_server_frame per frame kind, before ({args.before}) and after (working tree); "
-          f"µs per frame, best of {args.repeat}\n")
+          f"CPU µs per frame, best of {args.repeat}\n")
     header = (f"{'frame kind':30s} {'in turn':>7s} {'json.loads':>10s} {'before':>8s} {'after':>8s} "
               f"{'before/loads':>12s} {'after/loads':>11s} {'speedup':>7s}")
     print(header)

@@ -906,6 +906,8 @@ _FAST_COUNT_KEYS = frozenset({"modality", "tokenCount"})
 
 def _fast_frame(data: dict[str, Any]) -> list[ServerMessage] | None:
     """The messages of a hot frame shape, or None to take the general path."""
+    if not data:  # {}: gemini-3.8-live sends it between content messages
+        return []
     content = data.get("serverContent", _NO)
     usage = data.get("usageMetadata", _NO)
     if len(data) != (content is not _NO) + (usage is not _NO):
