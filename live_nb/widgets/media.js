@@ -16,6 +16,7 @@
 //   JupyterLab applies to untrusted outputs does not run inside a widget view.
 
 const CAPTURE_WORKLET = `
+const LOUD = 0.02;  // about -34 dBFS: a sample above it counts as voice for the timing record
 class LiveNbCapture extends AudioWorkletProcessor {
   constructor(options) {
     super();
@@ -26,6 +27,8 @@ class LiveNbCapture extends AudioWorkletProcessor {
     this.buf = new Int16Array(this.size);
     this.n = 0;
     this.sumSq = 0;
+    this.firstLoud = -1;
+    this.lastLoud = -1;
     this.pos = 0;
     this.prev = 0;
     // Two one-pole low-pass stages before decimation, so resampling 48 kHz -> 16 kHz does not
@@ -39,12 +42,19 @@ class LiveNbCapture extends AudioWorkletProcessor {
     const v = x < -1 ? -1 : x > 1 ? 1 : x;
     this.buf[this.n++] = v < 0 ? v * 32768 : v * 32767;
     this.sumSq += v * v;
+    if (v > LOUD || v < -LOUD) {
+      if (this.firstLoud < 0) this.firstLoud = this.n - 1;
+      this.lastLoud = this.n - 1;
+    }
     if (this.n === this.size) {
       const rms = Math.sqrt(this.sumSq / this.size);
-      this.port.postMessage({ pcm: this.buf.buffer, rms }, [this.buf.buffer]);
+      this.port.postMessage({ pcm: this.buf.buffer, rms, firstLoud: this.firstLoud, lastLoud: this.lastLoud },
+        [this.buf.buffer]);
       this.buf = new Int16Array(this.size);
       this.n = 0;
       this.sumSq = 0;
+      this.firstLoud = -1;
+      this.lastLoud = -1;
     }
   }
   process(inputs) {
@@ -128,7 +138,10 @@ class LiveNbPlayer extends AudioWorkletProcessor {
   }
   process(inputs, outputs) {
     const out = outputs[0][0];
-    if (!this.started && this.queued > 0 && (this.queued >= this.prebuffer || this.ending)) this.started = true;
+    if (!this.started && this.queued > 0 && (this.queued >= this.prebuffer || this.ending)) {
+      this.started = true;
+      this.port.postMessage({ start: true });  // the main thread timestamps the first sample played
+    }
     let i = 0;
     if (this.started) {
       while (i < out.length && this.q.length) {
@@ -219,6 +232,10 @@ function makeState(model) {
     playedAtInterrupt: 0,
     clearLatencyMs: -1,
     playedBeforeClear: -1,
+    // Timing records (performance.now() ms, bounded): spans of captured voice [start, end] merged
+    // across pauses under 500 ms, and the moments reply playback started.
+    voice: [],
+    playStarts: [],
     notify() { for (const f of st.listeners) f(); },
   };
   return st;
@@ -288,6 +305,13 @@ class Player {
 
   onReport(r) {
     const st = this.st;
+    if (r.start) {
+      // When sound started coming out (after a pause, a barge-in or at the first chunk): the
+      // voice latency bench pairs these with the ends of the user's speech (st.voice).
+      st.playStarts.push(performance.now());
+      if (st.playStarts.length > 200) st.playStarts.splice(0, 100);
+      return;
+    }
     const scale = this.ctx ? 24000 / this.ctx.sampleRate : 1;
     st.playedSamples = Math.round(r.played * scale);
     if (r.cleared) {
@@ -384,6 +408,17 @@ class Player {
     if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.ctx) this.ctx.close().catch(() => {});
   }
+}
+
+// The chunk just arrived, so its last sample was captured about now: place its loud samples in time.
+function noteVoice(st, data, size) {
+  const now = performance.now();
+  const start = now - ((size - data.firstLoud) * 1000) / 16000;
+  const end = now - ((size - 1 - data.lastLoud) * 1000) / 16000;
+  const last = st.voice[st.voice.length - 1];
+  if (last && start - last[1] < 500) last[1] = end;
+  else st.voice.push([start, end]);
+  if (st.voice.length > 200) st.voice.splice(0, 100);
 }
 
 function resample(x, from, to) {
@@ -573,6 +608,7 @@ class Capture {
     if (this.audio !== a) return;
     const st = this.st;
     st.level = data.rms;
+    if (data.lastLoud >= 0) noteVoice(st, data, 1600);
     if (this.model.get('muted')) { st.notify(); return; }
     this.model.send({ type: 'audio', seq: a.seq++, epoch: a.epoch, rate: 16000 }, undefined, [data.pcm]);
     st.chunksSent++;

@@ -349,13 +349,22 @@ def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
 
 
-def launch_context(playwright: Any, user_data_dir: Path) -> Any:
-    """Launch Chromium the way docs/media.md found to work here; returns a BrowserContext."""
+def launch_context(
+    playwright: Any, user_data_dir: Path, *, fake_audio: Path | None = None, extra_args: Sequence[str] = ()
+) -> Any:
+    """Launch Chromium the way docs/media.md found to work here; returns a BrowserContext.
+
+    ``fake_audio``: a WAV the fake microphone plays (looped; Chromium reads 16-bit PCM, best at
+    48 kHz, e.g. from ``scripts/make_speech_wav.py``) instead of its beeps.
+    """
+    args = [*CHROMIUM_ARGS, *extra_args]
+    if fake_audio is not None:
+        args.append(f"--use-file-for-fake-audio-capture={fake_audio}")
     return playwright.chromium.launch_persistent_context(
         user_data_dir=str(user_data_dir),
         executable_path=CHROMIUM,
         headless=False,  # "--headless=new" below: the old headless mode lacks media features
-        args=CHROMIUM_ARGS,
+        args=args,
         viewport={"width": 1400, "height": 900},
     )
 
