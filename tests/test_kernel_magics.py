@@ -33,7 +33,7 @@ from oauth_stand_in import ACCESS_TOKEN, TokenEndpoint, service_account_file
 
 from live_nb._loop import LoopThread
 from live_nb.emulator import Emulator
-from live_nb.protocol.messages import Setup
+from live_nb.protocol.messages import Setup, parse_client_frame
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(240)]
 
@@ -374,9 +374,11 @@ class RecordingEmulator(Emulator):
         self.authorizations.append(request.headers.get("Authorization"))
         return super()._process_request(connection, request)
 
-    async def _open_session(self, ws: Any, setup: Setup, *rest: Any, **kwargs: Any) -> Any:
-        self.setups.append(setup)
-        return await super()._open_session(ws, setup, *rest, **kwargs)
+    async def _admit(self, conn: Any, first: str | bytes) -> None:
+        message = parse_client_frame(first)  # the connection's first frame: its setup
+        if isinstance(message, Setup):
+            self.setups.append(message)
+        await super()._admit(conn, first)
 
 
 @pytest.fixture
