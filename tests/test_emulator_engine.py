@@ -324,7 +324,7 @@ def test_vad_turn_from_pcm() -> None:
     for i in range(0, len(quiet), 3200):
         actions += run(engine, engine.receive(audio(quiet[i : i + 3200])))
     text = reply_text(actions)
-    assert text.startswith("Turn 1. You spoke to me [1.2 s of speech: the emulator cannot recognise words offline].")
+    assert text.startswith("Turn 1. You spoke to me [1.2 s of speech: offline speech recognition is off].")
     assert usage_of(actions).prompt_tokens_by_modality() == {"AUDIO": 50}  # 1.2 s + 0.8 s of silence
 
 

@@ -325,12 +325,13 @@ async def test_vad_turn_from_real_pcm_with_transcriptions(emulator: Emulator) ->
         await stream_audio(ws, pcm(0.1, 0) + pcm(1.5, 6000) + pcm(1.0, 50))  # quiet, speech, near-silence
         messages = await until(ws, turn_complete)
     contents = [m["serverContent"] for m in messages if "serverContent" in m]
+    # A steady tone holds no words: offline recognition says so (speech is on by default).
     assert contents[0]["inputTranscription"] == {
-        "text": "[1.5 s of speech: the emulator cannot recognise words offline]", "finished": True}
+        "text": "[1.5 s of speech: offline recognition heard no words]", "finished": True}
     chunks = [base64.b64decode(p["inlineData"]["data"]) for c in contents for p in c.get("modelTurn", {}).get("parts", [])]
     assert all(len(c) <= 1920 for c in chunks) and sum(map(len, chunks)) > 48_000
     said = "".join(c["outputTranscription"]["text"] for c in contents if "outputTranscription" in c)
-    assert said.startswith("Turn 1. You spoke to me [1.5 s of speech")
+    assert said.startswith("Turn 1. You spoke to me [1.5 s of speech]. I heard nothing I could recognise.")
     assert contents[-2] == {"generationComplete": True}
     usage = messages[-1]["usageMetadata"]
     # (1.5 s of speech + the 0.8 s of silence that ends it) x 25: the 0.1 s before the speech is outside

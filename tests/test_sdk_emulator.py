@@ -432,10 +432,12 @@ async def test_realtime_audio_turn_by_vad(emulator_tls: Emulator, info: ModelInf
         messages = await asyncio.wait_for(collect_turn(session), 20)
     heard = [m.server_content.input_transcription.text for m in messages
              if m.server_content and m.server_content.input_transcription]
-    assert heard == ["[1.0 s of speech: the emulator cannot recognise words offline]"]
+    # A steady tone holds no words: offline recognition says so, once, as the turn's finished transcription.
+    assert heard == ["[1.0 s of speech: offline recognition heard no words]"]
     assert len(audio_of(messages)) > 24_000 * 2  # more than a second of 24 kHz PCM16
     filler = f"{THINKING} " if info.interaction_status else ""
-    assert spoken_text(messages).startswith(f"{filler}Turn 1. You spoke to me")
+    assert spoken_text(messages).startswith(
+        f"{filler}Turn 1. You spoke to me [1.0 s of speech]. I heard nothing I could recognise.")
     usage = messages[-1].usage_metadata
     assert usage is not None
     by_modality = {d.modality: d.token_count for d in usage.prompt_tokens_details or []}

@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-closed-mb", type=float, default=16.0,
         help="also release the oldest closed sessions while their consumed logs hold more than this many MiB (16)",
     )
+    parser.add_argument(
+        "--no-speech", action="store_true",
+        help="no offline speech: spoken turns are answered from their length and replies are a tone "
+        "(for load runs: recognition costs about a quarter of a core per speaking session)",
+    )
     parser.add_argument("--text-frames", action="store_true", help="send server JSON in text frames, not binary")
     parser.add_argument("--compression", action="store_true", help="accept permessage-deflate (off by default)")
     parser.add_argument(
@@ -156,6 +161,7 @@ async def _run(args: argparse.Namespace, api_key: str | None) -> None:
         keep_closed_bytes=int(args.keep_closed_mb * 2**20),
         allow_remote=args.allow_remote,
         api_key=api_key,
+        speech=not args.no_speech,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -168,6 +174,7 @@ async def _run(args: argparse.Namespace, api_key: str | None) -> None:
     if emulator.cert_path:
         print(f"certificate: {emulator.cert_path}", flush=True)
     print(f"database: {emulator.db_path}", flush=True)
+    print(f"speech: {emulator.speech_status}", flush=True)
     if api_key is not None:
         print(f"only the key in ${args.api_key_env} is accepted", flush=True)
     if not is_loopback(emulator.host):

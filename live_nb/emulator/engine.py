@@ -46,12 +46,34 @@ barge-in, Rule 5) and answers at once. ``willContinue`` results are interim (the
 On extended thinking every finished turn ends with ``interactionStatus``: IN_PROGRESS while more
 is to come (the answer after a filler, a running call, an owed result), IDLE at the end. Pending
 calls and owed results are in the snapshot; a resume asks for pending calls again with their ids.
+
+Offline speech (``EngineSettings.hearing`` / ``speaking``; speech.py does the work, server.py runs it
+in worker threads). Recognition and synthesis are blocking CPU work, so the engine never calls them:
+it says what to hear and what to say, and is told the results.
+
+* Hearing: every audio chunk that joins a user turn (VAD speech and the silence that ends it, or a
+  manual activity; plus the chunk just before speech started, as the service's prefix padding) comes
+  out as a ``Listen`` action; the end of a spoken turn comes out as ``EndListening`` instead of a
+  reply. The I/O layer feeds the chunks to the session's recogniser off the loop, reports partial
+  text with ``partial(turn, text)`` (streamed as ``inputTranscription`` when it is on) and the final
+  text with ``heard(text)``, which the I/O layer calls *before it feeds the next client frame*: so
+  the turn's reply starts from the same sequence of client messages whatever the recogniser's
+  timing, and the message indexes and snapshots (Rules 4-5) are unchanged. Between the turn's end
+  and ``heard`` the session is not resumable (a snapshot there would hold a turn no one answers).
+* Speaking: an AUDIO reply's plan comes with the sentences to voice (``ReplyPlan.to_voice``); the
+  I/O layer synthesises them in order and hands each one's audio back, cut into chunks with the
+  words spoken in each, to ``voice(plan, pieces)``, which appends ready chunks to the plan. Barge-in
+  and history work on chunks as before: what was sent is what counts.
+* Off (the defaults): no ``Listen``, a spoken turn is answered at once from its length, and replies
+  are a tone (``reply_tone``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -61,6 +83,7 @@ import numpy as np
 from ..protocol import catalogue
 from ..protocol import tokens as tok
 from ..protocol.audio import pcm16_level, sample_rate
+from ..protocol.config import SpeechConfig
 from ..protocol.content import Blob, Content, FunctionCall, FunctionResponse, Part
 from ..protocol.messages import (
     ClientContent,
@@ -85,12 +108,16 @@ __all__ = [
     "Action",
     "Checkpoint",
     "Close",
+    "EndListening",
     "EngineSettings",
+    "Listen",
     "ReplyPlan",
     "Send",
     "ServerEngine",
     "SessionState",
     "Stream",
+    "sentences",
+    "tone_pieces",
 ]
 
 BLOCKING = "BLOCKING"
@@ -98,6 +125,7 @@ NON_BLOCKING = "NON_BLOCKING"
 OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
 SECONDS_PER_WORD = 0.15  # reply tone per word of reply text (brisk: it is a placeholder for speech)
 WORDS_PER_TEXT_CHUNK = 4
+_SENTENCE = re.compile(r"[^.!?…]*(?:[.!?…]+[\"'”)\]]*)?\s*", re.DOTALL)
 
 
 # Actions: what the asyncio layer must do, in order.
@@ -137,7 +165,25 @@ class Close:
     reason: str
 
 
-Action = Union[Send, Stream, Checkpoint, Close]  # noqa: UP007 - a runtime alias, py3.10 target
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Feed this audio (PCM16 mono at ``rate``) to the session's recogniser, as part of listening turn ``turn``."""
+
+    pcm: bytes
+    rate: int
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndListening:
+    """Listening turn ``turn`` ended: finish its recognition and call ``heard(text)`` before the next
+    client frame; with ``discard`` drop it unheard (no ``heard`` call: the turn was taken as it was)."""
+
+    turn: int
+    discard: bool = False
+
+
+Action = Union[Send, Stream, Checkpoint, Close, Listen, EndListening]  # noqa: UP007 - a runtime alias, py3.10 target
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +196,17 @@ class EngineSettings:
         vad_threshold: RMS (int16 scale) above which a 16 kHz chunk counts as speech.
         silence_seconds: seconds of audio silence after speech that end a VAD turn (unless the
             setup's ``silenceDurationMs`` says otherwise).
+        hearing: spoken turns are recognised offline (``Listen``/``EndListening``, ``heard``);
+            off: answered from their length alone.
+        speaking: AUDIO replies are voiced by the I/O layer (``ReplyPlan.to_voice``, ``voice``);
+            off: a tone.
     """
 
     context_window: int | None = None
     vad_threshold: float = 500.0
     silence_seconds: float = 0.8
+    hearing: bool = False
+    speaking: bool = False
 
 
 @dataclass
@@ -344,6 +396,9 @@ class ReplyPlan:
         turn_number: the number of the model turn this reply fills.
         sent: how many chunks went out.
         cancelled: set by a barge-in; the server stops streaming.
+        to_voice: sentences still to synthesise, in order (speaking on): the I/O layer takes
+            them with ``next_sentence``, voices them and hands the chunks to ``ServerEngine.voice``.
+        voice, language: the setup's ``speechConfig`` voice name and language code.
     """
 
     chunks: list[ServerMessage]
@@ -356,11 +411,29 @@ class ReplyPlan:
     text: str
     sent: int = 0
     cancelled: bool = False
+    to_voice: list[str] = field(default_factory=list)
+    voice: str | None = None
+    language: str | None = None
 
     @property
     def sent_tokens(self) -> float:
         """Output tokens of the chunks sent so far."""
         return sum(self.chunk_tokens[: self.sent])
+
+    @property
+    def complete(self) -> bool:
+        """Every chunk is made (nothing left to voice) and sent."""
+        return not self.to_voice and self.sent == len(self.chunks)
+
+    def next_sentence(self) -> str | None:
+        """The next sentence to synthesise (taken off ``to_voice``), or None."""
+        return self.to_voice.pop(0) if self.to_voice else None
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after each sentence's end (``.``, ``?``, ``!``, ``…``); ``"".join`` gives it back."""
+    pieces = [m.group(0) for m in _SENTENCE.finditer(text) if m.group(0)]
+    return pieces if "".join(pieces) == text and pieces else [text]
 
 
 def _rms(pcm: bytes) -> float:
@@ -379,6 +452,24 @@ def reply_tone(text: str) -> bytes:
         freq = 180.0 + 20.0 * (sum(map(ord, word)) % 16)
         pieces.append(np.sin(2 * math.pi * freq * t) * fade * 6000.0)
     return np.concatenate(pieces).astype("<i2").tobytes()
+
+
+def tone_pieces(text: str) -> list[tuple[bytes, str]]:
+    """``reply_tone(text)`` cut into ``OUTPUT_CHUNK_SECONDS`` chunks, each with the words whose tone starts in it."""
+    words = text.split()
+    pcm = reply_tone(text)
+    size = int(tok.OUTPUT_AUDIO_RATE * OUTPUT_CHUNK_SECONDS) * 2
+    per_word = int(tok.OUTPUT_AUDIO_RATE * SECONDS_PER_WORD) * 2
+    word_index = 0
+    pieces: list[tuple[bytes, str]] = []
+    for start in range(0, len(pcm), size):
+        data = pcm[start : start + size]
+        spoken: list[str] = []
+        while word_index < len(words) and word_index * per_word < start + len(data):
+            spoken.append(words[word_index])
+            word_index += 1
+        pieces.append((data, " ".join(spoken) + (" " if spoken else "")))
+    return pieces
 
 
 def _usage(prompt: int, details: tuple[ModalityTokenCount, ...], response: int, modality: str) -> UsageMetadata:
@@ -466,6 +557,21 @@ class ServerEngine:
         """What joins a user turn: the setup's realtimeInputConfig.turnCoverage, else the model's default."""
         self.input_transcription = config.input_audio_transcription
         self.output_transcription = config.output_audio_transcription
+        speech_config = config.speech_config if isinstance(config.speech_config, SpeechConfig) else None
+        self.voice_name = speech_config.voice_name if speech_config else None
+        self.language_code = speech_config.language_code if speech_config else None
+        self.hearing = self.settings.hearing
+        self.speaking = self.settings.speaking
+        self.listen_turn = 1
+        """The number of the listening turn that audio is fed to now (``Listen.turn``)."""
+        self.listening = False
+        """Audio of the current listening turn went out as ``Listen``."""
+        self.awaiting: deque[dict[str, Any]] = deque()
+        """Spoken turns that ended and wait for ``heard``: ``{"turn", "number", "typed", "seconds"}``."""
+        self.heard_sent: list[str] = []
+        """Words of the current listening turn already sent as ``inputTranscription``."""
+        self._before_speech: bytes | None = None
+        self._before_rate = tok.INPUT_AUDIO_RATE
         ric = config.realtime_input_config or {}
         handling = ric.get("activityHandling", ric.get("activity_handling"))
         self.barge_in = handling != "NO_INTERRUPTION"
@@ -535,7 +641,7 @@ class ServerEngine:
         A NON_BLOCKING call does not stop checkpoints: the snapshot keeps it (``SessionState.calls``)
         and a resume asks for it again with the same id (``start``).
         """
-        return not self.generating and not self._blocking()
+        return not self.generating and not self._blocking() and not self.awaiting
 
     def start(self) -> list[Action]:
         """The actions that open the connection: ``setupComplete``; on a resume, the calls the
@@ -652,12 +758,77 @@ class ServerEngine:
             actions.append(self._checkpoint())
         return actions
 
+    # Public: offline speech, driven by the asyncio layer (module docstring, "Offline speech").
+
+    def partial(self, turn: int, text: str) -> list[Action]:
+        """Partial text the recogniser heard so far in listening turn ``turn``.
+
+        With input transcription on, the words that are new and settled (all but the last, which
+        the recogniser often revises) go out as an ``inputTranscription`` piece; pieces join into
+        the turn's text. A partial for a turn that already ended is ignored.
+        """
+        if self.closed or turn != self.listen_turn or not self.input_transcription:
+            return []
+        words = text.split()[:-1]
+        sent = self.heard_sent
+        if len(words) <= len(sent) or words[: len(sent)] != sent:
+            return []
+        new = words[len(sent) :]
+        piece = (" " if sent else "") + " ".join(new)
+        self.heard_sent = words
+        return [Send(ServerContent(input_transcription=Transcription(piece)))]
+
+    def heard(self, text: str) -> list[Action]:
+        """The recogniser's final text for the oldest spoken turn waiting (``EndListening``): the
+        turn's ``inputTranscription`` is finished, the user turn says what was heard, the model answers."""
+        if not self.awaiting:
+            return []
+        waiting = self.awaiting.popleft()
+        if self.closed:
+            return []
+        words = text.split()
+        text = " ".join(words)
+        seconds = float(waiting["seconds"])
+        sent: list[str] = waiting["sent"]
+        actions: list[Action] = []
+        if self.input_transcription:
+            if words:
+                # Pieces already sent stay (the service cannot take them back either): the rest follows.
+                rest = words[len(sent) :]
+                piece = (" " if sent and rest else "") + " ".join(rest)
+            else:
+                piece = f"[{seconds:.1f} s of speech: offline recognition heard no words]"
+            actions.append(Send(ServerContent(input_transcription=Transcription(piece, finished=True))))
+        summary = (
+            f"[{seconds:.1f} s of speech; offline recognition heard: {text}]" if text
+            else f"[{seconds:.1f} s of speech; offline recognition heard nothing]"
+        )
+        request = summary
+        turn = next((t for t in reversed(self.state.turns) if t.number == waiting["number"]), None)
+        if turn is not None and turn.text.startswith(waiting["placeholder"]):
+            request = summary + turn.text[len(waiting["placeholder"]) :]
+            self.state.replace_turn(turn.number, request, turn.modalities)
+        typed: list[str] = waiting["typed"]
+        if typed:
+            return actions + self._request(" ".join(typed), is_audio=False)
+        return actions + self._request(request, is_audio=True, heard=text, speech_seconds=seconds)
+
+    def voice(self, plan: ReplyPlan, pieces: Sequence[tuple[bytes, str]]) -> None:
+        """Append one voiced sentence to ``plan``: ``(pcm, text)`` pieces (24 kHz PCM16, and the
+        words whose sound starts in that piece; the texts join into the sentence)."""
+        if plan.cancelled:
+            return
+        self._add_audio(plan, pieces)
+
     # Handlers.
 
     def _client_content(self, message: ClientContent) -> list[Action]:
         # "A message here interrupts current generation" (Vertex reference): ``receive`` did that
         # already, before counting the message (``_barges_in``, Rule 5).
+        listening = self.hearing and self.listening
         actions = self._commit_pending()
+        if listening:  # the speech so far joins the context as it is, unheard
+            actions.append(self._end_listening(discard=True)[0])
         for content in message.turns:
             role = (content.role or "user").lower()
             if role == "system":
@@ -733,6 +904,9 @@ class ServerEngine:
                 state.pending_audio_tokens += tokens
             if state.in_activity:
                 state.pending_speech_seconds += seconds
+                if self.hearing:
+                    self.listening = True
+                    return [Listen(pcm, rate, self.listen_turn)]
             return []
         speech = _rms(pcm) >= self.settings.vad_threshold
         # Turn coverage: outside ALL_INPUT only audio within activity (speech and the silence that
@@ -740,6 +914,16 @@ class ServerEngine:
         if speech or state.in_speech or self.turn_coverage == catalogue.TURN_ALL_INPUT:
             state.pending_audio_tokens += tokens
         actions: list[Action] = []
+        if self.hearing:
+            if speech or state.in_speech:
+                # The chunk before speech began too (prefix padding: a word's soft start is in it).
+                before, self._before_speech = self._before_speech, None
+                if before is not None and not self.listening:
+                    actions.append(Listen(before, self._before_rate, self.listen_turn))
+                actions.append(Listen(pcm, rate, self.listen_turn))
+                self.listening = True
+            else:
+                self._before_speech, self._before_rate = pcm, rate
         if speech:
             if not state.in_speech:
                 state.in_speech = True
@@ -849,8 +1033,10 @@ class ServerEngine:
         if state.pending_audio_tokens:
             modalities["AUDIO"] = state.pending_audio_tokens
             speech = state.pending_speech_seconds
-            if speech > 0:
-                heard = f"[{speech:.1f} s of speech: the emulator cannot recognise words offline]"
+            if speech > 0 and self.hearing:
+                heard = f"[{speech:.1f} s of speech]"  # completed by ``heard`` (or left so: discarded)
+            elif speech > 0:
+                heard = f"[{speech:.1f} s of speech: offline speech recognition is off]"
                 if self.input_transcription:
                     actions.append(Send(ServerContent(input_transcription=Transcription(heard, finished=True))))
             else:
@@ -871,13 +1057,31 @@ class ServerEngine:
         state.silence_seconds = 0.0
         return actions
 
+    def _end_listening(self, discard: bool) -> tuple[EndListening, list[str]]:
+        """Close the listening turn (its recognition is finished, or dropped with ``discard``);
+        also returns the words already sent as ``inputTranscription`` pieces."""
+        turn, self.listen_turn = self.listen_turn, self.listen_turn + 1
+        self.listening = False
+        self._before_speech = None
+        sent, self.heard_sent = self.heard_sent, []
+        return EndListening(turn, discard=discard), sent
+
     def _end_user_turn(self) -> list[Action]:
         state = self.state
         spoken = state.pending_speech_seconds > 0
+        seconds = state.pending_speech_seconds
         typed = list(state.pending_texts)
         actions = self._commit_pending()
         if not self.state.turns or self.state.turns[-1].role != "user":
             return actions
+        if spoken and self.hearing:
+            # Answered once the recogniser's final text comes back (``heard``).
+            ending, sent = self._end_listening(discard=False)
+            self.awaiting.append({
+                "number": self.state.turns[-1].number, "typed": typed, "seconds": seconds, "sent": sent,
+                "placeholder": f"[{seconds:.1f} s of speech]",
+            })
+            return [*actions, ending]
         request = " ".join(typed) if typed and not spoken else self.state.turns[-1].text
         return actions + self._request(request, is_audio=spoken and not typed)
 
@@ -918,6 +1122,8 @@ class ServerEngine:
         is_audio: bool,
         tool_results: Sequence[ToolResult] = (),
         count: bool = True,
+        heard: str | None = None,
+        speech_seconds: float = 0.0,
     ) -> list[Action]:
         """Run one model turn: compression check, the responder, then a reply stream or a tool call."""
         state = self.state
@@ -945,6 +1151,8 @@ class ServerEngine:
             tool_results=tuple(tool_results),
             modality=self.modality,
             thinking=self.info is not None and self.info.interaction_status,
+            heard=heard,
+            speech_seconds=speech_seconds,
         )
         reply = self.responder.respond(context)
         actions: list[Action] = []
@@ -1011,6 +1219,7 @@ class ServerEngine:
         chunk_texts: list[str] = []
         chunk_tokens: list[float] = []
         words = text.split()
+        plan = ReplyPlan(chunks, chunk_texts, chunk_tokens, self.modality, prompt, details, number, text)
         if self.modality == "TEXT":
             for i in range(0, len(words), WORDS_PER_TEXT_CHUNK):
                 piece = " ".join(words[i : i + WORDS_PER_TEXT_CHUNK])
@@ -1018,35 +1227,37 @@ class ServerEngine:
                 chunks.append(ServerContent(model_turn=Content("model", (Part(text=piece),))))
                 chunk_texts.append(piece)
                 chunk_tokens.append(float(tok.text_tokens(piece)))
+        elif self.speaking and text.strip():
+            # Voiced by the I/O layer, sentence by sentence (``voice``): the first is heard soonest.
+            # A trailing space, as the tone's words have: one turn's transcription never runs into the next.
+            plan.to_voice = sentences(text if text.endswith(" ") else text + " ")
+            plan.voice, plan.language = self.voice_name, self.language_code
         else:
-            pcm = reply_tone(text)
-            size = int(tok.OUTPUT_AUDIO_RATE * OUTPUT_CHUNK_SECONDS) * 2
-            per_word = int(tok.OUTPUT_AUDIO_RATE * SECONDS_PER_WORD) * 2
-            word_index = 0
-            # 3.x models send an audio chunk and its words in one serverContent (models.md section 2):
-            # a barge-in can then never fall between a word's sound and its text.
-            together = self.info is not None and self.info.audio_with_transcription
-            for start in range(0, len(pcm), size):
-                data = pcm[start : start + size]
-                spoken: list[str] = []
-                while word_index < len(words) and word_index * per_word < start + len(data):
-                    spoken.append(words[word_index])
-                    word_index += 1
-                said = " ".join(spoken) + (" " if spoken else "")
-                transcription = Transcription(said) if self.output_transcription and spoken else None
-                chunks.append(
-                    ServerContent(
-                        model_turn=Content("model", (Part(inline_data=Blob(data, "audio/pcm;rate=24000")),)),
-                        output_transcription=transcription if together else None,
-                    )
+            self._add_audio(plan, tone_pieces(text))
+        return plan
+
+    def _add_audio(self, plan: ReplyPlan, pieces: Sequence[tuple[bytes, str]]) -> None:
+        """Append audio chunks, each with the words whose sound starts in it, to an AUDIO reply.
+
+        3.x models send an audio chunk and its words in one serverContent (models.md section 2): a
+        barge-in can then never fall between a word's sound and its text. Others send the words in
+        a serverContent of their own right after the audio.
+        """
+        together = self.info is not None and self.info.audio_with_transcription
+        for data, said in pieces:
+            transcription = Transcription(said) if self.output_transcription and said else None
+            plan.chunks.append(
+                ServerContent(
+                    model_turn=Content("model", (Part(inline_data=Blob(data, "audio/pcm;rate=24000")),)),
+                    output_transcription=transcription if together else None,
                 )
-                chunk_tokens.append(tok.audio_tokens(len(data), tok.OUTPUT_AUDIO_RATE))
-                chunk_texts.append(said)
-                if transcription is not None and not together:
-                    chunks.append(ServerContent(output_transcription=Transcription(said)))
-                    chunk_texts.append("")
-                    chunk_tokens.append(0.0)
-        return ReplyPlan(chunks, chunk_texts, chunk_tokens, self.modality, prompt, details, number, text)
+            )
+            plan.chunk_tokens.append(tok.audio_tokens(len(data), tok.OUTPUT_AUDIO_RATE))
+            plan.chunk_texts.append(said)
+            if transcription is not None and not together:
+                plan.chunks.append(ServerContent(output_transcription=transcription))
+                plan.chunk_texts.append("")
+                plan.chunk_tokens.append(0.0)
 
     def _barges_in(self, message: ClientMessage) -> bool:
         """Whether ``message`` interrupts the reply or the function calls in flight (decided before

@@ -10,11 +10,20 @@ and, once compression has run, how much was forgotten and the last thing forgott
 Function calls: when the user's latest text names a declared function (case-insensitive; the
 name as written, or with underscores read as spaces, e.g. "get_time" or "get time"), the reply is
 a call to that function. Arguments are taken from ``param=value`` words in the text for declared
-parameter names. The reply's ``text`` is what the model says while a NON_BLOCKING call runs
+parameter names. Speech heard offline counts like typed text, a little more loosely (one word may
+sit between the parts of a name, "get the weather"; ``param value`` words give an argument, "city
+paris"), because recognition of spoken underscores and equals signs is hopeless. The reply's
+``text`` is what the model says while a NON_BLOCKING call runs
 ("Let me check that for you."; the engine drops it for a BLOCKING call, where the model waits).
 After the tool responds, the reply says what the function returned, in the form
 ``get_weather returned {"city": "Paris", "temp_c": 21}`` (JSON with sorted keys), with the parts
 and interim results it came with, so a reader sees the round trip.
+
+Speech: with offline recognition on (``RequestContext.heard`` is not None) a spoken request is
+answered from what the recogniser heard, and the reply says so plainly: ``You spoke to me [2.1 s of
+speech]. Offline recognition heard: "what is the weather like today".``, or ``I heard nothing I
+could recognise.`` when it heard no words. Without recognition (speech off or not installed) the
+reply only says how long the user spoke.
 
 Thinking aloud: on a model that thinks before it answers (``RequestContext.thinking``: extended
 thinking), a reply first speaks a filler ("Let me think about that."), each filler its own short
@@ -118,6 +127,9 @@ class RequestContext:
         tool_results: final function results to answer from (after a tool call).
         modality: ``TEXT`` or ``AUDIO``.
         thinking: the model thinks aloud before it answers (extended thinking): say fillers first.
+        heard: for a spoken request with offline recognition on, what the recogniser heard
+            (``""``: no words); None when recognition is off or the request was typed.
+        speech_seconds: seconds of speech in a spoken request.
     """
 
     turn_number: int
@@ -133,6 +145,8 @@ class RequestContext:
     tool_results: Sequence[ToolResult] = ()
     modality: str = "TEXT"
     thinking: bool = False
+    heard: str | None = None
+    speech_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +154,8 @@ class Reply:
     """What the model says: text, or a function call to make first.
 
     Attributes:
-        text: the reply text (spoken as a tone in AUDIO sessions, and sent as its transcription);
+        text: the reply text (spoken in AUDIO sessions: synthesised speech, or a tone when offline
+            speech is off; and sent as its transcription);
             with a ``function_call``, what the model says while a NON_BLOCKING call runs.
         function_call: ``(name, args)`` to call instead of answering now.
         fillers: short turns spoken before ``text`` (a thinking model's "Let me think about that.").
@@ -190,16 +205,31 @@ def _function_declarations(tools: Sequence[Mapping[str, Any]]) -> list[Mapping[s
     return decls
 
 
-def called_function(text: str, functions: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, Any]] | None:
-    """The first declared function the text names, with ``param=value`` arguments, or None."""
+def called_function(
+    text: str, functions: Sequence[Mapping[str, Any]], spoken: bool = False
+) -> tuple[str, dict[str, Any]] | None:
+    """The first declared function the text names, with ``param=value`` arguments, or None.
+
+    ``spoken`` (text heard by offline recognition): one word may come between the parts of the
+    name ("get the weather" names get_weather), and ``param value`` gives an argument.
+    """
     lowered = text.lower()
     for decl in functions:
         name = str(decl["name"])
-        spellings = {name.lower(), name.lower().replace("_", " ")}
-        if any(re.search(rf"(?<![\w]){re.escape(s)}(?![\w])", lowered) for s in spellings):
+        spellings = [re.escape(name.lower()), re.escape(name.lower().replace("_", " "))]
+        parts = [re.escape(p) for p in re.split(r"[_\s]+", name.lower()) if p]
+        if spoken and len(parts) > 1:
+            spellings.append(r"\s+(?:\w+\s+)?".join(parts))
+        if any(re.search(rf"(?<![\w]){s}(?![\w])", lowered) for s in spellings):
             params = decl.get("parameters") or {}
             declared = set((params.get("properties") or {}).keys()) if isinstance(params, Mapping) else set()
             args = {k: v.strip("\"'") for k, v in _PARAM.findall(text) if k in declared}
+            if spoken:
+                for key in sorted(declared):
+                    pattern = rf"(?<![\w]){re.escape(str(key).lower())}\s+(?:is\s+|equals\s+)?([\w']+)"
+                    value = re.search(pattern, lowered)
+                    if value and key not in args:
+                        args[key] = value.group(1)
             return name, args
     return None
 
@@ -220,16 +250,26 @@ class ContextResponder:
         if context.tool_results:
             results = "; ".join(result.describe() for result in context.tool_results)
             return Reply(text=f"Turn {context.turn_number}. The tool answered: {results}. {self._summary(context)}")
-        call = called_function(context.request, _function_declarations(context.functions))
-        if call is not None and not context.request_is_audio:
+        heard = context.heard if context.request_is_audio else None
+        said = heard if heard is not None else context.request
+        call = None
+        if not context.request_is_audio or heard:
+            call = called_function(said, _function_declarations(context.functions), spoken=heard is not None)
+        if call is not None:
             return Reply(text=CHECKING, function_call=call)
 
-        if context.request_is_audio:
+        if context.request_is_audio and heard is None:
             asked = f"You spoke to me {context.request}."
+        elif context.request_is_audio:
+            asked = f"You spoke to me [{context.speech_seconds:.1f} s of speech]."
+            if heard:
+                asked += " " + _end(f"Offline recognition heard: {quote(heard, 2 * q)}")
+            else:
+                asked += " I heard nothing I could recognise."
         else:
             asked = _end(f"You asked: {quote(context.request, q)}")
         sentences = [f"Turn {context.turn_number}.", asked]
-        if _FIRST_QUESTION.search(context.request):
+        if _FIRST_QUESTION.search(said):
             earliest = next((t for t in context.turns if t.role == "user"), None)
             if earliest is not None:
                 sentences.append(
@@ -240,7 +280,7 @@ class ContextResponder:
                 )
             if context.forgotten_turns:
                 sentences.append(f"Anything before that was compressed away ({context.forgotten_turns} turns).")
-        if _SYSTEM_QUESTION.search(context.request):
+        if _SYSTEM_QUESTION.search(said):
             if context.system_instruction:
                 sentences.append(_end(f"My system instruction is {quote(context.system_instruction, 2 * q)}"))
             else:

@@ -34,16 +34,39 @@ Hardening (the emulator may meet any client, and anything from the wire is untru
   (``--api-key-env NAME``), checked at the upgrade; a warning says so at start-up.
 * Files: the database (and its -wal/-shm), the temp dir, the TLS key and cert are owner-only from
   creation (store.py, tls.py).
+
+Offline speech (``speech=True``, the default; speech.py): recognition and synthesis are blocking CPU
+work (about 0.23 s of CPU per second of speech heard, 6 ms per second spoken), so they run here, in
+the emulator's own thread pool (``speech_workers`` threads), never on the event loop and never in
+the sans-I/O layers, which only say what to hear and say (``Listen``/``EndListening`` events, a
+plan's ``to_voice`` sentences) and are told the results (``partial``, ``heard``, ``voice``):
+
+* Each connection has a listening task and a ``Recognizer`` (its channel mean carried over from
+  the session's previous connection). Audio chunks are fed in order, several per thread hop; partial
+  text goes back to the protocol as it comes (``inputTranscription`` pieces). At a turn's end the
+  read loop waits for the final text and hands it over (``heard``) *before it reads the next
+  frame*: the reply then starts from the same client messages whatever the recogniser's timing
+  (message indexes, snapshots and barge-in decisions are as without speech). Streaming recognition
+  has done its work by then: the wait is a few milliseconds.
+* A reply is voiced sentence by sentence (the next one synthesised while the current one streams),
+  so the first audio goes out after the first sentence's few milliseconds, paced as before.
+* Without the engines (not installed) or with ``speech=False`` (``--no-speech``), replies are the
+  tone and spoken turns are answered from their length; the emulator says so once (a warning in the
+  log; the CLI prints it at start-up). Load runs of hundreds of sessions should turn speech off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -55,7 +78,8 @@ from websockets.http11 import Request, Response
 from ..exceptions import ConfigError
 from ..protocol import catalogue
 from ..protocol.config import CONNECTION_LIFETIME_SECONDS, GO_AWAY_LEAD_SECONDS
-from .engine import EngineSettings, ReplyPlan, ServerEngine
+from . import speech as speech_engines
+from .engine import OUTPUT_CHUNK_SECONDS, EndListening, EngineSettings, Listen, ReplyPlan, ServerEngine, tone_pieces
 from .responder import ContextResponder, Responder
 from .routes import FLAVOR_NAMES, RedactCredentials, Route, authorize, is_loopback, path_only, remote_warning, route
 from .server_protocol import (
@@ -87,6 +111,22 @@ MAX_KEPT_RECORDS = 1000
 """``Emulator.refused`` and ``Emulator.paths`` keep about this many latest entries."""
 RESUME_POLL_SECONDS = 0.01
 """How often a waiting resume checks whether the session's other connection has ended."""
+LISTEN_BATCH = 20
+"""At most this many queued audio chunks are fed to a recogniser in one trip to a worker thread."""
+SPEECH_OFF = (
+    "offline speech is off (speech=False, --no-speech): spoken turns are answered from their length, replies are a tone"
+)
+
+
+def _feed(rec: speech_engines.Recognizer, batch: Sequence[Listen]) -> tuple[int, str | None]:
+    """(worker thread) Feed chunks to a recogniser: the last turn fed and its newest partial text (None: unchanged)."""
+    partial: str | None = None
+    for item in batch:
+        pcm = item.pcm if item.rate == rec.rate else speech_engines.resample(item.pcm, item.rate, rec.rate)
+        text = rec.feed(pcm)
+        if text is not None:
+            partial = text
+    return batch[-1].turn, partial
 
 
 def _keep_reason(reason: str) -> str:
@@ -106,6 +146,11 @@ class _Connection:
     deadline_task: asyncio.Task[None] | None = None
     started: float = field(default_factory=time.time)
     close_sent: bool = False
+    listen_queue: asyncio.Queue[tuple[Listen | EndListening, asyncio.Future[str] | None]] | None = None
+    """Audio for the recogniser and turn ends, in order (offline speech on)."""
+    hearings: deque[asyncio.Future[str]] = field(default_factory=deque)
+    """Final texts of ended spoken turns the read loop waits for before its next frame."""
+    recognizer: speech_engines.Recognizer | None = None
 
     @property
     def engine(self) -> ServerEngine | None:
@@ -160,6 +205,12 @@ class Emulator:
             resumable state stays in SQLite: a resume reloads it).
         keep_closed_bytes: also release the oldest closed sessions while the closed ones' consumed
             logs hold more than this many bytes (0 = release every session as it closes).
+        speech: hear and speak offline (speech.py: PocketSphinx recognition, eSpeak NG voices):
+            spoken turns are transcribed (``inputTranscription``, and the reply says what was heard)
+            and AUDIO replies are synthesised speech. False (CLI ``--no-speech``), or the engines
+            not installed: replies are a tone, and the emulator says so once. Turn it off for load
+            runs: recognition costs about a quarter of a core per speaking session.
+        speech_workers: threads for recognition and synthesis (default: the number of cores).
         allow_remote: allow a non-loopback ``host``. The emulator then needs ``api_key``, and says
             loudly at start-up that it is reachable from other machines.
         api_key: the only credential accepted (x-goog-api-key, ``?key=``, ``?access_token=``,
@@ -197,6 +248,8 @@ class Emulator:
         keep_closed_bytes: int = 16 * 2**20,
         allow_remote: bool = False,
         api_key: str | None = None,
+        speech: bool = True,
+        speech_workers: int | None = None,
     ) -> None:
         if not is_loopback(host):
             if not allow_remote:
@@ -253,6 +306,24 @@ class Emulator:
         self._server: Server | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        self.speech = speech
+        """Offline speech asked for (``hearing``/``speaking`` say what runs, after ``start``)."""
+        self.speech_status = ""
+        """One line on offline speech, set by ``start`` (what the CLI prints): on, or off and why."""
+        self.speech_workers = speech_workers or os.cpu_count() or 2
+        self._executor: ThreadPoolExecutor | None = None
+        self._speech_said = False
+        self._voice_failed = False
+
+    @property
+    def hearing(self) -> bool:
+        """Spoken turns are recognised offline (after ``start``)."""
+        return self.settings.hearing
+
+    @property
+    def speaking(self) -> bool:
+        """AUDIO replies are synthesised speech, not a tone (after ``start``)."""
+        return self.settings.speaking
 
 
     def __repr__(self) -> str:
@@ -316,6 +387,7 @@ class Emulator:
                 self.db_path = default_db_path(self._tmpdir.name)
             if self.tls and self.cert_dir is None:
                 self.cert_dir = self._tmpdir.name
+        await self._start_speech()
         store = self.book.store = Store(self.db_path)
         now = time.time()
         store.close_all_connections(now)
@@ -349,6 +421,30 @@ class Emulator:
         )
         return self
 
+    async def _start_speech(self) -> None:
+        """Load the offline speech engines (off the loop), or say once why replies are a tone."""
+        hearing = speaking = False
+        if self.speech:
+            hearing = await asyncio.to_thread(speech_engines.recognition_available)
+            speaking = await asyncio.to_thread(speech_engines.synthesis_available)
+        self.settings = dataclasses.replace(self.settings, hearing=hearing, speaking=speaking)
+        if hearing and speaking:
+            self.speech_status = "offline speech is on: PocketSphinx hears, eSpeak NG speaks (--no-speech turns it off)"
+        elif not self.speech:
+            self.speech_status = SPEECH_OFF
+        else:
+            what = "spoken turns are answered from their length" if not hearing else "spoken turns are recognised"
+            what += ", replies are a tone" if not speaking else ", replies are speech"
+            self.speech_status = f"{speech_engines.unavailable_reason()}: {what}"
+        if (hearing or speaking) and self._executor is None:
+            self._executor = ThreadPoolExecutor(self.speech_workers, thread_name_prefix="live_nb-speech")
+        if not self._speech_said:
+            self._speech_said = True
+            if hearing and speaking:
+                logger.info("%s", self.speech_status)
+            else:
+                logger.warning("%s", self.speech_status)
+
     async def stop(self) -> None:
         """Close every connection (1001) and stop listening. The database file is kept."""
         server, self._server = self._server, None
@@ -357,6 +453,9 @@ class Emulator:
             await server.wait_closed()
         if self._handlers:
             await asyncio.wait(list(self._handlers), timeout=5)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
         if self.book.store is not None:
             self.book.store.close()
             self.book.store = None
@@ -503,6 +602,9 @@ class Emulator:
                 receive(frame, time.time())
                 del frame
                 await flush(conn)
+                if conn.hearings:
+                    # A spoken turn ended: its reply starts before the next frame is read (engine.py).
+                    await self._hear(conn)
                 if protocol.closed:
                     break
         except ConnectionClosed as exc:
@@ -519,6 +621,7 @@ class Emulator:
                 task.cancel()
             if conn.tasks:
                 await asyncio.wait(list(conn.tasks), timeout=1)
+            await self._stop_listening(conn)
             if protocol.session is not None:
                 self.book.connection_closed(protocol.session, conn, time.time())
 
@@ -561,6 +664,8 @@ class Emulator:
             for event in events:
                 if isinstance(event, ReplyStarted):
                     self._spawn(conn, self._stream(conn, event.plan))
+                elif isinstance(event, (Listen, EndListening)):
+                    self._listen(conn, event)
                 elif isinstance(event, Closing) and not conn.close_sent:
                     await self._close(conn, event)
 
@@ -597,17 +702,142 @@ class Emulator:
                 await self._flush(conn)
 
     async def _stream(self, conn: _Connection, plan: ReplyPlan) -> None:
+        """Pace a reply's chunks; a voiced reply is synthesised a sentence ahead of what streams."""
         delay = self.scaled(self.chunk_delay)
         protocol = conn.protocol
+        ahead: asyncio.Future[list[tuple[bytes, str]]] | None = None
         try:
-            while protocol.send_chunk(plan):
-                await self._flush(conn)
-                await asyncio.sleep(delay)
-            if plan.sent == len(plan.chunks):
+            while True:
+                if protocol.send_chunk(plan):
+                    await self._flush(conn)
+                    await asyncio.sleep(delay)
+                    continue
+                if plan.cancelled or protocol.closed:
+                    return
+                if ahead is None:
+                    ahead = self._synthesize(plan)
+                    if ahead is None:
+                        break  # every chunk made and sent
+                pieces = await ahead
+                ahead = self._synthesize(plan)  # the next sentence, while this one streams
+                protocol.voice(plan, pieces)
+            if plan.complete:
                 protocol.finish_reply(plan, time.time())
                 await self._flush(conn)
         except ConnectionClosed:
             return
+
+    # Offline speech: recognition and synthesis in the emulator's worker threads.
+
+    def _synthesize(self, plan: ReplyPlan) -> asyncio.Future[list[tuple[bytes, str]]] | None:
+        """Start voicing the plan's next sentence in a worker thread (None: nothing left to voice)."""
+        sentence = plan.next_sentence()
+        if sentence is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._executor is None:  # stopped meanwhile
+            future: asyncio.Future[list[tuple[bytes, str]]] = loop.create_future()
+            future.set_result(tone_pieces(sentence))
+            return future
+        return loop.run_in_executor(self._executor, self._voice_sentence, sentence, plan.voice, plan.language)
+
+    def _voice_sentence(self, text: str, voice: str | None, language: str | None) -> list[tuple[bytes, str]]:
+        """(worker thread) ``text`` spoken at 24 kHz, in ``OUTPUT_CHUNK_SECONDS`` chunks with the words
+        started in each; the tone if synthesis fails (logged once)."""
+        try:
+            spoken = speech_engines.speak(text, voice, speech_engines.OUTPUT_RATE, language)
+        except Exception:
+            if not self._voice_failed:
+                self._voice_failed = True
+                logger.exception("speech synthesis failed; this sentence (and any later failure) is a tone")
+            return tone_pieces(text)
+        pieces = [(c.pcm, c.text) for c in spoken.chunks(OUTPUT_CHUNK_SECONDS)]
+        if pieces and not pieces[-1][0] and len(pieces) > 1:  # an empty tail: its words join the chunk before
+            said = pieces.pop()[1]
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + said)
+        return [p for p in pieces if p[0]]
+
+    def _listen(self, conn: _Connection, event: Listen | EndListening) -> None:
+        """Queue audio (or a turn's end) for the connection's recogniser; start its listening task."""
+        future: asyncio.Future[str] | None = None
+        if isinstance(event, EndListening) and not event.discard:
+            future = asyncio.get_running_loop().create_future()
+            conn.hearings.append(future)
+        if conn.listen_queue is None:
+            conn.listen_queue = asyncio.Queue()
+            self._spawn(conn, self._listening(conn, conn.listen_queue))
+        conn.listen_queue.put_nowait((event, future))
+
+    async def _listening(
+        self, conn: _Connection, queue: asyncio.Queue[tuple[Listen | EndListening, asyncio.Future[str] | None]]
+    ) -> None:
+        """A connection's recognition, in order: chunks fed in batches, partials and final texts handed back."""
+        session = conn.session
+        rec = conn.recognizer = speech_engines.Recognizer(speech_engines.ASR_RATE, cmn=session.hearing_cmn)
+        try:
+            await self._listen_loop(conn, queue, rec)
+        finally:
+            # However this ends, a read loop waiting for a turn's text must not wait forever.
+            for waiting in conn.hearings:
+                if not waiting.done():
+                    waiting.set_result("")
+
+    async def _listen_loop(
+        self,
+        conn: _Connection,
+        queue: asyncio.Queue[tuple[Listen | EndListening, asyncio.Future[str] | None]],
+        rec: speech_engines.Recognizer,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        session = conn.session
+        while True:
+            batch: list[Listen] = []
+            end: tuple[EndListening, asyncio.Future[str] | None] | None = None
+            event, future = await queue.get()
+            while True:
+                if isinstance(event, Listen):
+                    batch.append(event)
+                else:
+                    end = (event, future)
+                    break
+                if queue.empty() or len(batch) >= LISTEN_BATCH:
+                    break
+                event, future = queue.get_nowait()
+            executor = self._executor
+            if batch and executor is not None:
+                turn, partial = await loop.run_in_executor(executor, _feed, rec, batch)
+                if partial is not None:
+                    conn.protocol.partial(turn, partial, time.time())
+                    await self._flush(conn)
+            if end is not None:
+                ending, waiting = end
+                text = ""
+                if executor is not None:
+                    try:
+                        text = await loop.run_in_executor(executor, rec.finish)
+                    except Exception:
+                        logger.exception("offline recognition failed in session %s", session.session_id)
+                    session.hearing_cmn = rec.cmn
+                if waiting is not None and not waiting.done():
+                    waiting.set_result("" if ending.discard else text)
+
+    async def _hear(self, conn: _Connection) -> None:
+        """Hand each ended spoken turn's final text to the protocol, in order (its reply starts)."""
+        while conn.hearings:
+            text = await conn.hearings[0]
+            conn.hearings.popleft()
+            conn.protocol.heard(text, time.time())
+            await self._flush(conn)
+
+    async def _stop_listening(self, conn: _Connection) -> None:
+        """The connection ended: drop its recogniser's unfinished turn (the decoder goes back to the pool)."""
+        for waiting in conn.hearings:
+            if not waiting.done():
+                waiting.set_result("")
+        rec, conn.recognizer = conn.recognizer, None
+        if rec is not None and self._executor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(self._executor, rec.reset)
 
     async def _go_away(self, conn: _Connection, time_left: float) -> None:
         conn.protocol.send_go_away(round(self.scaled(time_left), 3), time.time())

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -50,7 +51,18 @@ from ..protocol.messages import (
     encode_server_frame,
     parse_client_frame,
 )
-from .engine import Action, Checkpoint, Close, EngineSettings, ReplyPlan, Send, ServerEngine, Stream
+from .engine import (
+    Action,
+    Checkpoint,
+    Close,
+    EndListening,
+    EngineSettings,
+    Listen,
+    ReplyPlan,
+    Send,
+    ServerEngine,
+    Stream,
+)
 from .responder import Responder
 from .sessions import EmulatorSession, SessionBook
 from .store import Refusal, SessionRecord, Snapshot
@@ -62,6 +74,8 @@ __all__ = [
     "CLOSED",
     "OPEN",
     "Closing",
+    "EndListening",
+    "Listen",
     "Phase",
     "ReplyStarted",
     "ServerEvent",
@@ -148,7 +162,9 @@ class Closing:
         return clip_reason(self.reason)
 
 
-ServerEvent = Union[ReplyStarted, Closing]  # noqa: UP007 - a runtime alias, py3.10 target
+ServerEvent = Union[ReplyStarted, Closing, Listen, EndListening]  # noqa: UP007 - a runtime alias, py3.10 target
+"""``Listen``/``EndListening`` (offline speech on): feed audio to the session's recogniser off the
+loop; after an ``EndListening`` (not ``discard``) call ``heard`` before feeding the next frame."""
 
 
 # Admission rules and wire helpers (pure functions).
@@ -401,6 +417,23 @@ class ServerProtocol:
             self._out.append(self._empty)
         return True
 
+    def voice(self, plan: ReplyPlan, pieces: Sequence[tuple[bytes, str]]) -> None:
+        """A sentence of ``plan`` was synthesised: its chunks (24 kHz PCM16, words started in each) join the plan."""
+        if self.engine is not None and self.phase is OPEN:
+            self.engine.voice(plan, pieces)
+
+    def partial(self, turn: int, text: str, now: float) -> None:
+        """The recogniser's partial text for listening turn ``turn`` (maybe an ``inputTranscription`` piece)."""
+        if self.engine is not None and self.phase is OPEN:
+            self._apply(self.engine.partial(turn, text), now)
+
+    def heard(self, text: str, now: float) -> None:
+        """The recogniser's final text for the spoken turn that ended (``EndListening``): the reply starts."""
+        if self.engine is not None and self.phase is OPEN:
+            self._apply(self.engine.heard(text), now)
+            if self.session is not None:
+                self.book.trim(self.session)
+
     def finish_reply(self, plan: ReplyPlan, now: float) -> None:
         """The reply's chunks all went out: ``generationComplete``, ``turnComplete`` with usage, a handle."""
         if self.engine is not None and self.phase is OPEN:
@@ -509,6 +542,8 @@ class ServerProtocol:
                 self._out.append(self._encode(action.message, action.usage))
             elif isinstance(action, Stream):
                 self._events.append(ReplyStarted(action.plan))
+            elif isinstance(action, (Listen, EndListening)):
+                self._events.append(action)
             elif isinstance(action, Checkpoint):
                 assert self.session is not None
                 handle = self.book.save_snapshot(self.session, dict(action.state), now)

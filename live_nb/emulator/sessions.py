@@ -57,6 +57,9 @@ class EmulatorSession:
     """
 
     def __init__(self, state: SessionState, consumed_offset: int = 0) -> None:
+        self.hearing_cmn: str | None = None
+        """The channel mean the session's recogniser left (offline speech): a resumed connection's
+        recogniser starts from it. Memory only: a session restored from the database starts afresh."""
         self.session_id = state.session_id
         self.model = state.model
         self.state = state

@@ -232,7 +232,10 @@ def unavailable_reason() -> str:
         reasons.append(str(exc))
     if not reasons:
         return ""
-    return "offline speech is off: " + "; ".join(reasons) + " (pip install 'live_nb[speech]')"
+    return (
+        "offline speech is off: " + "; ".join(reasons)
+        + " (both are dependencies of live_nb: pip install --force-reinstall pocketsphinx espeakng-loader)"
+    )
 
 
 class _Unavailable(RuntimeError):
@@ -683,7 +686,7 @@ class Recognizer:
     One ``Recognizer`` per session; its calls may come from any thread (a lock serialises them).
     """
 
-    def __init__(self, rate: int = ASR_RATE, *, streaming: bool = True) -> None:
+    def __init__(self, rate: int = ASR_RATE, *, streaming: bool = True, cmn: str | None = None) -> None:
         if rate <= 0:
             raise ValueError(f"sample rate must be positive, got {rate}")
         self.rate = rate
@@ -693,7 +696,7 @@ class Recognizer:
         self._resampler: Resampler | None = None
         self._pending: list[bytes] = []
         self._partial = ""
-        self._cmn = _CMN_PRIOR
+        self._cmn = cmn or _CMN_PRIOR
         self._voiced = 0
         self._in_turn = False
         self.samples = 0
@@ -761,6 +764,12 @@ class Recognizer:
     def reset(self) -> None:
         """Drop the current turn unheard (e.g. the session closed mid-turn)."""
         self.finish()
+
+    @property
+    def cmn(self) -> str:
+        """The channel mean the next streaming turn starts from: pass it as ``cmn=`` to a new
+        ``Recognizer`` that carries on this one's session (a resumed connection)."""
+        return self._cmn
 
     close = reset
 
