@@ -263,10 +263,10 @@ class Turn:
         max_audio_seconds: reply audio kept for the player; beyond it the audio is dropped (noted).
         answer_wait: seconds to wait, after the model's turn ended, for the spoken answer to a tool
             result (``ANSWER_WAIT``).
-        answering: the session's ``answering`` (the client's one account of whether the model owes
-            more of its answer: calls pending, results not yet answered, IN_PROGRESS). When given it
-            decides, at each turn's end, whether the cell waits on; without it (a bare Turn) the
-            Turn keeps the same account from the ToolRun events it sees.
+        answering: the session's ``answering`` (the client's account of whether the model owes more
+            of its answer: calls pending, results not yet answered, IN_PROGRESS). At each turn's end
+            the cell waits on while it, or the Turn's own account from the ToolRun events it saw, says
+            more is owed (bounded by ``answer_wait`` once the model is quiet and no call runs).
     """
 
     def __init__(
@@ -297,6 +297,7 @@ class Turn:
         """Model turns that ended (turnComplete or interrupted) within this answer."""
         self.in_turn = False
         """The model is speaking a turn now (content arrived since the last turn ended)."""
+        self._call_turn: dict[str, int] = {}  # call id -> the model turn (turns_ended) it came in
         self.answer_due: int | None = None
         """A result went back and its spoken answer is to come, in turn number >= this (None: none due)."""
         self.answer_wait = answer_wait
@@ -349,13 +350,17 @@ class Turn:
         self.activity.append(tool_line(run))
         if run.status == "running":
             self.runs[run.call_id] = run
+            self._call_turn[run.call_id] = self.turns_ended
         else:
             asked_here = self.runs.pop(run.call_id, None) is not None
+            call_turn = self._call_turn.pop(run.call_id, self.turns_ended)
             spoken = run.status in ("returned", "failed", "timed_out") and run.scheduling != "SILENT"
             if asked_here and spoken:
-                # BLOCKING: the model waited, its answer continues this turn. NON_BLOCKING: the answer
-                # is a new turn (WHEN_IDLE after the current one; INTERRUPT cuts it first).
-                due = self.turns_ended if run.behavior == "BLOCKING" or not self.in_turn else self.turns_ended + 1
+                # The call belongs to the model turn it came in (it ends with a turnComplete after the
+                # call). BLOCKING: the model waited, its answer continues that turn. NON_BLOCKING: the
+                # answer is a later turn (WHEN_IDLE after that one; INTERRUPT cuts it first), also when
+                # the result is back before the model's first word of that turn.
+                due = call_turn if run.behavior == "BLOCKING" else call_turn + 1
                 self.answer_due = due if self.answer_due is None else max(self.answer_due, due)
             if self.turns_ended and not self.in_turn:
                 self._settle()  # the model's turn already ended: this may have been the last thing awaited
@@ -427,7 +432,10 @@ class Turn:
 
     def _settle(self) -> None:
         """The model is between turns: complete, or keep waiting for a call or for an answer (bounded)."""
-        waiting = self.answering() if self.answering is not None else self.waiting_for_tools
+        # Either account keeps the cell open: the session's, and this answer's own from its ToolRuns
+        # (the session's counts a result as owing the *next* turn when it comes back before the
+        # model's first word of the turn that made the call; this one counts from that turn).
+        waiting = self.waiting_for_tools or (self.answering is not None and self.answering())
         if not waiting:
             self.complete()
         elif not self.runs and self._waiting is None:

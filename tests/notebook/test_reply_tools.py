@@ -195,3 +195,18 @@ def test_the_stream_renderer_prints_tool_lines_as_they_happen(capsys: pytest.Cap
     out = capsys.readouterr().out
     assert out.index("→ get_weather") < out.index("Let me") < out.index("← get_weather returned")
     assert out.count("→ get_weather") == 1
+
+
+def test_a_result_back_before_the_models_first_word_still_waits_for_the_answer_turn() -> None:
+    # The function returns at once: its result goes back before the filler's first word. The
+    # answer still comes after the filler turn, so that turn's end is not the end of the answer.
+    items: list[object] = [
+        run("running"),
+        run("returned", seconds=0.001, result=RESULT),
+        said("Let me check that for you."),
+        said(turn_complete=True),
+    ]
+    _, turn, done = play(items)
+    assert not done and turn.answer_due == 1
+    recorder, _, done = play([*items, said("Turn 1. The tool answered."), said(turn_complete=True)])
+    assert done and recorder.finished[0][0] == "Let me check that for you.\nTurn 1. The tool answered."
