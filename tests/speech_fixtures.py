@@ -31,3 +31,27 @@ def share_heard(said: str, heard: str) -> float:
     wanted = content_words(said)
     got = set(words(heard))
     return sum(w in got for w in wanted) / len(wanted) if wanted else 0.0
+
+
+def heard_rendering(sentence: str, voice: str = "Aoede", rate: int = 16_000, share: float = 0.75, tries: int = 6) -> bytes:
+    """PCM16 of ``sentence`` spoken by the offline TTS in a rendering the offline recogniser hears.
+
+    Why: eSpeak NG's timing jitters by a few milliseconds from call to call, and PocketSphinx's
+    result on synthetic speech swings with it ("please get the weather for paris" one time,
+    "please get to that live there for paris" the next). A test about the emulator's plumbing
+    should not fail on that coin toss, so it takes the first of a few renderings that a streaming
+    recogniser (100 ms chunks, as a client sends them) hears with ``share`` of its content words;
+    the last one if none does.
+    """
+    from live_nb.emulator import speech
+
+    pcm = b""
+    for _ in range(tries):
+        pcm = speech.speak(sentence, voice, rate=rate).pcm
+        rec = speech.Recognizer(rate)
+        step = rate // 10 * 2
+        for i in range(0, len(pcm) + rate * 2, step):  # and half a second of silence after
+            rec.feed(pcm[i : i + step] if i < len(pcm) else bytes(step))
+        if share_heard(sentence, rec.finish()) >= share:
+            break
+    return pcm

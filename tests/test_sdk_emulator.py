@@ -25,6 +25,7 @@ the next receive for a message refused mid-session).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import ssl
 import struct
@@ -35,9 +36,13 @@ import pytest
 from emulator_constants import GEMINI_PATH, VERTEX_PATH
 from google import genai
 from google.genai import errors, types
+from speech_fixtures import NOTEBOOK as NOTEBOOK_SENTENCE
+from speech_fixtures import WEATHER as WEATHER_SENTENCE
+from speech_fixtures import heard_rendering, share_heard
 
-from live_nb.emulator import Emulator
+from live_nb.emulator import Emulator, speech
 from live_nb.emulator.responder import CHECKING, THINKING
+from live_nb.emulator.server import SPEECH_OFF
 from live_nb.protocol import catalogue
 from live_nb.protocol.catalogue import ModelInfo
 
@@ -824,3 +829,146 @@ async def test_gateway_path(emulator_tls: Emulator, monkeypatch: pytest.MonkeyPa
     assert '"hi gateway"' in spoken_text(messages) and audio_of(messages)
     assert emulator_tls.paths[-1] == ("/vertex-proxy", "vertex")
     assert emulator_tls.sessions[session.session_id].model == DEFAULT.id
+
+
+# 9. Offline speech: the emulator hears what is said and speaks its reply (issue 14).
+
+
+def spoken_pcm(sentence: str, voice: str = "Aoede", before: float = 0.3, after: float = 1.2) -> bytes:
+    """``sentence`` spoken by the offline TTS at 16 kHz (a rendering the recogniser hears), with
+    silence around it (the VAD ends the turn)."""
+    return silence(before) + heard_rendering(sentence, voice) + silence(after)
+
+
+def heard_text(messages: list[types.LiveServerMessage]) -> str:
+    return "".join(
+        m.server_content.input_transcription.text or ""
+        for m in messages
+        if m.server_content and m.server_content.input_transcription
+    )
+
+
+def shared_both_ways(said: str, heard: str) -> tuple[float, float]:
+    """(share of ``said``'s content words in ``heard``, share of ``heard``'s content words in ``said``)."""
+    return share_heard(said, heard), share_heard(heard, said)
+
+
+REPLY_SHARE = 0.2
+"""Shared content words between a spoken reply's transcription and what the recogniser hears in its
+audio, each way. Measured 0.25-0.6 (numbers are spoken as words, quotes are rough); a tone: 0.0."""
+needs_speech = pytest.mark.skipif(not speech.speech_available(), reason=speech.unavailable_reason() or "speech on")
+
+
+@needs_speech
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_sdk_speech_in_is_heard_and_the_reply_is_speech(emulator_tls: Emulator, backend: str) -> None:
+    """google-genai streams a spoken sentence as realtime audio: the emulator's inputTranscription
+    carries most of its content words, the reply says what was heard, and the reply's audio, run
+    through the recogniser, shares words with its outputTranscription in both directions (a tone
+    would share none)."""
+    assert emulator_tls.hearing and emulator_tls.speaking
+    client = make_client(emulator_tls, backend)
+    config = audio_config(
+        DEFAULT, input_audio_transcription={},
+        speech_config={"voice_config": {"prebuilt_voice_config": {"voice_name": "Aoede"}}, "language_code": "en-US"},
+    )
+    async with client.aio.live.connect(model=DEFAULT.id, config=config) as session:
+        await send_pcm(session, spoken_pcm(WEATHER_SENTENCE))
+        messages = await asyncio.wait_for(collect_turn(session), 30)
+    heard = heard_text(messages)
+    assert share_heard(WEATHER_SENTENCE, heard) >= 0.5, heard  # most content words (weather, like, paris, today)
+    pieces = [m.server_content.input_transcription for m in messages
+              if m.server_content and m.server_content.input_transcription]
+    assert pieces[-1].finished and not any(p.finished for p in pieces[:-1])
+    said = spoken_text(messages)
+    assert said.startswith("Turn 1. You spoke to me [") and 'Offline recognition heard: "' in said
+    assert heard.strip() in said  # the reply quotes exactly what the transcription said was heard
+    audio = audio_of(messages)
+    assert len(audio) > 24_000 * 2 * 3  # seconds of speech, not a beep
+    reply_heard = speech.transcribe(audio, 24_000)
+    there, back = shared_both_ways(said, reply_heard)
+    assert there > REPLY_SHARE and back > REPLY_SHARE, (said, reply_heard)
+    session_turns = emulator_tls.sessions[session.session_id].context
+    assert session_turns[0][0] == "user" and "offline recognition heard: " in session_turns[0][1]
+
+
+@needs_speech
+async def test_sdk_speech_names_a_function_and_the_call_is_made(emulator_tls: Emulator) -> None:
+    """Tools work from speech: the heard text names a declared function ("get the weather" names get_weather)."""
+    client = make_client(emulator_tls)
+    config = audio_config(DEFAULT, input_audio_transcription={}, tools=[{"function_declarations": [
+        {"name": "get_weather", "description": "weather", "behavior": "BLOCKING",
+         "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}}]}])
+    async with client.aio.live.connect(model=DEFAULT.id, config=config) as session:
+        await send_pcm(session, spoken_pcm("Please get the weather for Paris."))
+        call = None
+        before: list[types.LiveServerMessage] = []
+        async for message in session.receive():
+            before.append(message)
+            if message.tool_call:
+                call = message.tool_call.function_calls[0]
+                break
+        assert call is not None and call.name == "get_weather", (heard_text(before), spoken_text(before))
+        assert share_heard("get weather", heard_text(before)) == 1.0
+        await session.send_tool_response(function_responses=[
+            types.FunctionResponse(id=call.id, name=call.name, response={"temp_c": 21})])
+        answer = await asyncio.wait_for(collect_turn(session), 30)
+    assert 'get_weather returned {"temp_c": 21}' in spoken_text(answer)
+
+
+@needs_speech
+async def test_sdk_barge_in_stops_a_spoken_reply_and_the_next_reply_is_speech(slow_emulator: Emulator) -> None:
+    client = make_client(slow_emulator)
+    config = audio_config(
+        DEFAULT, input_audio_transcription={},
+        speech_config={"voice_config": {"prebuilt_voice_config": {"voice_name": "Aoede"}}},
+    )
+    async with client.aio.live.connect(model=DEFAULT.id, config=config) as session:
+        await say(session, DEFAULT, "tell me about your context please")
+        first: list[types.LiveServerMessage] = []
+        async for message in session.receive():  # until the reply is audibly under way
+            first.append(message)
+            if len(audio_of(first)) > 24_000:
+                break
+        await send_pcm(session, spoken_pcm(NOTEBOOK_SENTENCE))
+        cut = await asyncio.wait_for(collect_turn(session), 30)
+        answer = await asyncio.wait_for(collect_turn(session), 30)
+        context = slow_emulator.sessions[session.session_id].context
+    assert any(m.server_content and m.server_content.interrupted for m in cut)
+    assert not any(m.server_content and m.server_content.generation_complete for m in cut)
+    # What was sent is what counts: the interrupted model turn holds exactly the words that went out.
+    sent_words = spoken_text(first + cut).strip()
+    model_turn = next(text for role, text, _ in context if role == "model")
+    assert model_turn == sent_words
+    # The next reply is speech again, about what was heard this time.
+    said = spoken_text(answer)
+    assert said.startswith("Turn 2. You spoke to me [")
+    assert share_heard(NOTEBOOK_SENTENCE, heard_text(answer + cut)) >= 0.4
+    reply_heard = speech.transcribe(audio_of(answer), 24_000)
+    there, back = shared_both_ways(said, reply_heard)
+    assert there > REPLY_SHARE and back > REPLY_SHARE, (said, reply_heard)
+
+
+async def test_sdk_without_speech_replies_with_a_tone_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="live_nb.emulator")
+    async with Emulator(tls=True, chunk_delay=0.002, speech=False) as emu:
+        assert not emu.hearing and not emu.speaking
+        assert emu.speech_status == SPEECH_OFF
+        client = make_client(emu)
+        async with client.aio.live.connect(
+            model=DEFAULT.id, config=audio_config(DEFAULT, input_audio_transcription={})
+        ) as session:
+            replies = []
+            for _ in range(2):
+                await send_pcm(session, spoken_pcm(WEATHER_SENTENCE))
+                replies.append(await asyncio.wait_for(collect_turn(session), 30))
+    said = [r.getMessage() for r in caplog.records if "offline speech is off" in r.getMessage()]
+    assert said == [SPEECH_OFF]  # once, however many replies
+    for messages in replies:
+        assert heard_text(messages).endswith("s of speech: offline speech recognition is off]")
+        assert "I heard" not in spoken_text(messages) and "Offline recognition" not in spoken_text(messages)
+        audio = audio_of(messages)
+        words = len(spoken_text(messages).split())
+        # The tone: 0.15 s per word of the reply, nothing a recogniser hears as words.
+        assert len(audio) == pytest.approx(words * 0.15 * 24_000 * 2, rel=0.01)
+        assert share_heard(spoken_text(messages), speech.transcribe(audio, 24_000)) == 0.0

@@ -10,8 +10,8 @@ and, once compression has run, how much was forgotten and the last thing forgott
 Function calls: when the user's latest text names a declared function (case-insensitive; the
 name as written, or with underscores read as spaces, e.g. "get_time" or "get time"), the reply is
 a call to that function. Arguments are taken from ``param=value`` words in the text for declared
-parameter names. Speech heard offline counts like typed text, a little more loosely (one word may
-sit between the parts of a name, "get the weather"; ``param value`` words give an argument, "city
+parameter names. Speech heard offline counts like typed text, a little more loosely (up to two words
+may sit between the parts of a name, "get the weather"; ``param value`` words give an argument, "city
 paris"), because recognition of spoken underscores and equals signs is hopeless. The reply's
 ``text`` is what the model says while a NON_BLOCKING call runs
 ("Let me check that for you."; the engine drops it for a BLOCKING call, where the model waits).
@@ -210,8 +210,8 @@ def called_function(
 ) -> tuple[str, dict[str, Any]] | None:
     """The first declared function the text names, with ``param=value`` arguments, or None.
 
-    ``spoken`` (text heard by offline recognition): one word may come between the parts of the
-    name ("get the weather" names get_weather), and ``param value`` gives an argument.
+    ``spoken`` (text heard by offline recognition): up to two words may come between the parts of
+    the name ("get the weather" names get_weather), and ``param value`` gives an argument.
     """
     lowered = text.lower()
     for decl in functions:
@@ -219,7 +219,7 @@ def called_function(
         spellings = [re.escape(name.lower()), re.escape(name.lower().replace("_", " "))]
         parts = [re.escape(p) for p in re.split(r"[_\s]+", name.lower()) if p]
         if spoken and len(parts) > 1:
-            spellings.append(r"\s+(?:\w+\s+)?".join(parts))
+            spellings.append(r"\s+(?:\w+\s+){0,2}".join(parts))
         if any(re.search(rf"(?<![\w]){s}(?![\w])", lowered) for s in spellings):
             params = decl.get("parameters") or {}
             declared = set((params.get("properties") or {}).keys()) if isinstance(params, Mapping) else set()
