@@ -85,7 +85,8 @@ async def one_session(model: LiveModel) -> None:
 async def bench_sessions(count: int) -> dict[str, Any]:
     port = free_port()
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "live_nb.emulator", "--port", str(port), "--chunk-delay", "0", "--log-level", "WARNING"],
+        [sys.executable, "-m", "live_nb.emulator", "--port", str(port), "--chunk-delay", "0", "--no-speech",
+         "--log-level", "WARNING"],
         stdout=subprocess.DEVNULL,
     )
     try:

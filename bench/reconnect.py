@@ -99,7 +99,7 @@ def check_consumed(emu: Emulator, session: LiveSession, sent: list[str]) -> dict
 
 
 async def bench_moves(runs: int, kind: str) -> dict[str, Any]:
-    async with Emulator(chunk_delay=0.0, resumption_update_interval=3600.0, keep_closed_bytes=KEEP_LOGS) as emu:
+    async with Emulator(chunk_delay=0.0, resumption_update_interval=3600.0, keep_closed_bytes=KEEP_LOGS, speech=False) as emu:
         proxy = CuttingProxy(emu.port)
         await proxy.start()
         url = proxy.url if kind == "cut" else emu.url
@@ -161,7 +161,7 @@ async def bench_moves(runs: int, kind: str) -> dict[str, Any]:
 
 async def bench_hour(time_scale: float) -> dict[str, Any]:
     """36,000 chunks paced at time_scale x real time; replay buffer sampled every simulated minute."""
-    async with Emulator(chunk_delay=0.0, time_scale=time_scale, keep_closed_bytes=KEEP_LOGS) as emu:
+    async with Emulator(chunk_delay=0.0, time_scale=time_scale, keep_closed_bytes=KEEP_LOGS, speech=False) as emu:
         model = LiveModel(MODEL, CONFIG, url=emu.url, reconnect=POLICY)
         session = await model.connect(session_resumption=SessionResumptionConfig(transparent=True))
         reader = asyncio.create_task(drain(session))

@@ -89,3 +89,32 @@ async def test_cli_starts_with_tls_and_serves(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=5)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("flag", ["--no-speech", None])
+async def test_cli_says_once_whether_it_speaks(tmp_path: Path, flag: str | None) -> None:
+    """The start-up lines say whether offline speech is on; --no-speech turns it off and says so once
+    (the start-up line, and one warning in the log)."""
+    args = [PYTHON, "-m", "live_nb.emulator", "--port", "0", "--db", str(tmp_path / "emu.sqlite3"),
+            "--log-level", "WARNING", *([flag] if flag else [])]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("speech: ") for line in lines):
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+            assert line, lines
+            lines.append(line)
+        said = next(line for line in lines if line.startswith("speech: ")).strip()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    if flag == "--no-speech":
+        assert said == "speech: offline speech is off (speech=False, --no-speech): spoken turns are answered " \
+            "from their length, replies are a tone"
+        assert err.count("offline speech is off") == 1
+    else:
+        assert said.startswith("speech: offline speech is on: PocketSphinx hears, eSpeak NG speaks")
+        assert "offline speech is off" not in err

@@ -125,6 +125,10 @@ NON_BLOCKING = "NON_BLOCKING"
 OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
 SECONDS_PER_WORD = 0.15  # reply tone per word of reply text (brisk: it is a placeholder for speech)
 WORDS_PER_TEXT_CHUNK = 4
+SETTLE_PARTIALS = 3
+"""A recognised word goes out as inputTranscription once this many partials in a row agree on it..."""
+SETTLE_TAIL = 3
+"""... and it is not among the newest partial's last this many words (the recogniser revises those most)."""
 _SENTENCE = re.compile(r"[^.!?…]*(?:[.!?…]+[\"'”)\]]*)?\s*", re.DOTALL)
 
 
@@ -570,6 +574,7 @@ class ServerEngine:
         """Spoken turns that ended and wait for ``heard``: ``{"turn", "number", "typed", "seconds"}``."""
         self.heard_sent: list[str] = []
         """Words of the current listening turn already sent as ``inputTranscription``."""
+        self._recent_partials: list[list[str]] = []
         self._before_speech: bytes | None = None
         self._before_rate = tok.INPUT_AUDIO_RATE
         ric = config.realtime_input_config or {}
@@ -763,13 +768,26 @@ class ServerEngine:
     def partial(self, turn: int, text: str) -> list[Action]:
         """Partial text the recogniser heard so far in listening turn ``turn``.
 
-        With input transcription on, the words that are new and settled (all but the last, which
-        the recogniser often revises) go out as an ``inputTranscription`` piece; pieces join into
-        the turn's text. A partial for a turn that already ended is ignored.
+        With input transcription on, the words that are new and settled go out as an
+        ``inputTranscription`` piece; pieces join into the turn's text. Settled: the same in the
+        last ``SETTLE_PARTIALS`` partials and not among the newest partial's last ``SETTLE_TAIL``
+        words (the recogniser revises recent words: "what is that whether" became "what is the
+        weather"). Sent words stand: ``heard`` keeps them if the final text revised them.
+        A partial for a turn that already ended is ignored.
         """
         if self.closed or turn != self.listen_turn or not self.input_transcription:
             return []
-        words = text.split()[:-1]
+        latest = text.split()
+        recent = self._recent_partials = [*self._recent_partials[-(SETTLE_PARTIALS - 1) :], latest]
+        if len(recent) < SETTLE_PARTIALS:
+            return []
+        # Settled: the words the last few partials agree on, short of the newest partial's tail.
+        words: list[str] = []
+        for column in zip(*recent, strict=False):
+            if any(word != column[0] for word in column):
+                break
+            words.append(column[0])
+        words = words[: max(0, len(latest) - SETTLE_TAIL)]
         sent = self.heard_sent
         if len(words) <= len(sent) or words[: len(sent)] != sent:
             return []
@@ -791,9 +809,13 @@ class ServerEngine:
         seconds = float(waiting["seconds"])
         sent: list[str] = waiting["sent"]
         actions: list[Action] = []
+        if sent and words[: len(sent)] != sent:
+            # The recogniser revised words already sent: pieces cannot be taken back, so the sent words
+            # stand and the rest follows. The transcription, the user turn and the reply all agree.
+            words = sent + words[len(sent) :]
+            text = " ".join(words)
         if self.input_transcription:
             if words:
-                # Pieces already sent stay (the service cannot take them back either): the rest follows.
                 rest = words[len(sent) :]
                 piece = (" " if sent and rest else "") + " ".join(rest)
             else:
@@ -1064,6 +1086,7 @@ class ServerEngine:
         self.listening = False
         self._before_speech = None
         sent, self.heard_sent = self.heard_sent, []
+        self._recent_partials = []
         return EndListening(turn, discard=discard), sent
 
     def _end_user_turn(self) -> list[Action]:
