@@ -849,7 +849,8 @@ class LiveSession:
             if self._tool_loop.behavior_of(response.name) == "NON_BLOCKING":
                 if response.scheduling == "SILENT":
                     continue  # folded into the context without a reply
-                turns = 2 if self._streaming else 1
+                # The reply under way (streaming, or asked for and not begun) ends first, then the answer's.
+                turns = 2 if (self._streaming or self._awaiting_reply) else 1
             else:
                 turns = 1  # the model waits for it: its answer ends the current turn
             self._owed_until = max(self._owed_until, self._turns_completed + turns)
