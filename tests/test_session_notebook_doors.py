@@ -43,7 +43,7 @@ async def test_history_views_are_dataframes_and_a_bad_name_is_a_clear_error(emul
         transcript = live_nb.history(session)
         assert list(transcript["role"])[:2] == ["user", "model"]
         assert "Turn 1." in transcript["text"].iloc[1]  # the reply's output transcription
-        with pytest.raises(ConfigError, match=r"view='bogus'.*one of context, events, transcript, usage"):
+        with pytest.raises(ConfigError, match=r"view=.bogus.*one of context, events, tools, transcript, usage"):
             live_nb.history(session, "bogus")
         proxied = KernelSession(session)  # what `s = %live session` gives a cell
         assert proxied.history("usage").equals(usage)
