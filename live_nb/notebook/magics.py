@@ -83,7 +83,6 @@ from .options import (
 )
 from .records import SESSION_NAME_RULE, describe_record, is_expired, is_session_name
 from .sessions import Entry, SessionRegistry, emulator_cache_dir
-from .sessions import make_emulator_dir as make_emulator_dir  # old import path (tests/test_file_modes.py)
 from .transformer import MAGICS_KEY, in_kernel, transform_live_cells
 
 if TYPE_CHECKING:

@@ -39,7 +39,6 @@ from typing import Any
 
 from .records import (
     MAX_STRING,
-    RECORD_KEYS,
     SESSION_NAME_RULE,
     check_session_name,
     is_session_name,
@@ -52,14 +51,11 @@ from .sidecar import notebook_path, read_records, sidecar_path, write_sidecar
 
 __all__ = [
     "COMM_TARGET",
-    "RECORD_KEYS",
     "REPLY_TIMEOUT",
     "STATUS_INTERVAL",
     "MetadataBridge",
     "close_bridge",
     "get_bridge",
-    "read_records",
-    "write_sidecar",
 ]
 
 logger = logging.getLogger(__name__)
