@@ -122,6 +122,19 @@ TRANSCRIPT_CHARS = 4_000_000
 TURN_CHARS_LIMIT = 100_000
 """Characters kept of one transcript entry (a reply is gathered up to this; a long spoken reply is
 a few thousand)."""
+OWED_TURN_GRACE = 20.0
+"""Seconds an owed reply turn may keep ``answering`` True while the model is quiet (nothing streams,
+no reply asked for, no call running, no answer waiting to go out). The service starts its answer to
+a result within a few seconds; if no turn has begun after this long, the turns still owed are
+written off (logged): a server that answers in fewer turns than counted cannot hold
+``answer_done()`` for ever. The same 20 s as the notebook's wait for a spoken answer
+(``notebook._reply.ANSWER_WAIT``). ``LiveSession.owed_turn_grace`` sets it per session."""
+
+# What a client message asks of the model, for re-basing ``answering`` after a transparent resume.
+_ASKS_REPLY = 0  # a turn-ending clientContent or realtime text: a reply
+_ASKS_NON_BLOCKING = 1  # a final, non-SILENT NON_BLOCKING result: a turn, after the current one
+_ASKS_BLOCKING = 2  # a final result to a BLOCKING call: it ends the turn that made the call
+_ASKS_KEPT = 1024  # bound of LiveSession._asks (a replay buffer holds far fewer such messages)
 
 _T = TypeVar("_T")
 
@@ -502,6 +515,14 @@ class LiveSession:
         self._in_progress = False
         self._turns_completed = 0
         self._owed_until = 0  # _turns_completed at which every result sent so far has been answered
+        self._owed_mark = 0.0  # loop time the model last did something an owed turn waits on
+        self.owed_turn_grace = OWED_TURN_GRACE
+        """Seconds an owed turn keeps ``answering`` True while the model is quiet (``OWED_TURN_GRACE``)."""
+        # Transparent resumption: what the server replays after a resume is re-run from the
+        # snapshot, so what it owes is re-based from those messages (``_rebase_after_resume``).
+        self._sent = 0  # client messages handed to the protocol so far (every kind, all connections)
+        self._asks: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=_ASKS_KEPT)
+        """(number in ``_sent``, _ASKS_*, the turn count that answers it) for messages that ask a reply."""
         self._answer_changed = asyncio.Event()
         self._flushes: set[asyncio.Task[None]] = set()
         self._tool_loop = ToolLoop(
@@ -643,29 +664,78 @@ class LiveSession:
         ``turnComplete`` ends one *turn*; the whole answer is over when this turns False.
         Listeners read it exactly (it is updated before they are called); a ``receive()``
         consumer reads it later, when it may have moved on: use ``answer_done()``.
+
+        Owed turns are counted (a NON_BLOCKING result sent while the model speaks owes the turn
+        under way and then its answer). After a transparent resume the count is re-based on what
+        the server re-runs: the messages it replays (``_rebase_after_resume``), so a filler the
+        replay makes again never counts as the answer. An owed turn that has not begun
+        ``owed_turn_grace`` seconds after the model went quiet (``OWED_TURN_GRACE``, 20 s) is
+        written off: a server that answers in fewer turns than counted cannot hold this for ever.
         """
         return bool(
             self._awaiting_reply
             or self._streaming
             or self._in_progress
-            or self._turns_completed < self._owed_until
             or self._tool_loop.pending
             or self._tool_loop.tracker.queued  # answers waiting for a connection
+            or self._owes_turns()
         )
+
+    def _owes_turns(self) -> bool:
+        """Reply turns still owed to results sent, within ``owed_turn_grace`` of the model's last move."""
+        if self._turns_completed >= self._owed_until:
+            return False
+        return self.loop.time() - self._owed_mark < self.owed_turn_grace
+
+    def _owed_grace_left(self) -> float | None:
+        """Seconds until owed turns are written off (None when none are owed)."""
+        if self._turns_completed >= self._owed_until:
+            return None
+        return max(0.0, self._owed_mark + self.owed_turn_grace - self.loop.time())
+
+    def _mark_owed(self, check: bool = True) -> None:
+        """The model moved (a turn began or ended, a result went out, a resume): owed turns wait afresh.
+
+        With ``check``, turns the grace already wrote off (the model was quiet too long) stay
+        written off: a late turn is not a reason to owe them again. A turn's end is not checked
+        when it streamed (the quiet time was before its start, checked then)."""
+        if check and self._turns_completed < self._owed_until and not self._owes_turns():
+            logger.info(
+                "live_nb: %d reply turn(s) owed to tool results never began within %g s; not waiting for them",
+                self._owed_until - self._turns_completed, self.owed_turn_grace,
+            )
+            self._write_off()
+        self._owed_mark = self.loop.time()
+
+    def _write_off(self) -> None:
+        """Nothing is owed any more (IDLE, a lossy resume, or the grace ran out)."""
+        self._owed_until = self._turns_completed
+        if self._asks:
+            self._asks = collections.deque(
+                ((seq, kind, 0) for seq, kind, _ in self._asks), maxlen=_ASKS_KEPT
+            )
 
     async def answer_done(self) -> None:
         """Return once the model's whole answer is over (``answering`` is False) or the session ended.
 
         Send the user's turn first, then await this: a reply asked for counts from the send. On
         extended thinking it waits for ``interactionStatus: IDLE``, not the first ``turnComplete``;
-        with function calls it waits for the calls and the reply to their results.
+        with function calls it waits for the calls and the reply to their results (a reply turn
+        owed to a result, and not begun, is waited for at most ``owed_turn_grace`` seconds after the
+        model last moved: ``answering``).
 
         Raises:
             SessionLost, RemoteProtocolError: the error that ended the session, if any.
         """
         while self.answering and not self._closed:
             self._answer_changed.clear()
-            await self._answer_changed.wait()
+            try:
+                # Owed turns alone hold the answer open for at most ``owed_turn_grace`` (``answering``).
+                async with asyncio.timeout(self._owed_grace_left()):
+                    await self._answer_changed.wait()
+            except TimeoutError:
+                if not self._owes_turns():
+                    self._mark_owed()  # writes them off, and says so
         if self._error is not None:
             raise self._error
 
@@ -704,8 +774,10 @@ class LiveSession:
         message = ClientContent(contents, turn_complete)
         self._check_rules(message)
         self._protocol.send_message(message)
+        self._sent += 1
         if turn_complete:
             self._awaiting_reply = True
+            self._note_ask(_ASKS_REPLY, 0)
         now = time.time()
         for content in contents:
             text = content.text
@@ -729,7 +801,9 @@ class LiveSession:
         self._check_open()
         self._history_gate.open = False
         self._protocol.send_realtime_text(text)
+        self._sent += 1
         self._awaiting_reply = True
+        self._note_ask(_ASKS_REPLY, 0)
         now = time.time()
         self.ledger.record_input("TEXT", tokens.text_tokens(text), now)
         self._note(now, "user", text)
@@ -759,6 +833,7 @@ class LiveSession:
         message = ContextUpdate(si, None if tools is None else tuple(tools))
         self._check_rules(message)
         self._protocol.send_message(message)
+        self._sent += 1
         if si is not None:
             self.ledger.record_system(tokens.text_tokens(si.text), time.time())
         await self._flush()
@@ -774,6 +849,7 @@ class LiveSession:
         if self._error is not None or protocol.state is CLOSED:
             self._check_open()
         protocol.send_audio(pcm16)
+        self._sent += 1
         self._history_gate.open = False
         cost = len(pcm16) * tokens.INPUT_AUDIO_TOKENS_PER_BYTE
         self.ledger.record_input("AUDIO", cost, time.time())
@@ -788,6 +864,7 @@ class LiveSession:
         """
         self._check_open()
         self._protocol.send_video(jpeg)
+        self._sent += 1
         self._history_gate.open = False
         cost = self.frame_tokens
         self.ledger.record_input("VIDEO", cost, time.time())
@@ -842,7 +919,9 @@ class LiveSession:
                 return
         responses = message.function_responses
         self._protocol.send_tool_response(responses)
+        self._sent += 1
         self.ledger.record_input("TEXT", sum(tokens.text_tokens(str(r.response)) for r in responses), time.time())
+        asks: int | None = None
         for response in responses:
             if response.will_continue:
                 continue
@@ -851,9 +930,14 @@ class LiveSession:
                     continue  # folded into the context without a reply
                 # The reply under way (streaming, or asked for and not begun) ends first, then the answer's.
                 turns = 2 if (self._streaming or self._awaiting_reply) else 1
+                asks = _ASKS_NON_BLOCKING
             else:
                 turns = 1  # the model waits for it: its answer ends the current turn
+                asks = _ASKS_BLOCKING if asks is None else asks
             self._owed_until = max(self._owed_until, self._turns_completed + turns)
+        if asks is not None:
+            self._mark_owed(check=False)
+            self._note_ask(asks, self._owed_until)
         self._answer_changed.set()
         if flush:
             task = asyncio.get_running_loop().create_task(self._flush())
@@ -865,13 +949,80 @@ class LiveSession:
         report = self._protocol.resume_report()
         return self._protocol.transparent and report is not None and report.possibly_lost == 0
 
+    def _note_ask(self, kind: int, answered_at: int) -> None:
+        """Remember a message that asks the model for a turn, while the server may still replay it.
+
+        Only with transparent resumption (nothing is replayed otherwise). Entries the server has
+        folded into the snapshot behind the latest handle go, unless they are results whose
+        answer has not been heard (the snapshot owes it: ``_rebase_after_resume``)."""
+        if not self._protocol.transparent:
+            return
+        asks = self._asks
+        folded = self._sent - self._protocol.replay_depth
+        done = self._turns_completed
+        while asks and asks[0][0] <= folded and (asks[0][1] == _ASKS_REPLY or asks[0][2] <= done):
+            asks.popleft()
+        asks.append((self._sent, kind, answered_at))
+
+    def _rebase_after_resume(self) -> None:
+        """What the model owes after a transparent resume that lost nothing, from what the server re-runs.
+
+        The server goes back to the snapshot behind the handle, made at a point where it was not
+        generating, and then takes the replayed messages (the protocol's buffer: the last
+        ``replay_depth`` messages sent) as new. Every turn it had begun after that snapshot is
+        gone; what it still owes is:
+        - the answer to a result folded into the snapshot but not heard before the drop (the
+          snapshot owes it: one turn, after any replayed reply);
+        - for each replayed message, in order, what it asks from the model as it stands then: a
+          request starts a reply (ending the turn under way first, if any); a NON_BLOCKING result
+          is answered at once when nothing is under way, else after the turn under way; a
+          BLOCKING result ends the turn of the call it answers.
+        So a turn cut by the drop and made again (the filler of a replayed request before the
+        answer to a replayed result) is counted again, and never taken for the answer.
+        """
+        folded = self._sent - self._protocol.replay_depth
+        done = self._turns_completed
+        ahead = 0  # turns the server will end from now on
+        current = 0  # which of them is under way when the next replayed message arrives
+        replies = False
+        if any(seq <= folded and kind != _ASKS_REPLY and at > done for seq, kind, at in self._asks):
+            ahead = 1  # the snapshot owes an answer (given at the next idle point)
+        for seq, kind, _ in self._asks:
+            if seq <= folded:
+                continue
+            if kind == _ASKS_REPLY:
+                replies = True
+                ahead += 1  # the turn under way, if any, is interrupted: its end plus the reply
+                current += 1
+            elif kind == _ASKS_NON_BLOCKING:
+                if ahead == 0:
+                    ahead = current = 1  # answered at once
+                else:
+                    ahead = max(ahead, current + 1)  # after the turn under way
+            else:
+                ahead = max(ahead, current, 1)
+        self._awaiting_reply = replies
+        self._owed_until = done + ahead
+        self._asks = collections.deque(
+            ((seq, kind, done + ahead if kind != _ASKS_REPLY else 0) for seq, kind, _ in self._asks),
+            maxlen=_ASKS_KEPT,
+        )
+        self._mark_owed(check=False)
+
     def _resumed(self, state_restored: bool) -> None:
-        """After a resume: a reply cut by the drop is not coming back unless the replay asks again."""
+        """After a resume: a reply cut by the drop is not coming back unless the replay asks again.
+
+        A transparent resume that lost nothing re-bases what is owed on what the server re-runs
+        (``_rebase_after_resume``); any other resume owes nothing (the replay, if any, may have
+        lost the messages that asked, and the server's state may be gone)."""
         self._streaming = False
-        if not (state_restored and self._replay_covers()):
+        if state_restored and self._replay_covers():
+            self._rebase_after_resume()
+        else:
             self._awaiting_reply = False
             self._in_progress = False
-            self._owed_until = self._turns_completed
+            self._write_off()
+            self._asks.clear()
         self._answer_changed.set()
 
     async def send_activity_start(self) -> None:
@@ -879,12 +1030,14 @@ class LiveSession:
         self._check_open()
         self._history_gate.open = False
         self._protocol.send_activity_start()
+        self._sent += 1
         await self._flush()
 
     async def send_activity_end(self) -> None:
         """Signal the end of user activity (manual activity detection)."""
         self._check_open()
         self._protocol.send_activity_end()
+        self._sent += 1
         await self._flush()
 
     async def send_audio_stream_end(self) -> None:
@@ -900,6 +1053,7 @@ class LiveSession:
                 "activity detection (just stop sending audio)"
             )
         self._protocol.send_audio_stream_end()
+        self._sent += 1
         await self._flush()
 
     # Receiving.
@@ -1340,9 +1494,11 @@ class LiveSession:
                 self._gather(spoken.text)
             if message.input_transcription is not None and message.input_transcription.text:
                 self._note(now, "user (heard)", message.input_transcription.text)
-            if turn is not None or spoken is not None:
+            if (turn is not None or spoken is not None) and not self._streaming:
+                self._mark_owed()  # a turn begins (after a quiet spell the grace may have ended)
                 self._streaming = True
             if message.turn_complete or message.interrupted:
+                self._mark_owed(check=not self._streaming)
                 self._awaiting_reply = False
                 self._streaming = False
             if message.turn_complete:
@@ -1351,7 +1507,7 @@ class LiveSession:
                 if status is not None:
                     self._in_progress = status == "IN_PROGRESS"
                     if status == "IDLE":
-                        self._owed_until = self._turns_completed  # the model says its answer is over
+                        self._write_off()  # the model says its answer is over
             if (message.turn_complete or message.interrupted) and self._model_text:
                 text = "".join(self._model_text)
                 if self._model_chars > len(text):
