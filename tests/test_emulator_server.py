@@ -329,7 +329,8 @@ async def test_vad_turn_from_real_pcm_with_transcriptions(emulator: Emulator) ->
     assert contents[0]["inputTranscription"] == {
         "text": "[1.5 s of speech: offline recognition heard no words]", "finished": True}
     chunks = [base64.b64decode(p["inlineData"]["data"]) for c in contents for p in c.get("modelTurn", {}).get("parts", [])]
-    assert all(len(c) <= 1920 for c in chunks) and sum(map(len, chunks)) > 48_000
+    # Voiced replies go out in chunks of at most 100 ms (engine.SPEECH_CHUNK_SECONDS; the tone's are 40 ms).
+    assert all(len(c) <= 4800 for c in chunks) and sum(map(len, chunks)) > 48_000
     said = "".join(c["outputTranscription"]["text"] for c in contents if "outputTranscription" in c)
     assert said.startswith("Turn 1. You spoke to me [1.5 s of speech]. I heard nothing I could recognise.")
     assert contents[-2] == {"generationComplete": True}

@@ -123,6 +123,12 @@ __all__ = [
 BLOCKING = "BLOCKING"
 NON_BLOCKING = "NON_BLOCKING"
 OUTPUT_CHUNK_SECONDS = 0.04  # 40 ms of 24 kHz PCM16 = 1,920 bytes per chunk: far below 1 MiB
+SPEECH_CHUNK_SECONDS = 0.1
+"""Voiced replies go out in 100 ms chunks (4,800 bytes). Why not the tone's 40 ms: speech takes about
+0.35 s a word against the tone's 0.15 s, so at the same chunk size a reply would have 2.3x the
+chunks and, paced per chunk (``chunk_delay``), last 2.3x as long on the wire. 100 ms chunks keep a
+reply's chunk count (and so its streaming time and how often a barge-in can land) close to the
+tone's: about 3.5 chunks a word against 3.75."""
 SECONDS_PER_WORD = 0.15  # reply tone per word of reply text (brisk: it is a placeholder for speech)
 WORDS_PER_TEXT_CHUNK = 4
 SETTLE_PARTIALS = 3
@@ -1021,9 +1027,11 @@ class ServerEngine:
     def _answer_owed_if_idle(self) -> list[Action]:
         """Answer the owed results now if the model is idle (not speaking, no BLOCKING call running,
         the user not mid-turn): WHEN_IDLE results wait for the current turn to end; INTERRUPT ones
-        cut it first (``_barges_in``) and so find the model idle."""
+        cut it first (``_barges_in``) and so find the model idle. A spoken turn waiting for its
+        heard text (``awaiting``) comes first: its answer is the next turn."""
         state = self.state
-        if not state.owed or self.generating or self._blocking() or state.in_speech or state.in_activity:
+        if (not state.owed or self.generating or self._blocking() or state.in_speech or state.in_activity
+                or self.awaiting):
             return []
         results = tuple(
             ToolResult(str(r["name"]), dict(r["response"]), int(r.get("interim", 0)), int(r.get("parts", 0)),

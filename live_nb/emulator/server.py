@@ -63,8 +63,9 @@ import dataclasses
 import logging
 import os
 import tempfile
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ from ..exceptions import ConfigError
 from ..protocol import catalogue
 from ..protocol.config import CONNECTION_LIFETIME_SECONDS, GO_AWAY_LEAD_SECONDS
 from . import speech as speech_engines
-from .engine import OUTPUT_CHUNK_SECONDS, EndListening, EngineSettings, Listen, ReplyPlan, ServerEngine, tone_pieces
+from .engine import SPEECH_CHUNK_SECONDS, EndListening, EngineSettings, Listen, ReplyPlan, ServerEngine, tone_pieces
 from .responder import ContextResponder, Responder
 from .routes import FLAVOR_NAMES, RedactCredentials, Route, authorize, is_loopback, path_only, remote_warning, route
 from .server_protocol import (
@@ -111,11 +112,49 @@ MAX_KEPT_RECORDS = 1000
 """``Emulator.refused`` and ``Emulator.paths`` keep about this many latest entries."""
 RESUME_POLL_SECONDS = 0.01
 """How often a waiting resume checks whether the session's other connection has ended."""
+VOICED_CACHE_BYTES = 16 * 2**20
+"""Voiced sentences kept for reuse (about 5 minutes of 24 kHz speech)."""
 LISTEN_BATCH = 20
 """At most this many queued audio chunks are fed to a recogniser in one trip to a worker thread."""
 SPEECH_OFF = (
     "offline speech is off (speech=False, --no-speech): spoken turns are answered from their length, replies are a tone"
 )
+
+
+class _VoicedCache:
+    """Sentences voiced lately in this process, least recently said dropped first (``VOICED_CACHE_BYTES``).
+
+    Why: fillers ("Let me check that for you."), "Turn 3." and a reply said again after a resume
+    come back at once instead of being synthesised again, and a sentence sounds the same every time
+    within a process. eSpeak NG's timing jitters by a few milliseconds from call to call, which
+    would otherwise change a reply's audio tokens by one between two runs of the same script.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()  # emulators on several event loops (threads) share it
+        self._items: OrderedDict[tuple[str, str | None, str | None], list[tuple[bytes, str]]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[str, str | None, str | None]) -> list[tuple[bytes, str]] | None:
+        with self._lock:
+            pieces = self._items.get(key)
+            if pieces is not None:
+                self._items.move_to_end(key)
+            return pieces
+
+    def put(self, key: tuple[str, str | None, str | None], pieces: list[tuple[bytes, str]]) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = pieces
+            self._bytes += sum(len(pcm) for pcm, _ in pieces)
+            while self._bytes > self.limit and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= sum(len(pcm) for pcm, _ in dropped)
+
+
+_VOICED = _VoicedCache(VOICED_CACHE_BYTES)
 
 
 def _feed(rec: speech_engines.Recognizer, batch: Sequence[Listen]) -> tuple[int, str | None]:
@@ -735,14 +774,20 @@ class Emulator:
         if sentence is None:
             return None
         loop = asyncio.get_running_loop()
-        if self._executor is None:  # stopped meanwhile
+        key = (sentence, plan.voice, plan.language)
+        cached = _VOICED.get(key)
+        if cached is not None or self._executor is None:  # said before, or stopped meanwhile
             future: asyncio.Future[list[tuple[bytes, str]]] = loop.create_future()
-            future.set_result(tone_pieces(sentence))
+            future.set_result(cached if cached is not None else tone_pieces(sentence))
             return future
-        return loop.run_in_executor(self._executor, self._voice_sentence, sentence, plan.voice, plan.language)
+        future = loop.run_in_executor(self._executor, self._voice_sentence, sentence, plan.voice, plan.language)
+        future.add_done_callback(
+            lambda done: None if done.cancelled() or done.exception() else _VOICED.put(key, done.result())
+        )
+        return future
 
     def _voice_sentence(self, text: str, voice: str | None, language: str | None) -> list[tuple[bytes, str]]:
-        """(worker thread) ``text`` spoken at 24 kHz, in ``OUTPUT_CHUNK_SECONDS`` chunks with the words
+        """(worker thread) ``text`` spoken at 24 kHz, in ``SPEECH_CHUNK_SECONDS`` chunks with the words
         started in each; the tone if synthesis fails (logged once)."""
         try:
             spoken = speech_engines.speak(text, voice, speech_engines.OUTPUT_RATE, language)
@@ -751,7 +796,7 @@ class Emulator:
                 self._voice_failed = True
                 logger.exception("speech synthesis failed; this sentence (and any later failure) is a tone")
             return tone_pieces(text)
-        pieces = [(c.pcm, c.text) for c in spoken.chunks(OUTPUT_CHUNK_SECONDS)]
+        pieces = [(c.pcm, c.text) for c in spoken.chunks(SPEECH_CHUNK_SECONDS)]
         if pieces and not pieces[-1][0] and len(pieces) > 1:  # an empty tail: its words join the chunk before
             said = pieces.pop()[1]
             pieces[-1] = (pieces[-1][0], pieces[-1][1] + said)

@@ -65,6 +65,8 @@ class EmulatorSession:
         self.state = state
         self.consumed: list[ClientMessage] = []
         self.consumed_offset = consumed_offset
+        self._cut: list[ClientMessage] = []
+        self._cut_at = -1
         self.handles: list[str] = []
         self.connections: list[Attached] = []
         self.resumes = 0
@@ -86,12 +88,25 @@ class EmulatorSession:
             self.consumed_offset += excess
 
     def restore_consumed(self, count: int) -> None:
-        """Cut the log back to the first ``count`` messages (a resume restored that snapshot)."""
+        """Set the log to the first ``count`` messages (a resume restored that snapshot).
+
+        Usually a cut. But a client may resume from an older handle and then, once a newer one
+        reaches it late (read from the old connection's buffer after it started reconnecting),
+        from the newer one: that snapshot holds messages the first resume cut from the log. They
+        come back from ``_cut`` (the tail the last cut removed), so the log keeps matching the state.
+        """
+        have = self.consumed_offset + len(self.consumed)
         if count < self.consumed_offset:
             self.consumed.clear()
             self.consumed_offset = count
-        else:
-            del self.consumed[count - self.consumed_offset :]
+            self._cut, self._cut_at = [], count
+        elif count <= have:
+            tail = self.consumed[count - self.consumed_offset :]
+            if tail:
+                self._cut, self._cut_at = tail, count
+                del self.consumed[count - self.consumed_offset :]
+        elif self._cut_at == have and len(self._cut) >= count - have:
+            self.consumed.extend(self._cut[: count - have])
 
     @property
     def context(self) -> list[tuple[str, str, float]]:

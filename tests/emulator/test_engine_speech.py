@@ -17,7 +17,7 @@ from speech_fixtures import NOTEBOOK, WEATHER, heard_rendering, share_heard
 
 from live_nb.emulator import speech
 from live_nb.emulator.engine import (
-    OUTPUT_CHUNK_SECONDS,
+    SPEECH_CHUNK_SECONDS,
     Action,
     EndListening,
     EngineSettings,
@@ -95,7 +95,7 @@ class Driver:
                 plan = action.plan
                 while (sentence := plan.next_sentence()) is not None:
                     spoken = speech.speak(sentence, plan.voice, language=plan.language)
-                    self.engine.voice(plan, [(c.pcm, c.text) for c in spoken.chunks(OUTPUT_CHUNK_SECONDS) if c.pcm])
+                    self.engine.voice(plan, [(c.pcm, c.text) for c in spoken.chunks(SPEECH_CHUNK_SECONDS) if c.pcm])
                 for chunk in plan.chunks:
                     if plan.cancelled or (stop_after_chunks is not None and plan.sent >= stop_after_chunks):
                         return
