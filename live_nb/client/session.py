@@ -500,6 +500,8 @@ class LiveSession:
         self._closed = False
         self._model_text: list[str] = []
         self._model_chars = 0
+        self._heard_text: list[str] = []
+        self._heard_chars = 0
         self._message_seen = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._budget = AttemptBudget(self.policy)
@@ -1492,9 +1494,13 @@ class LiveSession:
             spoken = message.output_transcription
             if spoken is not None and spoken.text and (turn is None or not turn.text):
                 self._gather(spoken.text)
-            if message.input_transcription is not None and message.input_transcription.text:
-                self._note(now, "user (heard)", message.input_transcription.text)
+            heard = message.input_transcription
+            if heard is not None and heard.text:
+                self._gather_heard(heard.text)
+            if heard is not None and heard.finished:
+                self._flush_heard(now)
             if (turn is not None or spoken is not None) and not self._streaming:
+                self._flush_heard(now)  # the model answers: what was heard so far is the user's line
                 self._mark_owed()  # a turn begins (after a quiet spell the grace may have ended)
                 self._streaming = True
             if message.turn_complete or message.interrupted:
@@ -1508,6 +1514,8 @@ class LiveSession:
                     self._in_progress = status == "IN_PROGRESS"
                     if status == "IDLE":
                         self._write_off()  # the model says its answer is over
+            if message.turn_complete:
+                self._flush_heard(now)
             if (message.turn_complete or message.interrupted) and self._model_text:
                 text = "".join(self._model_text)
                 if self._model_chars > len(text):
@@ -1555,6 +1563,34 @@ class LiveSession:
                 parts[:] = ["".join(parts)]
         self._model_chars += len(text)
         self.dropped_text += len(text) - len(kept)
+
+    def _gather_heard(self, text: str) -> None:
+        """Add an ``inputTranscription`` piece to the user's line being heard (up to ``TURN_CHARS_LIMIT``).
+
+        Pieces come a few words at a time while the user speaks; they join into one
+        ``"user (heard)"`` transcript entry per user turn, not one entry per piece.
+        """
+        room = TURN_CHARS_LIMIT - self._heard_chars
+        kept = text if len(text) <= room else text[: max(room, 0)]
+        if kept:
+            parts = self._heard_text
+            parts.append(kept)
+            if len(parts) >= 1024:
+                parts[:] = ["".join(parts)]
+        self._heard_chars += len(text)
+        self.dropped_text += len(text) - len(kept)
+
+    def _flush_heard(self, now: float) -> None:
+        """The user's heard line is complete (finished, the model answers, or the turn ends): note it."""
+        if not self._heard_text:
+            return
+        text = "".join(self._heard_text).strip()
+        if self._heard_chars > TURN_CHARS_LIMIT:
+            text += f" … [{self._heard_chars - TURN_CHARS_LIMIT:,} more characters not kept]"
+        self._heard_text.clear()
+        self._heard_chars = 0
+        if text:
+            self.transcript.append((now, "user (heard)", text))
 
     def _note(self, now: float, role: str, text: str) -> None:
         """Add a transcript entry, its text cut to ``TURN_CHARS_LIMIT`` (and counted)."""
