@@ -603,3 +603,26 @@ class LabPage:
         with contextlib.suppress(Exception):
             self.page.screenshot(path=str(path), full_page=full_page)
         return path
+
+
+def speech_wav(sentence: str, path: Path, *, pad: float = 1.5, tail: float | None = None, voice: str | None = None) -> Path:
+    """A 48 kHz 16-bit mono WAV of ``sentence`` spoken by eSpeak NG with ``pad`` s of silence before
+    it and ``tail`` s after it (default ``pad``), via ``scripts/make_speech_wav.py``, for
+    ``launch_context(fake_audio=...)``: Chromium loops it, so the fake microphone asks the question
+    again every ``pad + duration + tail`` seconds (a long ``tail`` lets a spoken reply get further
+    before the next question barges in)."""
+    import wave
+
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "make_speech_wav.py"), sentence, str(path), "--pad", str(pad)]
+    if voice:
+        command += ["--voice", voice]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)
+    if tail is not None and tail != pad:
+        with wave.open(str(path), "rb") as wav:
+            params, frames = wav.getparams(), wav.readframes(wav.getnframes())
+        cut = round(pad * params.framerate) * params.sampwidth * params.nchannels
+        frames = frames[: len(frames) - cut] + bytes(round(tail * params.framerate) * params.sampwidth * params.nchannels)
+        with wave.open(str(path), "wb") as wav:
+            wav.setparams(params)
+            wav.writeframes(frames)
+    return Path(path)
