@@ -157,17 +157,33 @@ NOTEBOOKS: dict[str, NotebookCheck] = {
             Expect("%live connect voice", present=(r"connected 'voice': emulator \(Vertex AI flavour\).*AUDIO",)),
             Expect("streamer = start_media", present=(r"MediaStreamer",)),
             Expect('print("capture:", streamer.capture_state, "| streaming', present=(r"capture: idle",)),
-            Expect("path.write_bytes", present=(r"96,000 bytes = 3\.0 s",)),
+            Expect(
+                "path.write_bytes",
+                present=(r"'What is the weather like in Paris\?': [12]\.\d s of speech \+ 2 s of quiet = [\d,]+ bytes",),
+            ),
             Expect(
                 "streamer.feed_recorded(pcm)",
                 present=(
-                    r"chunks pushed: 30, received: 30, gaps: 0",
-                    r"3\.0 s = 75 tokens",
+                    r"chunks pushed: (\d+), received: \1, gaps: 0",
+                    r"[34]\.\d s = \d+ tokens",
                     r"signals: \[\]",  # Vertex AI's rules (the emulator's default): its own VAD ends the turn
                     r"reply: [1-9]\d* chunks, [1-9][\d.]* s of 24 kHz audio",
                 ),
             ),
-            Expect("s.transcript[-2:]", present=(r"1\.5 s of speech", r"model: Turn 1\.")),
+            Expect(
+                "s.transcript[-2:]",
+                present=(
+                    r"user \(heard\): \w",  # the inputTranscription, offline recognition's words
+                    r'model: Turn 1\. You spoke to me \[[12]\.\d s of speech\]\. Offline recognition heard: "\w',
+                    r"question words heard: \[(?:'\w+', )+'\w+'\]",  # 2 or 3 of weather, like, paris
+                ),
+            ),
+            Expect(
+                "speech.transcribe(reply",
+                # The reply is speech: its own audio, recognised, shares words with its transcription.
+                present=(r"spoken answer: [1-9]\d*\.\d s of 24 kHz speech", r"words shared with its transcription: ([2-9]|\d\d+):"),
+                player=True,
+            ),
             Expect("--view usage", present=(r"prompt_AUDIO",)),
             Expect("VoiceActivityDetector(", present=(r"t = 0\.3 s: speech_start", r"t = 2\.2 s: speech_end")),
             Expect("raise_for_error()", present=(r"no error: ''",)),
