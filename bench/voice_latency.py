@@ -16,8 +16,15 @@ thread and its worker threads (speech recognition, synthesis), divided by the se
 The kernel side is checked in the same run: the largest gap between mic chunks arriving in the
 kernel during the busy cells, and in which thread they were handled.
 
-It works whatever the emulator answers with (a tone, or synthesised speech): it times the first
-reply audio played.
+The emulator speaks (offline speech on, its default): it hears the question with PocketSphinx
+(``inputTranscription``) and answers in eSpeak NG speech, 100 ms chunks paced at ``--chunk-delay``
+(0.09 s: a little faster than they play, as the service sends). The pacing matters since the
+emulator speaks: a spoken reply lasts 10-20 s, longer than the time between questions, and barge-in
+is the server's ``interrupted``, so a reply the server had already finished sending (at 0.035 s a
+chunk it sends 2.9x faster than real time) would play on in the browser and the next reply would
+queue behind it. Paced near real time, every question interrupts the reply still being sent and
+its own reply starts the player afresh. It still times the first reply audio played, whatever it is
+(``Emulator(speech=False)``'s tone too: ``--no-speech``).
 
 Usage: ``python bench/voice_latency.py [--turns 6] [--busy-seconds 10] [--sentence "..."]``.
 Takes about 2-3 minutes and stops by itself (every wait is bounded). Prints tables.
@@ -78,6 +85,7 @@ print("KERNEL", json.dumps({
     "threads": sorted({n for _, n in streamer.arrivals}),
     "transcript": streamer.transcript[-120:],
     "reply_chunks": streamer.reply_chunks_sent,
+    "heard": [text for _, role, text in session.transcript if role == "user (heard)"][-40:],
 }))
 """
 
@@ -147,11 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy-seconds", type=float, default=10.0, help="length of each CPU-bound cell")
     parser.add_argument("--sentence", default="What is the weather like in Paris?")
     parser.add_argument("--dump", type=Path, help="write the raw browser timings (JSON) here")
+    parser.add_argument("--chunk-delay", type=float, default=0.09, help="emulator seconds between 100 ms reply chunks")
+    parser.add_argument("--no-speech", action="store_true", help="the emulator's tone instead of offline speech")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="live-nb-voice-bench-"))
     wav_note = make_wav(args.sentence, work / "question.wav")
-    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=0.035)  # reply chunks (40 ms) paced like the service
+    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=args.chunk_delay, speech=not args.no_speech)
     _loop.block(_loop.submit(emu.start()), timeout=30)
     main_tid = threading.get_native_id()
     lab = start_lab(work / "nb", env={"LIVE_NB_EMULATOR_URL": emu.url})
@@ -263,6 +273,14 @@ def report(r: dict[str, Any], args: argparse.Namespace, wav_note: str) -> None:
     print(f"  idle baseline (10 s before them): {n} chunks, max gap {g * 1000:.0f} ms; "
           f"handled in: {', '.join(k['threads'])}")
     print(f"  reply chunks sent to the browser: {k['reply_chunks']}; last reply transcript: {k['transcript']!r}")
+    heard = k.get("heard", [])
+    if heard:
+        wanted = {w for w in args.sentence.lower().strip("?.!").split() if len(w) > 3} - {"what", "that", "this", "with"}
+        good = sum(1 for h in heard if len(wanted & set(h.split())) >= 2)
+        print(f"  questions heard (inputTranscription): {len(heard)}, {good} with 2+ of {sorted(wanted)}; "
+              f"e.g. {heard[-1]!r}")
+    else:
+        print("  questions heard (inputTranscription): none (speech off?)")
     per_session = r["emulator_cpu"] / r["sessions"]
     print(f"\nEmulator CPU (this process minus its Playwright main thread): {r['emulator_cpu']:.2f} s over "
           f"{r['wall']:.0f} s, {r['sessions']} speaking session(s), {r['emulator_turns']} turns (questions and replies) in its log")
