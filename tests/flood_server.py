@@ -1,7 +1,7 @@
 """A hostile Live API server that floods its client: ``python tests/flood_server.py N`` prints its port.
 
 Why a script: the flood must come from another process (its memory is not the client's, and it sends
-on the other core). Used by tests/test_hostile_server.py and bench/memory.py. Binds 127.0.0.1 only and
+on the other core). Used by tests/client/test_hostile_server.py and bench/memory.py. Binds 127.0.0.1 only and
 stops when its one client has taken the flood and closed.
 """
 

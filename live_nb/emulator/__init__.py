@@ -2,7 +2,7 @@
 
 ``Emulator`` runs in-process (``async with Emulator() as emu: emu.url``) or from the command line
 (``python -m live_nb.emulator --help``). It speaks the service's wire protocol well enough that
-Google's own google-genai SDK cannot tell it from the service (tests/test_sdk_emulator.py), and its
+Google's own google-genai SDK cannot tell it from the service (tests/emulator/test_sdk.py), and its
 model (``ContextResponder``) says what its context holds, so compression and resumption can be seen.
 
 Layout (docs/architecture.md): ``server_protocol`` (the sans-I/O connection: admission, handles,

@@ -247,7 +247,7 @@ def b64decode_padded(value: str) -> bytes | None:
 
     Why: the fast path's audio decoding. ``b64decode`` validates with a regular expression before
     decoding; strict ``a2b_base64`` refuses the same inputs in one pass (checked exhaustively
-    on short strings in tests/test_messages.py). None is not an error: the caller then asks
+    on short strings in tests/protocol/test_messages.py). None is not an error: the caller then asks
     ``b64decode``, which accepts or refuses it with its own message.
     """
     if len(value) % 4 or "-" in value or "_" in value or not _STRICT_B64:

@@ -16,7 +16,7 @@ and proto3 Duration strings ("1.5s", written to the millisecond) on the wire. A 
 the wire is always finite and from 0 to ``MAX_DURATION_SECONDS`` (a day); anything else is refused.
 
 The parsers raise ``RemoteProtocolError`` on any bad input, whatever its shape (fuzzed in
-tests/test_protocol_fuzz.py); ``parse_client_frame`` also raises ``ConfigError`` for a setup value of
+tests/protocol/test_protocol_fuzz.py); ``parse_client_frame`` also raises ``ConfigError`` for a setup value of
 the right type outside its range.
 """
 
@@ -862,7 +862,7 @@ def _parse_general(data: Any, frame: str | bytes) -> list[ServerMessage]:
 # the service sends, with every leaf's type checked, and return None (never raise) at the first
 # thing they do not expect: a snake_case or unknown key, a wrong type, an out-of-range number,
 # base64 that is not padded standard base64. The general path then reads the frame from the
-# start, so results and errors are the general path's by construction (tests/test_messages.py
+# start, so results and errors are the general path's by construction (tests/protocol/test_messages.py
 # compares both on a corpus). Accepted shapes are at most six levels deep, which is why the
 # nesting pre-walk is skipped for them.
 

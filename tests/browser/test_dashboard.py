@@ -110,7 +110,7 @@ def test_dashboard_renders_climbs_compresses_and_counts_down_in_both_themes(lab:
     first = page.wait_for("the dashboard to render", lambda: (s := state(page)) and s["points"] >= 0 and s, 60)
     assert "trigger 5k" in first["limits"] and "target 2k" in first["limits"]
     # The stand-in microphone calls send_audio itself, with no mic/camera streamer: the
-    # streaming panel says so (tests/test_widgets_dashboard.py checks it with a streamer).
+    # streaming panel says so (tests/widgets/test_dashboard_widget.py checks it with a streamer).
     assert first["mic"] == "none" and "not streaming" in first["mediaText"], first
 
     # The line climbs (the stand-in streams ~500 tokens a second).

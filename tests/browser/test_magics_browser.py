@@ -7,7 +7,7 @@ even after the cell finished, but had not tried it in a browser. This test does:
 streams in while a later cell sleeps and lands in its own cell, and the next cell answers from the
 same session.
 
-Interrupts are tested with jupyter_client (tests/test_kernel_magics.py), not here: in this sandbox a
+Interrupts are tested with jupyter_client (tests/notebook/test_kernel_magics.py), not here: in this sandbox a
 kernel started by the Jupyter server never sees SIGINT at all (a plain ``time.sleep`` loop with its
 own SIGINT handler saw nothing after the Interrupt command, the REST interrupt, or ``os.kill`` from
 the test), while the same kernel started by jupyter_client is interrupted in 0.3 s.
@@ -49,7 +49,7 @@ def test_async_reply_lands_in_its_cell_in_jupyterlab(lab: LabServer, page: LabPa
     )
     page.open_notebook("magics.ipynb")
     page.run_cell(0, timeout=60)
-    page.run_cell(1, timeout=30)  # returns at once (timed in tests/test_kernel_magics.py)
+    page.run_cell(1, timeout=30)  # returns at once (timed in tests/notebook/test_kernel_magics.py)
     page.run_cell(2, timeout=60)  # the reply streams in meanwhile
     outputs = page.outputs()
     assert 'You asked: "What makes the tides rise and fall?"' in outputs[1]

@@ -27,7 +27,7 @@ from live_nb.protocol import catalogue
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,7 @@ def cell_text(cell: nbformat.NotebookNode) -> str:
 
 def test_every_notebook_has_checks() -> None:
     missing = [name for name in notebook_names() if name not in NOTEBOOKS]
-    assert not missing, f"add an entry to NOTEBOOKS in tests/test_notebooks.py for: {missing}"
+    assert not missing, f"add an entry to NOTEBOOKS in tests/notebook/test_notebooks.py for: {missing}"
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))

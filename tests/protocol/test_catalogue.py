@@ -52,7 +52,7 @@ from live_nb.protocol.config import (
 from live_nb.protocol.content import Content, FunctionResponse, Part
 from live_nb.protocol.messages import ClientContent, ClientMessage, ContextUpdate, RealtimeInput, ToolResponse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 Json = dict[str, Any]
 
 

@@ -425,7 +425,7 @@ async def test_a_session_that_makes_progress_is_not_given_up() -> None:
 
 FLOOD = 400_000
 
-FLOOD_SERVER = pathlib.Path(__file__).with_name("flood_server.py")
+FLOOD_SERVER = pathlib.Path(__file__).parents[1] / "flood_server.py"
 """The flood server runs in its own process: its memory is not the client's, and it sends on the other core."""
 
 
@@ -599,7 +599,7 @@ async def test_a_frame_echoing_the_key_is_redacted_in_the_error() -> None:
 
 
 def test_memory_bench_has_a_quick_mode() -> None:
-    bench = pathlib.Path(__file__).parent.parent / "bench" / "memory.py"
+    bench = pathlib.Path(__file__).parents[2] / "bench" / "memory.py"
     out = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "client" in out.stdout and "emulator" in out.stdout

@@ -144,7 +144,7 @@ def test_session_names_refused_say_which_characters_are_allowed(name: str) -> No
 
 
 def test_the_labextension_checks_names_with_the_same_pattern() -> None:
-    source = (Path(__file__).parents[1] / "labextension" / "src" / "records.ts").read_text()
+    source = (Path(__file__).parents[2] / "labextension" / "src" / "records.ts").read_text()
     match = re.search(r"const NAME_PATTERN = /\^(.*)\$/;", source)
     assert match is not None and match.group(1) == SESSION_NAME_PATTERN
 
