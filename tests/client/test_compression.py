@@ -3,6 +3,14 @@
 The context must follow the sawtooth between trigger and target (seen in usageMetadata and in the
 client's ledger), the responder must say what it forgot, and a resume after the emulator restarts
 (same SQLite file) must bring the context back.
+
+The emulators run with ``speech=False``: at ``TIME_SCALE`` a connection lives 0.5 s of wall time, and
+voicing a reply (eSpeak NG, about 0.2 s of wall time for these replies) is some 4 simulated minutes,
+so nearly every turn would meet a GoAway. Each such connection ends by a GoAway within the client's
+``stable_after`` (5 s) of its setup, which the client paces (reconnect.py: the backoff runs on to
+``max_delay``, 10 s), and the session spends its time waiting to reconnect. What is tested here is
+compression and resumption, which the tone exercises the same way; ``ask`` fails at once, saying
+so, if the moves get paced again.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from live_nb.protocol.config import (
     SessionResumptionConfig,
     SlidingWindow,
 )
-from live_nb.protocol.events import Resumed
+from live_nb.protocol.events import Reconnecting, Resumed
 from live_nb.protocol.messages import GoAway, ServerContent, UsageMetadata
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
@@ -32,6 +40,7 @@ MODEL = "gemini-3.8-live"
 TRIGGER, TARGET = 6_000, 3_000
 TURN_WORDS = 700  # about 1,000 tokens a turn at 4 characters a token
 TIME_SCALE = 1200.0  # a 10-minute connection lasts 0.5 s: the session crosses several connections
+MAX_MOVE_DELAY = 1.0  # wall seconds: a move paced longer means turns take too long for TIME_SCALE
 CONFIG = LiveGenerationConfig(
     response_modalities=["AUDIO"],
     output_audio_transcription=True,  # the reply's text, which the responder fills with what it forgot
@@ -64,7 +73,12 @@ async def ask(session: LiveSession, text: str) -> tuple[str, UsageMetadata, list
     async with asyncio.timeout(20):
         async for item in session.receive():
             items.append(item)
-            if isinstance(item, Resumed):
+            if isinstance(item, Reconnecting):
+                assert item.delay <= MAX_MOVE_DELAY, (
+                    f"move {item.attempt} paced by {item.delay:.1f} s: connections end by GoAway too soon after "
+                    "setup (turns too slow for TIME_SCALE, e.g. replies voiced)"
+                )
+            elif isinstance(item, Resumed):
                 parts.clear()  # a reply cut by a move is regenerated after the replay
             elif isinstance(item, ServerContent) and item.output_transcription is not None:
                 parts.append(item.output_transcription.text)
@@ -78,7 +92,7 @@ async def test_sawtooth_forgetting_and_resume_after_restart(tmp_path: Path) -> N
     prompts: list[int] = []
     replies: list[str] = []
     go_aways = 0
-    emu = Emulator(db_path=db, time_scale=TIME_SCALE, chunk_delay=0.0)
+    emu = Emulator(db_path=db, time_scale=TIME_SCALE, chunk_delay=0.0, speech=False)
     await emu.start()
     try:
         model = LiveModel(MODEL, CONFIG, url=emu.url)
@@ -124,7 +138,7 @@ async def test_sawtooth_forgetting_and_resume_after_restart(tmp_path: Path) -> N
     assert reconnects >= 2 and go_aways >= 2  # the session outlived several connections
 
     # Restart: a new emulator process (object) on the same SQLite file; resume with the handle.
-    emu2 = Emulator(db_path=db, time_scale=TIME_SCALE, chunk_delay=0.0)
+    emu2 = Emulator(db_path=db, time_scale=TIME_SCALE, chunk_delay=0.0, speech=False)
     await emu2.start()
     try:
         model2 = LiveModel(MODEL, CONFIG, url=emu2.url)
