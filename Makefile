@@ -19,6 +19,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml $(wildcard labextension/package.json labextension/package-lock.json)
+	# A stale install.json in the build output would reach the wheel twice (pyproject maps labextension/'s).
+	rm -f live_nb/labextension/install.json
 	$(BIN)/python -m pip install -e '.[test]'
 	bash scripts/post-install.sh $(BIN)
 	touch $@

@@ -48,7 +48,7 @@ KERNEL_SETUP = r'''
 import asyncio, math, struct, time
 from comm import get_comm_manager
 from live_nb import _loop
-_bench_session = get_ipython().magics_manager.registry["LiveMagics"].sessions["bench"].session
+_bench_session = get_ipython().magics_manager.registry["LiveMagics"].registry.sessions["bench"].session
 _bench = {"replies": 0, "interrupted": 0, "chunks": 0, "audio_out": 0}
 
 def _bench_listen(item):

@@ -349,6 +349,39 @@ def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
 
 
+@contextlib.contextmanager
+def live_loop_emulator(**kwargs: Any) -> Iterator[Any]:
+    """A ``live_nb.emulator.Emulator(**kwargs)`` on this process's live_nb loop thread (127.0.0.1),
+    stopped and its temp dir removed afterwards. The kernels reach it through ``LIVE_NB_EMULATOR_URL``."""
+    from live_nb import _loop
+    from live_nb.emulator import Emulator
+
+    emu = Emulator(host="127.0.0.1", port=0, **kwargs)
+    _loop.block(_loop.submit(emu.start()), timeout=30)
+    try:
+        yield emu
+    finally:
+        _loop.block(_loop.submit(emu.stop()), timeout=30)
+        emu.cleanup()
+
+
+@contextlib.contextmanager
+def fake_mic_context(wav: Path, extra_args: Sequence[str] = ()) -> Iterator[Any]:
+    """Chromium (``launch_context``) in a fresh profile whose fake microphone plays ``wav``, looped."""
+    from playwright.sync_api import sync_playwright
+
+    user_data_dir = Path(tempfile.mkdtemp(prefix="live-nb-chromium-"))
+    try:
+        with sync_playwright() as playwright:
+            context = launch_context(playwright, user_data_dir, fake_audio=wav, extra_args=extra_args)
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+
+
 def launch_context(
     playwright: Any, user_data_dir: Path, *, fake_audio: Path | None = None, extra_args: Sequence[str] = ()
 ) -> Any:

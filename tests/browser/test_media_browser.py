@@ -15,8 +15,6 @@ widget (``label``, ``captureState``, ``chunksSent``, ``framesSent``, ``playedSam
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import wave
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import CHROMIUM, CHROMIUM_ARGS, LabPage, LabServer, write_notebook
+from harness import CHROMIUM, CHROMIUM_ARGS, LabPage, LabServer, fake_mic_context, live_loop_emulator, write_notebook
 
 from live_nb import _loop
 from live_nb.emulator import Emulator
@@ -57,13 +55,8 @@ def write_fake_mic(path: Path) -> Path:
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """An emulator on this process's live_nb loop thread; reply chunks (40 ms) paced at 35 ms."""
-    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=0.035)
-    _loop.block(_loop.submit(emu.start()), timeout=30)
-    try:
+    with live_loop_emulator(chunk_delay=0.035) as emu:
         yield emu
-    finally:
-        _loop.block(_loop.submit(emu.stop()), timeout=30)
-        emu.cleanup()
 
 
 @pytest.fixture
@@ -74,24 +67,10 @@ def lab_env(emulator: Emulator) -> dict[str, str]:
 @pytest.fixture
 def browser_context(tmp_path: Path) -> Iterator[Any]:
     """Chromium with the fake camera and a fake microphone playing our WAV."""
-    from playwright.sync_api import sync_playwright
-
+    # Autoplay as a desktop browser has it (headless Chromium would let any AudioContext run).
     wav = write_fake_mic(tmp_path / "fake-mic.wav")
-    user_data_dir = Path(tempfile.mkdtemp(prefix="live-nb-chromium-"))
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            user_data_dir=str(user_data_dir),
-            executable_path=CHROMIUM,
-            headless=False,
-            # Autoplay as a desktop browser has it (headless Chromium would let any AudioContext run).
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=user-gesture-required"],
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-    shutil.rmtree(user_data_dir, ignore_errors=True)
+    with fake_mic_context(wav, extra_args=["--autoplay-policy=user-gesture-required"]) as context:
+        yield context
 
 
 SETUP = """

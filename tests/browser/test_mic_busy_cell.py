@@ -13,18 +13,15 @@ back to the main shell, and a 10 s sleep let through 0 chunks, then a burst of 1
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import CHROMIUM, CHROMIUM_ARGS, LabPage, LabServer, write_notebook
+from harness import LabPage, LabServer, fake_mic_context, live_loop_emulator, write_notebook
 from test_media_browser import audio_inputs, state, write_fake_mic
 
-from live_nb import _loop
 from live_nb.emulator import Emulator
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -64,13 +61,8 @@ print("REPORT", json.dumps({name: _window(name) for name in WINDOWS}))
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=0.035)
-    _loop.block(_loop.submit(emu.start()), timeout=30)
-    try:
+    with live_loop_emulator(chunk_delay=0.035) as emu:
         yield emu
-    finally:
-        _loop.block(_loop.submit(emu.stop()), timeout=30)
-        emu.cleanup()
 
 
 @pytest.fixture
@@ -80,23 +72,8 @@ def lab_env(emulator: Emulator) -> dict[str, str]:
 
 @pytest.fixture
 def browser_context(tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    wav = write_fake_mic(tmp_path / "fake-mic.wav")
-    user_data_dir = Path(tempfile.mkdtemp(prefix="live-nb-chromium-"))
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            user_data_dir=str(user_data_dir),
-            executable_path=CHROMIUM,
-            headless=False,
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"],
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-    shutil.rmtree(user_data_dir, ignore_errors=True)
+    with fake_mic_context(write_fake_mic(tmp_path / "fake-mic.wav")) as context:
+        yield context
 
 
 def emulator_chunks(emulator: Emulator) -> int:

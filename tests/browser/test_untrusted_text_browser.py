@@ -55,7 +55,7 @@ REASON = payload(4)  # a reconnect reason on the chart
 STATE = payload(5)  # a status-bar state
 BAD_NAME = "<b id=lnb-pwn-6>PWN6</b><img src=x onerror=window.__pwned=6>"  # a session name shown back
 
-SESSION = 'get_ipython().magics_manager.registry["LiveMagics"].sessions["main"].session'
+SESSION = 'get_ipython().magics_manager.registry["LiveMagics"].registry.sessions["main"].session'
 CELLS = [
     "%load_ext live_nb",
     f"%%live main\n{REPLY}",

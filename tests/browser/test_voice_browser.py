@@ -19,19 +19,16 @@ What it shows, in the page and the kernel:
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import LabPage, LabServer, launch_context, speech_wav, write_notebook
+from harness import LabPage, LabServer, fake_mic_context, live_loop_emulator, speech_wav, write_notebook
 from speech_fixtures import content_words, share_heard
 from test_media_browser import state
 
-from live_nb import _loop
 from live_nb.emulator import Emulator, speech
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
@@ -81,13 +78,8 @@ def emulator() -> Iterator[Emulator]:
     """
     if not speech.speech_available():
         pytest.skip(speech.unavailable_reason())
-    emu = Emulator(host="127.0.0.1", port=0, chunk_delay=0.09)
-    _loop.block(_loop.submit(emu.start()), timeout=30)
-    try:
+    with live_loop_emulator(chunk_delay=0.09) as emu:
         yield emu
-    finally:
-        _loop.block(_loop.submit(emu.stop()), timeout=30)
-        emu.cleanup()
 
 
 @pytest.fixture
@@ -98,17 +90,8 @@ def lab_env(emulator: Emulator) -> dict[str, str]:
 @pytest.fixture
 def browser_context(tmp_path: Path) -> Iterator[Any]:
     """Chromium whose fake microphone asks SENTENCE (eSpeak NG), then TAIL s of quiet, looped (~10 s)."""
-    from playwright.sync_api import sync_playwright
-
-    wav = speech_wav(SENTENCE, tmp_path / "question.wav", pad=1.0, tail=TAIL)
-    user_data_dir = Path(tempfile.mkdtemp(prefix="live-nb-chromium-"))
-    with sync_playwright() as playwright:
-        context = launch_context(playwright, user_data_dir, fake_audio=wav)
-        try:
-            yield context
-        finally:
-            context.close()
-    shutil.rmtree(user_data_dir, ignore_errors=True)
+    with fake_mic_context(speech_wav(SENTENCE, tmp_path / "question.wav", pad=1.0, tail=TAIL)) as context:
+        yield context
 
 
 def play_starts(page: LabPage) -> list[float]:
